@@ -1,0 +1,181 @@
+//! The command line. Each subcommand parses its flags here and calls the
+//! library; exit codes: 0 ok, 1 a problem was found (invalid config, failed
+//! check), 2 an error stopped the command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::replay::{self, ReplayOptions, Scenario};
+use crate::vision::Classifier;
+
+#[derive(Parser, Debug)]
+#[command(name = "firelane", version, about = "Keeps fire lanes clear: cameras and presence sensors in, violations with evidence out.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon.
+    Run {
+        /// TOML configuration.
+        #[arg(long, short, default_value = "config/firelane.toml", env = "FIRELANE_CONFIG")]
+        config: PathBuf,
+        /// Overrides [storage] data_dir (database and evidence).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a scenario folder (shared/scenarios/FORMAT.md) through the pipeline.
+    Replay {
+        scenario: PathBuf,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Database and evidence folder; default ./data/replay/<scenario name>.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Grace period in seconds instead of the scenario's.
+        #[arg(long)]
+        grace_s: Option<f64>,
+        /// The ONNX model (its card is the .json beside it).
+        #[arg(long, default_value = "models/obstruction-v1.onnx")]
+        model: PathBuf,
+    },
+    /// Validate a configuration and print a summary.
+    CheckConfig { file: PathBuf },
+    /// Score image files or folders with the obstruction classifier.
+    Classify {
+        /// Images, or folders searched recursively.
+        paths: Vec<PathBuf>,
+        /// One JSON line per image.
+        #[arg(long)]
+        json: bool,
+        /// A folder with busy/ and free/ subfolders: print accuracy metrics.
+        #[arg(long, conflicts_with = "paths")]
+        eval: Option<PathBuf>,
+        #[arg(long, default_value = "models/obstruction-v1.onnx")]
+        model: PathBuf,
+    },
+}
+
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, data_dir } => {
+            let mut cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return Ok(config_failure(&e)),
+            };
+            if let Some(d) = data_dir {
+                cfg.raw.storage.data_dir = d;
+            }
+            let shutdown = CancellationToken::new();
+            let s = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                s.cancel();
+            });
+            crate::daemon::run(cfg, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { scenario, report, data_dir, grace_s, model } => {
+            let sc = Scenario::load(&scenario)?;
+            let data_dir = data_dir.unwrap_or_else(|| replay::default_data_dir(&sc));
+            let opts = ReplayOptions { data_dir, grace_s, model, base_config: None };
+            let rep = replay::run(&sc, &opts).await?;
+            if let Some(path) = &report {
+                let json = serde_json::to_string_pretty(&rep)?;
+                std::fs::write(path, json + "\n").with_context(|| format!("writing report {}", path.display()))?;
+            }
+            println!(
+                "scenario {}: {} frames, {} crops, {} sensor readings, {} skipped, {:.1} s",
+                rep.scenario, rep.stats.frames, rep.stats.crops, rep.stats.sensor_readings, rep.stats.rejected, rep.stats.seconds
+            );
+            println!("violations: {} (grace {} s, data in {})", rep.violations.len(), rep.grace_s, opts.data_dir.display());
+            if let Some(s) = &rep.score {
+                println!(
+                    "precision {:.3}  recall {:.3}  F1 {:.3}  (matched {} of {} true, {} reported)  mean start error {}",
+                    s.precision,
+                    s.recall,
+                    s.f1,
+                    s.matched,
+                    s.truth,
+                    s.reported,
+                    s.mean_start_error_s.map_or("n/a".to_string(), |e| format!("{e:.0} s"))
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => {
+            let cfg = match Config::load(&file) {
+                Ok(c) => c,
+                Err(e) => return Ok(config_failure(&e)),
+            };
+            let model = &cfg.raw.model.path;
+            if let Err(e) = Classifier::load(model) {
+                eprintln!("{}: [model]: path: {e}", file.display());
+                return Ok(ExitCode::from(1));
+            }
+            print_summary(&cfg);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Classify { paths, json, eval, model } => {
+            let classifier = Classifier::load(&model)?;
+            match eval {
+                Some(dir) => crate::vision::eval::print_eval(&classifier, &dir),
+                None => crate::vision::eval::print_scores(&classifier, &paths, json),
+            }
+        }
+    }
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(1)
+}
+
+fn print_summary(cfg: &Config) {
+    println!("{}: OK", cfg.source);
+    println!("  mqtt: {} (prefix {}){}", cfg.raw.mqtt.url, cfg.prefix(), if cfg.raw.mqtt.embedded_broker.is_some() { ", embedded broker" } else { "" });
+    println!("  storage: {} ; evidence in {}", cfg.raw.storage.database_url(), cfg.raw.storage.evidence_dir().display());
+    println!("  model: {}", cfg.raw.model.path.display());
+    for c in &cfg.cameras {
+        println!("  camera {} on {}", c.id, c.topic);
+        for z in cfg.zones_of(&c.id) {
+            println!(
+                "    zone {}: {} points, threshold {}, grace {} s, clear {} s{}",
+                z.id,
+                z.polygon.points().len(),
+                z.params.threshold,
+                z.params.grace_ms as f64 / 1000.0,
+                z.params.clear_ms as f64 / 1000.0,
+                if z.sensors.is_empty() { String::new() } else { format!(", sensors {}", z.sensors.join(", ")) }
+            );
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

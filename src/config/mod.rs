@@ -1,0 +1,588 @@
+//! Configuration: TOML file → typed, validated [`Config`].
+//!
+//! Every validation message names the file, the item (zone, camera, sensor)
+//! and the field, and where it can, says how to fix it.
+
+pub mod polygon;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use polygon::{PixelRect, PolygonError, ZonePolygon};
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// e.g. `zone "lane-1"` or `[mqtt]`.
+    pub item: String,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{}", format_problems(file, problems))]
+    Invalid { file: String, problems: Vec<Problem> },
+}
+
+fn format_problems(file: &str, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{file}: {}: {}: {}", p.item, p.field, p.message))
+        .collect();
+    lines.join("\n")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub tracking: TrackingDefaults,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub sensors: Vec<SensorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Folder for the database and evidence unless they are set apart.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// sqlx URL; default `sqlite://<data_dir>/firelane.db`.
+    pub database_url: Option<String>,
+    /// Default `<data_dir>/evidence`.
+    pub evidence_dir: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: default_data_dir(), database_url: None, evidence_dir: None }
+    }
+}
+
+impl StorageConfig {
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("firelane.db").display())
+        })
+    }
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.evidence_dir.clone().unwrap_or_else(|| self.data_dir.join("evidence"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The ONNX file; its card is the `.json` beside it.
+    #[serde(default = "default_model_path")]
+    pub path: PathBuf,
+}
+
+pub fn default_model_path() -> PathBuf {
+    PathBuf::from("models/obstruction-v1.onnx")
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { path: default_model_path() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS with rustls).
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM file of the CA that signs the broker's certificate (mqtts only);
+    /// without it the system's roots are not used, so set it for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Largest payload accepted (frames are JPEGs): bigger ones are skipped.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Start an MQTT broker inside firelane (rumqttd) so a small site needs
+    /// nothing else installed.
+    #[serde(default)]
+    pub embedded_broker: Option<EmbeddedBrokerConfig>,
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_client_id() -> String {
+    "firelane".into()
+}
+fn default_prefix() -> String {
+    "firelane".into()
+}
+fn default_max_payload() -> usize {
+    8 * 1024 * 1024
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: default_mqtt_url(),
+            client_id: default_client_id(),
+            topic_prefix: default_prefix(),
+            username: None,
+            password: None,
+            ca_file: None,
+            max_payload_bytes: default_max_payload(),
+            embedded_broker: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedBrokerConfig {
+    /// MQTT 3.1.1 listener (what most cameras speak).
+    pub listen: String,
+    /// MQTT 5 listener; firelane's own client connects here.
+    pub listen_v5: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingDefaults {
+    /// Seconds a zone must stay obstructed before it is a violation.
+    #[serde(default = "default_grace")]
+    pub grace_s: f64,
+    /// Seconds of clear readings (and at least two readings) that end an
+    /// obstruction or violation.
+    #[serde(default = "default_clear")]
+    pub clear_s: f64,
+    /// Obstruction score threshold; default: the model card's.
+    pub threshold: Option<f64>,
+    /// A frame older than this no longer speaks for a zone when a sensor
+    /// reading arrives.
+    #[serde(default = "default_camera_stale")]
+    pub camera_stale_s: f64,
+    /// Weight of a presence sensor against the camera score (see tracking).
+    #[serde(default = "default_sensor_weight")]
+    pub sensor_weight: f64,
+    /// Event time between `update` events of an open violation.
+    #[serde(default = "default_update_every")]
+    pub update_every_s: f64,
+}
+
+fn default_grace() -> f64 {
+    600.0
+}
+fn default_clear() -> f64 {
+    30.0
+}
+fn default_camera_stale() -> f64 {
+    900.0
+}
+fn default_sensor_weight() -> f64 {
+    0.5
+}
+fn default_update_every() -> f64 {
+    300.0
+}
+
+impl Default for TrackingDefaults {
+    fn default() -> Self {
+        TrackingDefaults {
+            grace_s: default_grace(),
+            clear_s: default_clear(),
+            threshold: None,
+            camera_stale_s: default_camera_stale(),
+            sensor_weight: default_sensor_weight(),
+            update_every_s: default_update_every(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Capture times further than this ahead of the wall clock are refused.
+    #[serde(default = "default_future_skew")]
+    pub max_future_skew_s: f64,
+    /// Frames waiting for the classifier; beyond it frames are dropped and
+    /// counted.
+    #[serde(default = "default_queue")]
+    pub queue_frames: usize,
+}
+
+fn default_future_skew() -> f64 {
+    300.0
+}
+fn default_queue() -> usize {
+    64
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_future_skew_s: default_future_skew(), queue_frames: default_queue() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    pub id: String,
+    /// Default `<prefix>/cameras/<id>/frame`.
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub id: String,
+    pub camera: String,
+    pub polygon: Vec<[f64; 2]>,
+    pub threshold: Option<f64>,
+    pub grace_s: Option<f64>,
+    pub clear_s: Option<f64>,
+    /// Sensors watching this zone (each sensor also names its zone).
+    #[serde(default)]
+    pub sensors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    pub id: String,
+    pub zone: String,
+    /// Default `<prefix>/sensors/<id>`.
+    pub topic: Option<String>,
+}
+
+/// A validated zone with its settings resolved against the defaults.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub id: String,
+    pub camera: String,
+    pub polygon: ZonePolygon,
+    pub params: crate::tracking::ZoneParams,
+    pub sensors: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Camera {
+    pub id: String,
+    pub topic: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sensor {
+    pub id: String,
+    pub zone: String,
+    pub topic: String,
+}
+
+/// A configuration that passed validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub raw: RawConfig,
+    pub cameras: Vec<Camera>,
+    pub zones: Vec<Zone>,
+    pub sensors: Vec<Sensor>,
+}
+
+impl Config {
+    /// Reads, parses and validates a TOML file. Relative paths inside it are
+    /// taken relative to the working directory, as a shell user expects.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        Self::from_toml(&text, &file)
+    }
+
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
+        Self::from_raw(raw, file, None)
+    }
+
+    /// Validates `raw`. `card_threshold` fills zones without a threshold;
+    /// without it the default is 0.5 until the model is loaded.
+    pub fn from_raw(raw: RawConfig, file: &str, card_threshold: Option<f64>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut push = |item: String, field: &str, message: String| {
+            problems.push(Problem { item, field: field.to_string(), message })
+        };
+        let prefix = raw.mqtt.topic_prefix.trim_end_matches('/').to_string();
+        if prefix.is_empty() || prefix.contains(['+', '#']) {
+            push("[mqtt]".into(), "topic_prefix", "must be non-empty and contain no MQTT wildcards (+ #)".into());
+        }
+        if !(raw.mqtt.url.starts_with("mqtt://") || raw.mqtt.url.starts_with("mqtts://")) {
+            push("[mqtt]".into(), "url", format!("`{}` must start with mqtt:// or mqtts://", raw.mqtt.url));
+        } else if url::Url::parse(&raw.mqtt.url).ok().and_then(|u| u.host_str().map(str::to_owned)).is_none() {
+            push("[mqtt]".into(), "url", format!("`{}` has no host", raw.mqtt.url));
+        }
+        if raw.mqtt.max_payload_bytes < 1024 {
+            push("[mqtt]".into(), "max_payload_bytes", "must be at least 1024".into());
+        }
+        if let Some(b) = &raw.mqtt.embedded_broker {
+            for (field, v) in [("listen", &b.listen), ("listen_v5", &b.listen_v5)] {
+                if v.parse::<std::net::SocketAddr>().is_err() {
+                    push("[mqtt.embedded_broker]".into(), field, format!("`{v}` is not an address like 127.0.0.1:1883"));
+                }
+            }
+        }
+        let t = &raw.tracking;
+        check_seconds(&mut push, "[tracking]", "grace_s", Some(t.grace_s));
+        check_seconds(&mut push, "[tracking]", "clear_s", Some(t.clear_s));
+        check_seconds(&mut push, "[tracking]", "camera_stale_s", Some(t.camera_stale_s));
+        check_seconds(&mut push, "[tracking]", "update_every_s", Some(t.update_every_s));
+        check_threshold(&mut push, "[tracking]", t.threshold);
+        if !(0.0..=10.0).contains(&t.sensor_weight) {
+            push("[tracking]".into(), "sensor_weight", format!("{} is out of range 0..10 (0 ignores sensors when a frame is fresh)", t.sensor_weight));
+        }
+        if raw.ingest.queue_frames == 0 {
+            push("[ingest]".into(), "queue_frames", "must be at least 1".into());
+        }
+
+        let mut cameras = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, c) in raw.cameras.iter().enumerate() {
+            let item = format!("camera \"{}\" (cameras[{i}])", c.id);
+            if c.id.is_empty() || c.id.contains(['/', '+', '#']) {
+                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+            }
+            if !seen.insert(c.id.clone()) {
+                push(item.clone(), "id", "duplicate camera id".into());
+            }
+            cameras.push(Camera {
+                id: c.id.clone(),
+                topic: c.topic.clone().unwrap_or_else(|| format!("{prefix}/cameras/{}/frame", c.id)),
+            });
+        }
+        let camera_ids: Vec<&str> = raw.cameras.iter().map(|c| c.id.as_str()).collect();
+
+        let mut zones = Vec::new();
+        let mut zone_ids = HashSet::new();
+        for (i, z) in raw.zones.iter().enumerate() {
+            let item = format!("zone \"{}\" (zones[{i}])", z.id);
+            if z.id.is_empty() || z.id.contains(['/', '+', '#']) {
+                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+            }
+            if !zone_ids.insert(z.id.clone()) {
+                push(item.clone(), "id", "duplicate zone id".into());
+            }
+            if !camera_ids.contains(&z.camera.as_str()) {
+                push(item.clone(), "camera", format!("unknown camera \"{}\"; known: {}", z.camera, list(&camera_ids)));
+            }
+            check_threshold(&mut push, &item, z.threshold);
+            check_seconds(&mut push, &item, "grace_s", z.grace_s);
+            check_seconds(&mut push, &item, "clear_s", z.clear_s);
+            let polygon = match ZonePolygon::new(z.polygon.clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    push(item.clone(), "polygon", e.to_string());
+                    None
+                }
+            };
+            if let Some(polygon) = polygon {
+                zones.push(Zone {
+                    id: z.id.clone(),
+                    camera: z.camera.clone(),
+                    polygon,
+                    params: crate::tracking::ZoneParams {
+                        threshold: z.threshold.or(t.threshold).or(card_threshold).unwrap_or(0.5),
+                        grace_ms: crate::time::secs_to_ms(z.grace_s.unwrap_or(t.grace_s)),
+                        clear_ms: crate::time::secs_to_ms(z.clear_s.unwrap_or(t.clear_s)),
+                        camera_stale_ms: crate::time::secs_to_ms(t.camera_stale_s),
+                        sensor_weight: t.sensor_weight,
+                        update_every_ms: crate::time::secs_to_ms(t.update_every_s),
+                    },
+                    sensors: Vec::new(),
+                });
+            }
+        }
+
+        let mut sensors = Vec::new();
+        let mut sensor_ids = HashSet::new();
+        for (i, s) in raw.sensors.iter().enumerate() {
+            let item = format!("sensor \"{}\" (sensors[{i}])", s.id);
+            if s.id.is_empty() || s.id.contains(['/', '+', '#']) {
+                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+            }
+            if !sensor_ids.insert(s.id.clone()) {
+                push(item.clone(), "id", "duplicate sensor id".into());
+            }
+            if !zone_ids.contains(&s.zone) {
+                let known: Vec<&str> = raw.zones.iter().map(|z| z.id.as_str()).collect();
+                push(item.clone(), "zone", format!("unknown zone \"{}\"; known: {}", s.zone, list(&known)));
+            }
+            sensors.push(Sensor {
+                id: s.id.clone(),
+                zone: s.zone.clone(),
+                topic: s.topic.clone().unwrap_or_else(|| format!("{prefix}/sensors/{}", s.id)),
+            });
+        }
+        for (i, z) in raw.zones.iter().enumerate() {
+            for s in &z.sensors {
+                match raw.sensors.iter().find(|c| &c.id == s) {
+                    None => push(format!("zone \"{}\" (zones[{i}])", z.id), "sensors", format!("unknown sensor \"{s}\"; add it under [[sensors]]")),
+                    Some(c) if c.zone != z.id => push(
+                        format!("zone \"{}\" (zones[{i}])", z.id),
+                        "sensors",
+                        format!("sensor \"{s}\" is configured for zone \"{}\"", c.zone),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        for zone in &mut zones {
+            zone.sensors = sensors.iter().filter(|s| s.zone == zone.id).map(|s| s.id.clone()).collect();
+        }
+        let mut topics: BTreeMap<&str, &str> = BTreeMap::new();
+        for (id, topic) in cameras.iter().map(|c| (&c.id, &c.topic)).chain(sensors.iter().map(|s| (&s.id, &s.topic))) {
+            if let Some(other) = topics.insert(topic, id) {
+                push(format!("\"{id}\""), "topic", format!("topic `{topic}` is also used by \"{other}\""));
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(Config { source: file.to_string(), raw, cameras, zones, sensors })
+        } else {
+            Err(ConfigError::Invalid { file: file.to_string(), problems })
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.raw.mqtt.topic_prefix.trim_end_matches('/')
+    }
+
+    pub fn zones_of<'a>(&'a self, camera: &'a str) -> impl Iterator<Item = &'a Zone> + 'a {
+        self.zones.iter().filter(move |z| z.camera == camera)
+    }
+}
+
+fn list(ids: &[&str]) -> String {
+    if ids.is_empty() { "none".into() } else { ids.join(", ") }
+}
+
+fn check_threshold(push: &mut impl FnMut(String, &str, String), item: &str, v: Option<f64>) {
+    if let Some(v) = v
+        && !(v > 0.0 && v < 1.0)
+    {
+        push(item.to_string(), "threshold", format!("{v} is out of range; a score threshold lies strictly between 0 and 1"));
+    }
+}
+
+fn check_seconds(push: &mut impl FnMut(String, &str, String), item: &str, field: &str, v: Option<f64>) {
+    if let Some(v) = v
+        && !(v.is_finite() && (0.0..=7.0 * 86400.0).contains(&v))
+    {
+        push(item.to_string(), field, format!("{v} is out of range 0..604800 seconds"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[cameras]]
+id = "north"
+
+[[zones]]
+id = "lane-1"
+camera = "north"
+polygon = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
+grace_s = 120
+
+[[sensors]]
+id = "loop-1"
+zone = "lane-1"
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::from_toml(text, "site.toml") {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn loads_a_good_config_with_defaults() {
+        let c = Config::from_toml(GOOD, "site.toml").unwrap();
+        assert_eq!(c.zones[0].params.grace_ms, 120_000);
+        assert_eq!(c.zones[0].params.clear_ms, 30_000);
+        assert_eq!(c.zones[0].sensors, vec!["loop-1".to_string()]);
+        assert_eq!(c.cameras[0].topic, "firelane/cameras/north/frame");
+        assert_eq!(c.sensors[0].topic, "firelane/sensors/loop-1");
+    }
+
+    #[test]
+    fn names_unknown_camera() {
+        let p = problems(&GOOD.replace("camera = \"north\"", "camera = \"south\""));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].item, "zone \"lane-1\" (zones[0])");
+        assert_eq!(p[0].field, "camera");
+        assert!(p[0].message.contains("unknown camera \"south\""), "{}", p[0].message);
+    }
+
+    #[test]
+    fn names_bad_polygons_and_thresholds() {
+        let text = GOOD
+            .replace("[0.5, 0.5], [0.1, 0.5]", "[0.1, 0.5], [0.5, 0.5]")
+            .replace("grace_s = 120", "threshold = 1.5");
+        let p = problems(&text);
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"polygon"), "{p:?}");
+        assert!(fields.contains(&"threshold"), "{p:?}");
+        let msg = Config::from_toml(&text, "site.toml").unwrap_err().to_string();
+        assert!(msg.contains("site.toml: zone \"lane-1\" (zones[0]): polygon: is self-intersecting"), "{msg}");
+    }
+
+    #[test]
+    fn names_duplicates_and_dangling_sensors() {
+        let text = format!("{GOOD}\n[[zones]]\nid = \"lane-1\"\ncamera = \"north\"\npolygon = [[0,0],[1,0],[1,1]]\n\n[[sensors]]\nid = \"loop-2\"\nzone = \"nowhere\"\n");
+        let p = problems(&text);
+        assert!(p.iter().any(|p| p.field == "id" && p.message == "duplicate zone id"), "{p:?}");
+        assert!(p.iter().any(|p| p.item.starts_with("sensor \"loop-2\"") && p.field == "zone"), "{p:?}");
+    }
+
+    #[test]
+    fn refuses_unknown_fields_with_their_line() {
+        let err = Config::from_toml(&GOOD.replace("grace_s", "grace_seconds"), "site.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("site.toml: "), "{msg}");
+        assert!(msg.contains("grace_seconds"), "{msg}");
+    }
+
+    #[test]
+    fn refuses_points_outside_the_frame() {
+        let p = problems(&GOOD.replace("[0.5, 0.5]", "[1.5, 0.5]"));
+        assert_eq!(p[0].field, "polygon");
+        assert!(p[0].message.contains("point 3 (1.5, 0.5) is outside 0..1"), "{}", p[0].message);
+    }
+}

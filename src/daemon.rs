@@ -1,0 +1,165 @@
+//! `firelane run`: the daemon. Wires MQTT ingest to the pipeline and the
+//! pipeline's events to MQTT alerts, until told to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alerts;
+use crate::config::{Config, ConfigError};
+use crate::evidence::{EvidenceError, EvidenceStore};
+use crate::ingest::{self, Inbound};
+use crate::pipeline::{Metrics, Pipeline};
+use crate::store::{Store, StoreError};
+use crate::time::Millis;
+use crate::vision::{Classifier, ModelError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error(transparent)]
+    Mqtt(#[from] ingest::mqtt::MqttError),
+    #[error(transparent)]
+    Broker(#[from] ingest::broker::BrokerError),
+}
+
+/// Loads the model and re-validates the config with the card's threshold as
+/// the default for zones that set none.
+pub fn load_with_model(config: Config) -> Result<(Config, Arc<Classifier>), DaemonError> {
+    let classifier = Arc::new(Classifier::load(&config.raw.model.path)?);
+    let config = Config::from_raw(config.raw.clone(), &config.source, Some(classifier.threshold()))?;
+    Ok((config, classifier))
+}
+
+/// Runs until `shutdown` is cancelled. Returns after the MQTT client said
+/// `offline` and the pipeline finished its queue.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let (config, classifier) = load_with_model(config)?;
+    let config = Arc::new(config);
+    let store = Store::open(&config.raw.storage.database_url()).await?;
+    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
+    if let Some(b) = &config.raw.mqtt.embedded_broker {
+        ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
+    }
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let mut pipeline = Pipeline::new(config.clone(), classifier.clone(), store, evidence, Some(alert_tx));
+    let resumed = pipeline.resume().await?;
+    tracing::info!(
+        zones = config.zones.len(),
+        cameras = config.cameras.len(),
+        sensors = config.sensors.len(),
+        model = %classifier.name(),
+        resumed,
+        "firelane started"
+    );
+
+    let (client, eventloop) = ingest::mqtt::connect(&config)?;
+    let (queue_tx, queue_rx) = mpsc::channel(config.raw.ingest.queue_frames);
+    let ingest_metrics = Arc::new(ingest::mqtt::IngestMetrics::default());
+    let tasks = TaskTracker::new();
+    let stop_ingest = CancellationToken::new();
+    tasks.spawn(ingest::mqtt::run_event_loop(
+        config.clone(),
+        client.clone(),
+        eventloop,
+        queue_tx,
+        ingest_metrics.clone(),
+        stop_ingest.clone(),
+    ));
+    tasks.spawn(alerts::mqtt::publish_alerts(client.clone(), config.prefix().to_string(), alert_rx));
+    let metrics = pipeline.metrics.clone();
+    let processing = tokio::spawn(process(pipeline, queue_rx, shutdown.clone()));
+    tasks.close();
+
+    let mut report = tokio::time::interval(Duration::from_secs(60));
+    report.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = report.tick() => log_metrics(&metrics, &ingest_metrics),
+        }
+    }
+    tracing::info!("shutting down");
+    // The pipeline drains what is queued, then drops its alert sender.
+    let _ = processing.await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the last alerts reach the client
+    stop_ingest.cancel();
+    tasks.wait().await;
+    log_metrics(&metrics, &ingest_metrics);
+    Ok(())
+}
+
+fn log_metrics(m: &Metrics, i: &ingest::mqtt::IngestMetrics) {
+    tracing::info!(
+        frames = Metrics::get(&m.frames),
+        crops = Metrics::get(&m.crops),
+        sensor_readings = Metrics::get(&m.sensor_readings),
+        rejected = Metrics::get(&m.rejected) + i.rejected.load(Ordering::Relaxed),
+        dropped = i.dropped_queue_full.load(Ordering::Relaxed),
+        reconnects = i.reconnects.load(Ordering::Relaxed),
+        violations_opened = Metrics::get(&m.violations_opened),
+        violations_ended = Metrics::get(&m.violations_ended),
+        record_errors = Metrics::get(&m.record_errors),
+        "metrics"
+    );
+}
+
+/// Feeds queued input to the pipeline; once a second, ticks sensor-only
+/// zones on the event clock: the latest capture time seen, advanced by the
+/// wall time since it arrived.
+async fn process(mut pipeline: Pipeline, mut queue: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+    let mut latest: Option<(Millis, Instant)> = None;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let input = tokio::select! {
+            biased;
+            input = queue.recv() => match input { Some(i) => i, None => break },
+            _ = ticker.tick() => {
+                if let Some((at, seen)) = latest {
+                    let now = at + seen.elapsed().as_millis() as Millis;
+                    if let Err(e) = pipeline.tick(now).await {
+                        tracing::error!(error = %e, "tick failed");
+                    }
+                }
+                continue;
+            }
+            _ = shutdown.cancelled() => break,
+        };
+        let at = match &input {
+            Inbound::Frame(f) => f.captured_at,
+            Inbound::Sensor(s) => s.measured_at,
+        };
+        if latest.is_none_or(|(l, _)| at >= l) {
+            latest = Some((at, Instant::now()));
+        }
+        let result = match input {
+            Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
+            Inbound::Sensor(s) => pipeline.on_sensor(s).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(reason = %e, "input skipped");
+        }
+    }
+    // Finish what is already queued so nothing received is lost on shutdown.
+    queue.close();
+    while let Ok(input) = queue.try_recv() {
+        let result = match input {
+            Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
+            Inbound::Sensor(s) => pipeline.on_sensor(s).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(reason = %e, "input skipped");
+        }
+    }
+}

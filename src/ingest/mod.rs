@@ -1,0 +1,13 @@
+//! Ingest: what arrives over MQTT, checked and turned into pipeline input.
+//!
+//! - [`payload`]: frame and sensor payloads → [`Inbound`], with a reason for
+//!   every refusal (pure, no I/O).
+//! - [`mqtt`]: the client — subscriptions, reconnects with backoff,
+//!   availability with a last will, and the bounded queue to the pipeline.
+//! - [`broker`]: the embedded MQTT broker for sites with none of their own.
+
+pub mod broker;
+pub mod mqtt;
+pub mod payload;
+
+pub use payload::{Inbound, PayloadError, TopicRouter};

@@ -1,0 +1,155 @@
+//! The MQTT client: connects (TLS with rustls for `mqtts://`), subscribes,
+//! reconnects with backoff and subscribes again, keeps
+//! `<prefix>/available` retained `online` with an `offline` last will, and
+//! hands parsed input to the pipeline through a bounded queue. The event
+//! loop never waits on the pipeline: when the queue is full, input is
+//! dropped and counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::time::{secs_to_ms, wall_clock_ms};
+
+use super::payload::{Inbound, Limits, TopicRouter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("[mqtt] url `{url}`: {message}")]
+    Url { url: String, message: String },
+    #[error("[mqtt] ca_file {path}: {source}")]
+    Ca { path: String, source: std::io::Error },
+}
+
+/// Ingest counters.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    pub messages: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+pub fn availability_topic(prefix: &str) -> String {
+    format!("{prefix}/available")
+}
+
+/// Builds the client options from `[mqtt]`.
+pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
+    let m = &config.raw.mqtt;
+    let url = url::Url::parse(&m.url).map_err(|e| MqttError::Url { url: m.url.clone(), message: e.to_string() })?;
+    let tls = url.scheme() == "mqtts";
+    let host = url.host_str().ok_or_else(|| MqttError::Url { url: m.url.clone(), message: "no host".into() })?;
+    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+    let mut opts = MqttOptions::new(m.client_id.clone(), host, port);
+    opts.set_keep_alive(Duration::from_secs(15));
+    opts.set_clean_start(true);
+    opts.set_max_packet_size(Some((m.max_payload_bytes + 64 * 1024) as u32));
+    opts.set_request_channel_capacity(256);
+    if let (Some(u), Some(p)) = (&m.username, &m.password) {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    opts.set_last_will(LastWill::new(availability_topic(config.prefix()), "offline", QoS::AtLeastOnce, true, None));
+    if tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_path = m
+            .ca_file
+            .as_ref()
+            .ok_or_else(|| MqttError::Url { url: m.url.clone(), message: "mqtts needs [mqtt] ca_file (PEM of the broker's CA)".into() })?;
+        let ca = std::fs::read(ca_path).map_err(|source| MqttError::Ca { path: ca_path.display().to_string(), source })?;
+        opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+    }
+    Ok(opts)
+}
+
+pub fn connect(config: &Config) -> Result<(AsyncClient, EventLoop), MqttError> {
+    let opts = options(config)?;
+    Ok(AsyncClient::new(opts, 256))
+}
+
+/// Runs the event loop until `shutdown`: subscribes on every connection,
+/// parses messages and queues them for the pipeline.
+pub async fn run_event_loop(
+    config: Arc<Config>,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    queue: mpsc::Sender<Inbound>,
+    metrics: Arc<IngestMetrics>,
+    shutdown: CancellationToken,
+) {
+    let router = TopicRouter::new(&config);
+    let limits = Limits {
+        max_bytes: config.raw.mqtt.max_payload_bytes,
+        max_future_skew_ms: secs_to_ms(config.raw.ingest.max_future_skew_s),
+    };
+    let prefix = config.prefix().to_string();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(250);
+                tracing::info!(url = %config.raw.mqtt.url, "MQTT connected");
+                // From another task: the request channel is drained by this loop.
+                let client = client.clone();
+                let topics = router.subscriptions();
+                let prefix = prefix.clone();
+                tokio::spawn(async move {
+                    for t in topics {
+                        if let Err(e) = client.subscribe(t.clone(), QoS::AtMostOnce).await {
+                            tracing::warn!(topic = %t, error = %e, "subscribe failed");
+                        }
+                    }
+                    let _ = client.publish(availability_topic(&prefix), QoS::AtLeastOnce, true, "online").await;
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                metrics.messages.fetch_add(1, Ordering::Relaxed);
+                let topic = String::from_utf8_lossy(&p.topic).to_string();
+                let props: Vec<(String, String)> = p.properties.map(|pp| pp.user_properties).unwrap_or_default();
+                match router.parse(&topic, &p.payload, &props, wall_clock_ms(), &limits) {
+                    Ok(input) => {
+                        if queue.try_send(input).is_err() {
+                            metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%topic, "pipeline queue full; message dropped");
+                        }
+                    }
+                    Err(e) => {
+                        metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%topic, reason = %e, "message skipped");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    // Say goodbye cleanly: retained offline, then disconnect.
+    let _ = client.try_publish(availability_topic(&prefix), QoS::AtLeastOnce, true, "offline");
+    let _ = client.try_disconnect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+            Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+}

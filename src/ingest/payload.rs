@@ -1,0 +1,274 @@
+//! Frame and sensor payloads.
+//!
+//! Frames: raw JPEG bytes, or a JSON envelope
+//! `{"captured_at": "<RFC 3339>", "jpeg_base64": "..."}`. The capture time
+//! comes from the envelope, else from an MQTT v5 user property
+//! `captured_at` (RFC 3339), else it is the arrival time.
+//! Sensors: `{"sensor": "<id>", "measured_at": "<RFC 3339>", "occupied": true}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::pipeline::{Frame, SensorReading};
+use crate::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::vision::decode::looks_like_jpeg;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("payload of {size} bytes is over the {max}-byte limit ([mqtt] max_payload_bytes)")]
+    TooLarge { size: usize, max: usize },
+    #[error("empty payload")]
+    Empty,
+    #[error("neither a JPEG nor a JSON envelope (first bytes {0})")]
+    Unrecognised(String),
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("jpeg_base64 is not valid base64: {0}")]
+    Base64(String),
+    #[error("jpeg_base64 does not hold a JPEG")]
+    EnvelopeNotJpeg,
+    #[error("{field} `{value}` is not an RFC 3339 time")]
+    BadTime { field: &'static str, value: String },
+    #[error("{field} {at} is {ahead_s:.0} s ahead of this machine's clock (limit {limit_s:.0} s)")]
+    Future { field: &'static str, at: String, ahead_s: f64, limit_s: f64 },
+    #[error("payload names sensor \"{payload}\" but arrived on the topic of sensor \"{topic}\"")]
+    SensorMismatch { payload: String, topic: String },
+    #[error("no camera or sensor is configured for topic `{0}`")]
+    UnknownTopic(String),
+}
+
+/// What a message became.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    Frame(Frame),
+    Sensor(SensorReading),
+}
+
+/// Limits applied to every payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_future_skew_ms: Millis,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    captured_at: Option<String>,
+    jpeg_base64: String,
+}
+
+#[derive(Deserialize)]
+struct SensorPayload {
+    sensor: Option<String>,
+    measured_at: Option<String>,
+    occupied: bool,
+}
+
+fn check_future(field: &'static str, at: Millis, arrival: Millis, limits: &Limits) -> Result<(), PayloadError> {
+    if at - arrival > limits.max_future_skew_ms {
+        return Err(PayloadError::Future {
+            field,
+            at: format_rfc3339(at),
+            ahead_s: (at - arrival) as f64 / 1000.0,
+            limit_s: limits.max_future_skew_ms as f64 / 1000.0,
+        });
+    }
+    Ok(())
+}
+
+fn time(field: &'static str, s: &str) -> Result<Millis, PayloadError> {
+    parse_rfc3339(s.trim()).map_err(|_| PayloadError::BadTime { field, value: s.chars().take(64).collect() })
+}
+
+pub fn parse_frame(
+    camera: &str,
+    payload: &[u8],
+    user_properties: &[(String, String)],
+    arrival: Millis,
+    limits: &Limits,
+) -> Result<Frame, PayloadError> {
+    if payload.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    if payload.len() > limits.max_bytes {
+        return Err(PayloadError::TooLarge { size: payload.len(), max: limits.max_bytes });
+    }
+    let property_time = user_properties.iter().find(|(k, _)| k == "captured_at").map(|(_, v)| time("captured_at", v)).transpose()?;
+    let (jpeg, envelope_time) = if looks_like_jpeg(payload) {
+        (payload.to_vec(), None)
+    } else if payload.first() == Some(&b'{') {
+        let env: Envelope = serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode(env.jpeg_base64.trim())
+            .map_err(|e| PayloadError::Base64(e.to_string()))?;
+        if !looks_like_jpeg(&jpeg) {
+            return Err(PayloadError::EnvelopeNotJpeg);
+        }
+        (jpeg, env.captured_at.as_deref().map(|s| time("captured_at", s)).transpose()?)
+    } else {
+        let head: Vec<String> = payload.iter().take(4).map(|b| format!("{b:02X}")).collect();
+        return Err(PayloadError::Unrecognised(head.join(" ")));
+    };
+    let captured_at = envelope_time.or(property_time).unwrap_or(arrival);
+    check_future("captured_at", captured_at, arrival, limits)?;
+    Ok(Frame { camera: camera.to_string(), captured_at, jpeg: Arc::new(jpeg) })
+}
+
+pub fn parse_sensor(sensor: &str, payload: &[u8], arrival: Millis, limits: &Limits) -> Result<SensorReading, PayloadError> {
+    if payload.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    if payload.len() > limits.max_bytes.min(64 * 1024) {
+        return Err(PayloadError::TooLarge { size: payload.len(), max: limits.max_bytes.min(64 * 1024) });
+    }
+    let p: SensorPayload = serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    if let Some(named) = &p.sensor
+        && named != sensor
+    {
+        return Err(PayloadError::SensorMismatch { payload: named.clone(), topic: sensor.to_string() });
+    }
+    let measured_at = p.measured_at.as_deref().map(|s| time("measured_at", s)).transpose()?.unwrap_or(arrival);
+    check_future("measured_at", measured_at, arrival, limits)?;
+    Ok(SensorReading { sensor: sensor.to_string(), measured_at, occupied: p.occupied })
+}
+
+/// Where a topic leads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    Camera(String),
+    Sensor(String),
+}
+
+/// Maps topics to configured cameras and sensors; also recognises the
+/// default topic shapes of ids that are not configured, so they can be
+/// reported by name.
+#[derive(Debug, Clone)]
+pub struct TopicRouter {
+    prefix: String,
+    routes: HashMap<String, Route>,
+}
+
+impl TopicRouter {
+    pub fn new(config: &Config) -> TopicRouter {
+        let mut routes = HashMap::new();
+        for c in &config.cameras {
+            routes.insert(c.topic.clone(), Route::Camera(c.id.clone()));
+        }
+        for s in &config.sensors {
+            routes.insert(s.topic.clone(), Route::Sensor(s.id.clone()));
+        }
+        TopicRouter { prefix: config.prefix().to_string(), routes }
+    }
+
+    /// Every topic to subscribe to: the configured ones and the default
+    /// wildcards (so unknown cameras and sensors are seen and reported).
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.routes.keys().cloned().collect();
+        topics.push(format!("{}/cameras/+/frame", self.prefix));
+        topics.push(format!("{}/sensors/+", self.prefix));
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    pub fn route(&self, topic: &str) -> Option<Route> {
+        if let Some(r) = self.routes.get(topic) {
+            return Some(r.clone());
+        }
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts[..] {
+            ["cameras", id, "frame"] => Some(Route::Camera(id.to_string())),
+            ["sensors", id] => Some(Route::Sensor(id.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Parses a message into pipeline input.
+    pub fn parse(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        user_properties: &[(String, String)],
+        arrival: Millis,
+        limits: &Limits,
+    ) -> Result<Inbound, PayloadError> {
+        match self.route(topic) {
+            Some(Route::Camera(id)) => parse_frame(&id, payload, user_properties, arrival, limits).map(Inbound::Frame),
+            Some(Route::Sensor(id)) => parse_sensor(&id, payload, arrival, limits).map(Inbound::Sensor),
+            None => Err(PayloadError::UnknownTopic(topic.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_bytes: 1024, max_future_skew_ms: 60_000 };
+    const NOW: Millis = 1_435_903_500_000; // 2015-07-03T06:05:00Z
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
+
+    #[test]
+    fn raw_jpeg_takes_the_user_property_time_else_arrival() {
+        let f = parse_frame("cam", JPEG, &[], NOW, &LIMITS).unwrap();
+        assert_eq!(f.captured_at, NOW);
+        assert_eq!(*f.jpeg, JPEG);
+        let props = vec![("captured_at".to_string(), "2015-07-03T06:04:00Z".to_string())];
+        assert_eq!(parse_frame("cam", JPEG, &props, NOW, &LIMITS).unwrap().captured_at, NOW - 60_000);
+    }
+
+    #[test]
+    fn envelope_carries_its_time_and_bytes() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(JPEG);
+        let body = format!(r#"{{"captured_at": "2015-07-03T06:00:00Z", "jpeg_base64": "{b64}"}}"#);
+        let f = parse_frame("cam", body.as_bytes(), &[], NOW, &LIMITS).unwrap();
+        assert_eq!(f.captured_at, NOW - 300_000);
+        assert_eq!(*f.jpeg, JPEG);
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let big = vec![0xFF; 2000];
+        assert_eq!(parse_frame("cam", &big, &[], NOW, &LIMITS).unwrap_err(), PayloadError::TooLarge { size: 2000, max: 1024 });
+        assert!(matches!(parse_frame("cam", b"{not json", &[], NOW, &LIMITS), Err(PayloadError::Json(_))));
+        assert!(matches!(parse_frame("cam", b"GIF89a", &[], NOW, &LIMITS), Err(PayloadError::Unrecognised(h)) if h == "47 49 46 38"));
+        let bad64 = br#"{"jpeg_base64": "!!!"}"#;
+        assert!(matches!(parse_frame("cam", bad64, &[], NOW, &LIMITS), Err(PayloadError::Base64(_))));
+        let future = vec![("captured_at".to_string(), "2015-07-03T07:05:00Z".to_string())];
+        let err = parse_frame("cam", JPEG, &future, NOW, &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("3600 s ahead"), "{err}");
+        let bad_time = vec![("captured_at".to_string(), "yesterday".to_string())];
+        assert!(matches!(parse_frame("cam", JPEG, &bad_time, NOW, &LIMITS), Err(PayloadError::BadTime { .. })));
+    }
+
+    #[test]
+    fn sensor_payloads() {
+        let ok = br#"{"sensor": "s1", "measured_at": "2015-07-03T06:05:00Z", "occupied": true}"#;
+        let r = parse_sensor("s1", ok, NOW, &LIMITS).unwrap();
+        assert_eq!(r, SensorReading { sensor: "s1".into(), measured_at: NOW, occupied: true });
+        assert!(matches!(parse_sensor("s2", ok, NOW, &LIMITS), Err(PayloadError::SensorMismatch { .. })));
+        assert!(matches!(parse_sensor("s1", br#"{"occupied": "yes"}"#, NOW, &LIMITS), Err(PayloadError::Json(_))));
+        let no_time = parse_sensor("s1", br#"{"occupied": false}"#, NOW, &LIMITS).unwrap();
+        assert_eq!(no_time.measured_at, NOW);
+    }
+
+    #[test]
+    fn routes_configured_and_default_topics() {
+        let cfg = Config::from_toml(
+            "[[cameras]]\nid = \"a\"\ntopic = \"site/cam-a/jpeg\"\n[[zones]]\nid = \"z\"\ncamera = \"a\"\npolygon = [[0,0],[1,0],[1,1]]\n[[sensors]]\nid = \"s\"\nzone = \"z\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let router = TopicRouter::new(&cfg);
+        assert_eq!(router.route("site/cam-a/jpeg"), Some(Route::Camera("a".into())));
+        assert_eq!(router.route("firelane/cameras/zz/frame"), Some(Route::Camera("zz".into())));
+        assert_eq!(router.route("firelane/sensors/s"), Some(Route::Sensor("s".into())));
+        assert_eq!(router.route("elsewhere/x"), None);
+        assert!(router.subscriptions().contains(&"firelane/cameras/+/frame".to_string()));
+    }
+}

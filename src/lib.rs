@@ -1,0 +1,35 @@
+//! firelane keeps fire lanes clear.
+//!
+//! # Layout
+//! The modules follow the data as it flows through the daemon:
+//!
+//! - [`config`]: the TOML configuration, its defaults and its validation
+//!   (file, zone and field named in every message); zone polygons.
+//! - [`ingest`]: MQTT in — the client with reconnects and availability, the
+//!   embedded broker, and parsing of frame and sensor payloads.
+//! - [`vision`]: JPEG decode, per-zone crop/resize/normalise, the ONNX
+//!   obstruction classifier (tract) driven by its model card.
+//! - [`tracking`]: the pure per-zone state machine on event time (grace,
+//!   hysteresis, sensor fusion). No I/O.
+//! - [`store`]: violations and zone state in SQL (SQLite or PostgreSQL via
+//!   sqlx), written on state changes only.
+//! - [`evidence`]: content-addressed original and annotated frames.
+//! - [`alerts`]: MQTT violation events and retained zone state.
+//! - [`pipeline`]: one frame or reading through decode → classify → track →
+//!   store/evidence/alerts; shared by the daemon and the replay.
+//! - [`daemon`]: `firelane run` — wires MQTT ingest to the pipeline.
+//! - [`replay`]: scenario folders (`FORMAT.md`), the replay report and scoring.
+//! - [`cli`]: the command line.
+
+pub mod alerts;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod evidence;
+pub mod ingest;
+pub mod pipeline;
+pub mod replay;
+pub mod store;
+pub mod time;
+pub mod tracking;
+pub mod vision;

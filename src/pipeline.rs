@@ -1,0 +1,575 @@
+//! The pipeline: one frame or sensor reading through decode → classify →
+//! track → store/evidence/alerts.
+//!
+//! The daemon (MQTT) and the replay (scenario folder) both feed this same
+//! code; only the transport differs. All decisions use capture time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::RgbImage;
+use tokio::sync::mpsc;
+
+use crate::alerts::{AlertEvent, ViolationEventKind, ViolationView, ZoneStateView};
+use crate::config::{Config, Zone};
+use crate::evidence::annotate::{Caption, annotate};
+use crate::evidence::{EvidenceError, EvidenceStore};
+use crate::store::{EvidenceRow, Store, StoreError, ViolationRow, ZoneStateRow, violation_id};
+use crate::time::{Millis, format_rfc3339};
+use crate::tracking::{Phase, Reading, SensorVote, Transition, ZoneTracker, fuse};
+use crate::vision::{Classifier, DecodeError, ModelError, decode_jpeg};
+
+/// A camera frame as received: the JPEG bytes, untouched.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub camera: String,
+    pub captured_at: Millis,
+    pub jpeg: Arc<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorReading {
+    pub sensor: String,
+    pub measured_at: Millis,
+    pub occupied: bool,
+}
+
+/// Why an input was skipped. The pipeline keeps running after any of them.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("unknown camera \"{0}\"")]
+    UnknownCamera(String),
+    #[error("unknown sensor \"{0}\"")]
+    UnknownSensor(String),
+    #[error("{what} captured at {at} is older than the previous one ({previous}); skipped")]
+    Backwards { what: String, at: String, previous: String },
+    #[error("camera \"{camera}\" frame at {at}: {source}")]
+    Decode { camera: String, at: String, source: DecodeError },
+    #[error("camera \"{camera}\": {source}")]
+    Model { camera: String, source: ModelError },
+}
+
+/// Failures of the record keeping (database, evidence disk).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// Counters, exported in logs and (later) metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub frames: AtomicU64,
+    pub crops: AtomicU64,
+    pub sensor_readings: AtomicU64,
+    pub rejected: AtomicU64,
+    pub record_errors: AtomicU64,
+    pub violations_opened: AtomicU64,
+    pub violations_ended: AtomicU64,
+}
+
+impl Metrics {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+    fn inc(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A frame a zone holds on to until it becomes evidence.
+#[derive(Debug, Clone)]
+struct HeldFrame {
+    jpeg: Arc<Vec<u8>>,
+    captured_at: Millis,
+    score: Option<f64>,
+}
+
+/// The first obstructed frame, stored as soon as an obstruction starts.
+#[derive(Debug, Clone)]
+struct FirstFrame {
+    sha256: String,
+    captured_at: Millis,
+    score: Option<f64>,
+}
+
+#[derive(Debug)]
+struct ZoneRuntime {
+    zone: Zone,
+    tracker: ZoneTracker,
+    camera_score: Option<(f64, Millis)>,
+    violation_id: Option<String>,
+    first: Option<FirstFrame>,
+    clearing: Option<HeldFrame>,
+}
+
+/// What one frame did, for callers that want to see it (replay, tests).
+#[derive(Debug, Default, Clone)]
+pub struct FrameOutcome {
+    pub scores: Vec<(String, f32)>,
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    classifier: Arc<Classifier>,
+    store: Store,
+    evidence: EvidenceStore,
+    zones: Vec<ZoneRuntime>,
+    zone_index: HashMap<String, usize>,
+    camera_zones: HashMap<String, Vec<usize>>,
+    sensors: HashMap<String, (usize, Option<SensorVote>)>,
+    last_frame: HashMap<String, (Millis, Arc<Vec<u8>>)>,
+    alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    pub fn new(
+        config: Arc<Config>,
+        classifier: Arc<Classifier>,
+        store: Store,
+        evidence: EvidenceStore,
+        alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
+    ) -> Pipeline {
+        let zones: Vec<ZoneRuntime> = config
+            .zones
+            .iter()
+            .map(|z| ZoneRuntime {
+                zone: z.clone(),
+                tracker: ZoneTracker::default(),
+                camera_score: None,
+                violation_id: None,
+                first: None,
+                clearing: None,
+            })
+            .collect();
+        let zone_index: HashMap<String, usize> = zones.iter().enumerate().map(|(i, z)| (z.zone.id.clone(), i)).collect();
+        let mut camera_zones: HashMap<String, Vec<usize>> = config.cameras.iter().map(|c| (c.id.clone(), Vec::new())).collect();
+        for (i, z) in zones.iter().enumerate() {
+            camera_zones.entry(z.zone.camera.clone()).or_default().push(i);
+        }
+        let sensors = config.sensors.iter().map(|s| (s.id.clone(), (zone_index[&s.zone], None))).collect();
+        Pipeline {
+            config,
+            classifier,
+            store,
+            evidence,
+            zones,
+            zone_index,
+            camera_zones,
+            sensors,
+            last_frame: HashMap::new(),
+            alerts,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Picks up where the database left off: open obstructions and
+    /// violations continue, so a restart neither duplicates nor loses one.
+    pub async fn resume(&mut self) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for row in self.store.zone_states().await? {
+            let Some(&i) = self.zone_index.get(&row.zone) else { continue };
+            let z = &mut self.zones[i];
+            if z.zone.camera != row.camera {
+                continue; // the zone moved to another camera: start it afresh
+            }
+            if !matches!(row.phase, Phase::Clear) {
+                resumed += 1;
+            }
+            z.tracker = ZoneTracker::resume(row.phase, row.last_at_ms);
+            z.violation_id = row.violation_id;
+            z.first = row.first_sha256.map(|sha256| FirstFrame {
+                sha256,
+                captured_at: row.first_captured_ms.unwrap_or_default(),
+                score: row.first_score,
+            });
+        }
+        Ok(resumed)
+    }
+
+    /// Decodes a frame, scores its zones in one batch and steps each zone.
+    pub async fn on_frame(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
+        let result = self.frame_inner(frame).await;
+        if let Err(e) = &result {
+            match e {
+                PipelineError::Input(_) => Metrics::inc(&self.metrics.rejected, 1),
+                PipelineError::Record(_) => Metrics::inc(&self.metrics.record_errors, 1),
+            }
+        }
+        result
+    }
+
+    async fn frame_inner(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
+        let Some(zone_ids) = self.camera_zones.get(&frame.camera).cloned() else {
+            return Err(InputError::UnknownCamera(frame.camera).into());
+        };
+        if let Some((prev, _)) = self.last_frame.get(&frame.camera)
+            && frame.captured_at < *prev
+        {
+            return Err(InputError::Backwards {
+                what: format!("camera \"{}\" frame", frame.camera),
+                at: format_rfc3339(frame.captured_at),
+                previous: format_rfc3339(*prev),
+            }
+            .into());
+        }
+        let classifier = self.classifier.clone();
+        let polygons: Vec<_> = zone_ids.iter().map(|&i| self.zones[i].zone.polygon.clone()).collect();
+        let jpeg = frame.jpeg.clone();
+        let camera = frame.camera.clone();
+        let at = frame.captured_at;
+        let (image, scores) = tokio::task::spawn_blocking(move || {
+            let image = decode_jpeg(&jpeg)
+                .map_err(|source| InputError::Decode { camera: camera.clone(), at: format_rfc3339(at), source })?;
+            let scores = classifier
+                .score_zones(&image, polygons.iter())
+                .map_err(|source| InputError::Model { camera: camera.clone(), source })?;
+            Ok::<_, InputError>((image, scores))
+        })
+        .await
+        .expect("classifier task panicked")?;
+        Metrics::inc(&self.metrics.frames, 1);
+        Metrics::inc(&self.metrics.crops, scores.len() as u64);
+        self.last_frame.insert(frame.camera.clone(), (frame.captured_at, frame.jpeg.clone()));
+
+        let image = Arc::new(image);
+        let mut outcome = FrameOutcome::default();
+        let mut first_error = None;
+        for (&i, &score) in zone_ids.iter().zip(&scores) {
+            outcome.scores.push((self.zones[i].zone.id.clone(), score));
+            self.zones[i].camera_score = Some((score as f64, frame.captured_at));
+            let held = HeldFrame { jpeg: frame.jpeg.clone(), captured_at: frame.captured_at, score: Some(score as f64) };
+            if let Err(e) = self.step_zone(i, frame.captured_at, Some((&held, &image))).await {
+                first_error.get_or_insert(e);
+            }
+            if let Err(e) = self.fill_missing_evidence(i, &held) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Applies a presence-sensor reading to its zone.
+    pub async fn on_sensor(&mut self, reading: SensorReading) -> Result<(), PipelineError> {
+        let result = self.sensor_inner(reading).await;
+        if let Err(e) = &result {
+            match e {
+                PipelineError::Input(_) => Metrics::inc(&self.metrics.rejected, 1),
+                PipelineError::Record(_) => Metrics::inc(&self.metrics.record_errors, 1),
+            }
+        }
+        result
+    }
+
+    async fn sensor_inner(&mut self, reading: SensorReading) -> Result<(), PipelineError> {
+        let Some((zone, last)) = self.sensors.get_mut(&reading.sensor) else {
+            return Err(InputError::UnknownSensor(reading.sensor).into());
+        };
+        if let Some(prev) = last
+            && reading.measured_at < prev.measured_at
+        {
+            return Err(InputError::Backwards {
+                what: format!("sensor \"{}\" reading", reading.sensor),
+                at: format_rfc3339(reading.measured_at),
+                previous: format_rfc3339(prev.measured_at),
+            }
+            .into());
+        }
+        *last = Some(SensorVote { occupied: reading.occupied, measured_at: reading.measured_at });
+        let zone = *zone;
+        Metrics::inc(&self.metrics.sensor_readings, 1);
+        self.step_zone(zone, reading.measured_at, None).await?;
+        Ok(())
+    }
+
+    /// Advances zones that sensors speak for while their camera is silent,
+    /// so time passing alone can confirm or end a violation. `at` is event
+    /// time (the replay's clock, or the daemon's latest capture time).
+    pub async fn tick(&mut self, at: Millis) -> Result<(), PipelineError> {
+        let mut first_error = None;
+        for i in 0..self.zones.len() {
+            let z = &self.zones[i];
+            if z.zone.sensors.is_empty() {
+                continue;
+            }
+            let camera_fresh = z.camera_score.is_some_and(|(_, t)| at - t <= z.zone.params.camera_stale_ms);
+            if camera_fresh || z.tracker.last_at.is_some_and(|l| l >= at) {
+                continue;
+            }
+            if let Err(e) = self.step_zone(i, at, None).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    fn sensor_votes(&self, zone: usize) -> Vec<SensorVote> {
+        self.zones[zone].zone.sensors.iter().filter_map(|s| self.sensors.get(s).and_then(|(_, v)| *v)).collect()
+    }
+
+    async fn step_zone(
+        &mut self,
+        i: usize,
+        at: Millis,
+        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+    ) -> Result<(), RecordError> {
+        let votes = self.sensor_votes(i);
+        let z = &mut self.zones[i];
+        let Some(reading) = fuse(&z.zone.params, at, z.camera_score, &votes) else { return Ok(()) };
+        let transitions = z.tracker.step(&z.zone.params, reading);
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        for t in &transitions {
+            self.apply(i, t, &reading, frame).await?;
+        }
+        self.save_state(i, &reading).await
+    }
+
+    /// The frame that stands for a zone at a reading: the one being
+    /// processed, else the camera's latest.
+    fn frame_for(&self, i: usize, frame: Option<(&HeldFrame, &Arc<RgbImage>)>) -> Option<(HeldFrame, Option<Arc<RgbImage>>)> {
+        if let Some((h, img)) = frame {
+            return Some((h.clone(), Some(img.clone())));
+        }
+        let camera = &self.zones[i].zone.camera;
+        self.last_frame
+            .get(camera)
+            .map(|(t, jpeg)| (HeldFrame { jpeg: jpeg.clone(), captured_at: *t, score: None }, None))
+    }
+
+    async fn apply(
+        &mut self,
+        i: usize,
+        t: &Transition,
+        reading: &Reading,
+        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+    ) -> Result<(), RecordError> {
+        let zone = self.zones[i].zone.clone();
+        match *t {
+            Transition::Started { .. } => {
+                // Started by a sensor: the camera's last frame predates the
+                // start, so the next frame becomes the first evidence.
+                self.zones[i].first = None;
+                if let Some((held, _)) = frame {
+                    self.hold_first(i, held)?;
+                }
+                self.publish_state(i, reading, None);
+            }
+            Transition::Confirmed { start, confirmed_at, peak } => {
+                let id = violation_id(&zone.camera, &zone.id, start);
+                let row = ViolationRow {
+                    id: id.clone(),
+                    camera: zone.camera.clone(),
+                    zone: zone.id.clone(),
+                    start_ms: start,
+                    confirmed_ms: confirmed_at,
+                    cleared_ms: None,
+                    last_obstructed_ms: confirmed_at,
+                    peak_score: peak,
+                    model_name: self.classifier.name().to_string(),
+                    model_sha256: self.classifier.sha256.clone(),
+                    status: "open".into(),
+                    end_reason: None,
+                };
+                self.store.upsert_violation(&row).await?;
+                self.zones[i].violation_id = Some(id.clone());
+                if let Some(first) = self.zones[i].first.clone() {
+                    let jpeg = self.evidence.get(&first.sha256)?;
+                    let held = HeldFrame { jpeg: Arc::new(jpeg), captured_at: first.captured_at, score: first.score };
+                    self.record_evidence(&id, &zone, "first", &held, None).await?;
+                }
+                if let Some((held, img)) = self.frame_for(i, frame) {
+                    self.record_evidence(&id, &zone, "confirm", &held, img.as_deref()).await?;
+                }
+                Metrics::inc(&self.metrics.violations_opened, 1);
+                tracing::info!(violation = %id, zone = %zone.id, start = %format_rfc3339(start), "violation confirmed");
+                self.emit_violation(ViolationEventKind::New, &row, confirmed_at);
+                self.publish_state(i, reading, Some(id));
+            }
+            Transition::ClearingStarted { .. } => {
+                self.zones[i].clearing = frame.map(|(h, _)| h.clone());
+            }
+            Transition::Reminder { at, last_obstructed, peak, .. } => {
+                if let Some(id) = self.zones[i].violation_id.clone() {
+                    self.store.update_progress(&id, last_obstructed, peak).await?;
+                    if let Some(row) = self.store.violation(&id).await? {
+                        self.emit_violation(ViolationEventKind::Update, &row, at);
+                    }
+                }
+            }
+            Transition::Ended { cleared_at, decided_at, last_obstructed, peak, .. } => {
+                if let Some(id) = self.zones[i].violation_id.take() {
+                    self.store.end_violation(&id, cleared_at, last_obstructed, peak, "cleared").await?;
+                    let clearing = self.zones[i].clearing.take();
+                    let held = clearing.map(|h| (h, None)).or_else(|| self.frame_for(i, frame));
+                    if let Some((held, img)) = held {
+                        self.record_evidence(&id, &zone, "clear", &held, img.as_deref()).await?;
+                    }
+                    Metrics::inc(&self.metrics.violations_ended, 1);
+                    tracing::info!(violation = %id, zone = %zone.id, cleared = %format_rfc3339(cleared_at), "violation ended");
+                    if let Some(row) = self.store.violation(&id).await? {
+                        self.emit_violation(ViolationEventKind::End, &row, decided_at);
+                    }
+                }
+                self.zones[i].first = None;
+                self.publish_state(i, reading, None);
+            }
+            Transition::Dropped { .. } => {
+                self.zones[i].first = None;
+                self.zones[i].clearing = None;
+                self.publish_state(i, reading, None);
+            }
+        }
+        Ok(())
+    }
+
+    fn hold_first(&mut self, i: usize, held: &HeldFrame) -> Result<(), RecordError> {
+        let stored = self.evidence.put(&held.jpeg)?;
+        self.zones[i].first = Some(FirstFrame { sha256: stored.sha256, captured_at: held.captured_at, score: held.score });
+        Ok(())
+    }
+
+    /// After a frame: a zone whose obstruction or clearing began with a
+    /// sensor reading takes this frame as the evidence it still lacks.
+    fn fill_missing_evidence(&mut self, i: usize, held: &HeldFrame) -> Result<(), RecordError> {
+        let z = &self.zones[i];
+        let (obstructed, clearing) = match &z.tracker.phase {
+            Phase::Clear => (false, false),
+            Phase::Obstructed { .. } => (true, false),
+            Phase::Violation { clear_run, .. } => (true, clear_run.is_some()),
+        };
+        if obstructed && z.first.is_none() {
+            self.hold_first(i, held)?;
+        }
+        if clearing && self.zones[i].clearing.is_none() {
+            self.zones[i].clearing = Some(held.clone());
+        }
+        Ok(())
+    }
+
+    /// Stores the original bytes and an annotated copy, and records both.
+    async fn record_evidence(
+        &self,
+        id: &str,
+        zone: &Zone,
+        kind: &str,
+        held: &HeldFrame,
+        decoded: Option<&RgbImage>,
+    ) -> Result<(), RecordError> {
+        let original = self.evidence.put(&held.jpeg)?;
+        self.store
+            .add_evidence(&EvidenceRow {
+                violation_id: id.to_string(),
+                kind: kind.to_string(),
+                variant: "original".into(),
+                sha256: original.sha256.clone(),
+                path: original.rel_path.clone(),
+                bytes: original.bytes as i64,
+                captured_ms: held.captured_at,
+                score: held.score,
+            })
+            .await?;
+        let owned;
+        let image = match decoded {
+            Some(img) => Some(img),
+            None => match decode_jpeg(&held.jpeg) {
+                Ok(img) => {
+                    owned = img;
+                    Some(&owned)
+                }
+                Err(e) => {
+                    tracing::warn!(violation = %id, kind, error = %e, "evidence frame cannot be annotated");
+                    None
+                }
+            },
+        };
+        if let Some(image) = image {
+            let caption = Caption { zone: &zone.id, camera: &zone.camera, kind, score: held.score, captured_at: held.captured_at };
+            let annotated = annotate(image, &zone.polygon, &caption)?;
+            let stored = self.evidence.put(&annotated)?;
+            self.store
+                .add_evidence(&EvidenceRow {
+                    violation_id: id.to_string(),
+                    kind: kind.to_string(),
+                    variant: "annotated".into(),
+                    sha256: stored.sha256,
+                    path: stored.rel_path,
+                    bytes: stored.bytes as i64,
+                    captured_ms: held.captured_at,
+                    score: held.score,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn save_state(&self, i: usize, _reading: &Reading) -> Result<(), RecordError> {
+        let z = &self.zones[i];
+        self.store
+            .save_zone_state(&ZoneStateRow {
+                zone: z.zone.id.clone(),
+                camera: z.zone.camera.clone(),
+                phase: z.tracker.phase.clone(),
+                last_at_ms: z.tracker.last_at,
+                violation_id: z.violation_id.clone(),
+                first_sha256: z.first.as_ref().map(|f| f.sha256.clone()),
+                first_captured_ms: z.first.as_ref().map(|f| f.captured_at),
+                first_score: z.first.as_ref().and_then(|f| f.score),
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn emit_violation(&self, kind: ViolationEventKind, row: &ViolationRow, at: Millis) {
+        if let Some(tx) = &self.alerts {
+            let _ = tx.send(AlertEvent::Violation { kind, violation: ViolationView::from(row), at });
+        }
+    }
+
+    fn publish_state(&self, i: usize, reading: &Reading, violation_id: Option<String>) {
+        let Some(tx) = &self.alerts else { return };
+        let z = &self.zones[i];
+        let since = match z.tracker.phase {
+            Phase::Clear => reading.at,
+            Phase::Obstructed { start, .. } => start,
+            Phase::Violation { confirmed_at, .. } => confirmed_at,
+        };
+        let _ = tx.send(AlertEvent::ZoneState(ZoneStateView {
+            zone: z.zone.id.clone(),
+            camera: z.zone.camera.clone(),
+            state: z.tracker.phase.name().to_string(),
+            since,
+            score: Some(reading.score),
+            violation_id: violation_id.or_else(|| z.violation_id.clone()),
+        }));
+    }
+
+    /// Current phase of every zone (for status output and tests).
+    pub fn zone_phases(&self) -> Vec<(String, Phase)> {
+        self.zones.iter().map(|z| (z.zone.id.clone(), z.tracker.phase.clone())).collect()
+    }
+}

@@ -1,0 +1,18 @@
+//! Vision: decode a frame once, cut every zone out of it, score the crops.
+//!
+//! - [`card`]: the model card (`models/*.json`) — preprocessing comes from it.
+//! - [`decode`]: JPEG bytes → RGB image, refusing corrupt or truncated files.
+//! - [`crop`]: zone polygon → bounding-box crop → resize → normalised tensor.
+//! - [`model`]: the ONNX classifier on tract, all zones of a frame in one batch.
+//! - [`eval`]: `firelane classify` — scores of image files and accuracy on
+//!   labelled folders.
+
+pub mod card;
+pub mod crop;
+pub mod decode;
+pub mod eval;
+pub mod model;
+
+pub use card::ModelCard;
+pub use decode::{DecodeError, decode_jpeg};
+pub use model::{Classifier, ModelError};

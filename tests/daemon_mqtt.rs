@@ -1,0 +1,315 @@
+//! The daemon end to end against a real mosquitto: frames and sensor
+//! readings in, a violation with evidence in SQLite and MQTT events out;
+//! bad input skipped; a SIGKILL in the middle of a violation neither
+//! duplicates nor loses it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Mosquitto, jpeg_frame, repo_root};
+use firelane::store::Store;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+fn config_toml(broker: &Mosquitto, data_dir: &Path) -> String {
+    format!(
+        r#"
+[storage]
+data_dir = "{data}"
+
+[model]
+path = "{model}"
+
+[mqtt]
+url = "{url}"
+client_id = "firelane-under-test"
+topic_prefix = "site"
+
+[tracking]
+grace_s = 60
+clear_s = 10
+# The presence sensor decides (the synthetic frames show no real car); the
+# frames still go through decode, the real model and evidence.
+sensor_weight = 10
+update_every_s = 0
+
+[[cameras]]
+id = "cam1"
+
+[[zones]]
+id = "lane-1"
+camera = "cam1"
+polygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 0.9], [0.1, 0.9]]
+
+[[sensors]]
+id = "loop-1"
+zone = "lane-1"
+"#,
+        data = data_dir.display(),
+        model = repo_root().join("models/obstruction-v1.onnx").display(),
+        url = broker.url(),
+    )
+}
+
+/// Subscribes to everything under `site/` and forwards (topic, payload).
+async fn listener(broker: &Mosquitto, id: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+    opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let (tx, rx) = mpsc::unbounded_channel();
+    client.subscribe("site/#", QoS::AtLeastOnce).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    (client, rx)
+}
+
+fn rfc(ms: i64) -> String {
+    firelane::time::format_rfc3339(ms)
+}
+
+struct Publisher {
+    client: AsyncClient,
+}
+
+impl Publisher {
+    async fn frame(&self, at: i64, jpeg: &[u8]) {
+        let body = serde_json::json!({
+            "captured_at": rfc(at),
+            "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
+        });
+        self.raw("site/cameras/cam1/frame", body.to_string().into_bytes()).await;
+    }
+    async fn sensor(&self, at: i64, occupied: bool) {
+        let body = serde_json::json!({"sensor": "loop-1", "measured_at": rfc(at), "occupied": occupied});
+        self.raw("site/sensors/loop-1", body.to_string().into_bytes()).await;
+    }
+    async fn raw(&self, topic: &str, payload: Vec<u8>) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        // keep one ordered stream through the broker
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn publisher(broker: &Mosquitto, id: &str) -> Publisher {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+    opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    Publisher { client }
+}
+
+/// Waits for a message on `topic` whose JSON `event` is `event`.
+async fn wait_event(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>, seen: &mut Vec<(String, Vec<u8>)>, topic: &str, pred: impl Fn(&[u8]) -> bool) {
+    if seen.iter().any(|(t, p)| t == topic && pred(p)) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no matching message on {topic} within 60 s; saw {:?}", summary(seen)))
+            .expect("listener alive");
+        let hit = msg.0 == topic && pred(&msg.1);
+        seen.push(msg);
+        if hit {
+            return;
+        }
+    }
+}
+
+fn summary(seen: &[(String, Vec<u8>)]) -> Vec<String> {
+    seen.iter().map(|(t, p)| format!("{t}: {}", String::from_utf8_lossy(&p[..p.len().min(160)]))).collect()
+}
+
+fn event_is(kind: &'static str) -> impl Fn(&[u8]) -> bool {
+    move |p| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["event"] == kind)
+}
+
+fn count_events(seen: &[(String, Vec<u8>)], kind: &str) -> usize {
+    seen.iter().filter(|(t, p)| t == "site/violations" && event_is_dyn(p, kind)).count()
+}
+
+fn event_is_dyn(p: &[u8], kind: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["event"] == kind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
+    let broker = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let cfg_path = data.path().join("site.toml");
+    std::fs::write(&cfg_path, config_toml(&broker, data.path())).unwrap();
+    let config = firelane::config::Config::load(&cfg_path).unwrap();
+    let (_listen_client, mut rx) = listener(&broker, "listener-1").await;
+    let mut seen = Vec::new();
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+
+    let pubr = publisher(&broker, "camera-1").await;
+    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let s = 1000;
+    let mut frames: HashMap<i64, Vec<u8>> = HashMap::new();
+    let mut send = |k: i64| {
+        let jpeg = jpeg_frame(640, 480, k as u32);
+        frames.insert(t0 + k * 10 * s, jpeg.clone());
+        jpeg
+    };
+    pubr.sensor(t0, false).await;
+    pubr.frame(t0, &send(0)).await;
+    pubr.sensor(t0 + 10 * s, true).await;
+    for k in 1..=8 {
+        pubr.frame(t0 + k * 10 * s, &send(k)).await;
+    }
+    // Bad input in the middle: each is skipped with a reason, nothing stops.
+    let good = jpeg_frame(640, 480, 99);
+    pubr.raw("site/cameras/cam1/frame", good[..good.len() / 2].to_vec()).await; // truncated
+    pubr.raw("site/cameras/cam1/frame", b"{\"captured_at\": 12".to_vec()).await; // malformed JSON
+    pubr.raw("site/cameras/nope/frame", good.clone()).await; // unknown camera
+    pubr.raw("site/sensors/ghost", br#"{"occupied": true}"#.to_vec()).await; // unknown sensor
+    pubr.frame(t0 - 60 * s, &good).await; // backwards in time
+    pubr.frame(firelane::time::wall_clock_ms() + 86_400_000, &good).await; // far future
+    let mut corrupt = vec![0xFF, 0xD8, 0xFF, 0xDB];
+    corrupt.extend(std::iter::repeat_n(0x11, 400));
+    corrupt.extend([0xFF, 0xD9]);
+    pubr.raw("site/cameras/cam1/frame", corrupt).await; // corrupt JPEG
+
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    pubr.sensor(t0 + 90 * s, false).await;
+    for k in 9..=11 {
+        pubr.frame(t0 + k * 10 * s, &send(k)).await;
+    }
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("end")).await;
+    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "clear")
+    })
+    .await;
+
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"offline").await;
+
+    assert_eq!(count_events(&seen, "new"), 1, "one new event: {:?}", summary(&seen));
+    assert_eq!(count_events(&seen, "end"), 1);
+    let end: serde_json::Value = seen
+        .iter()
+        .find(|(t, p)| t == "site/violations" && event_is_dyn(p, "end"))
+        .map(|(_, p)| serde_json::from_slice(p).unwrap())
+        .unwrap();
+    assert_eq!(end["violation"]["start"], rfc(t0 + 10 * s));
+    assert_eq!(end["violation"]["confirmed_at"], rfc(t0 + 70 * s));
+    assert_eq!(end["violation"]["cleared"], rfc(t0 + 90 * s));
+
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    let violations = store.violations().await.unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    let v = &violations[0];
+    assert_eq!((v.start_ms, v.confirmed_ms, v.cleared_ms), (t0 + 10 * s, t0 + 70 * s, Some(t0 + 90 * s)));
+    assert_eq!(v.status, "cleared");
+    assert_eq!(v.model_name, "obstruction-v1");
+    assert_eq!(v.model_sha256.len(), 64);
+    let evidence = store.evidence(&v.id).await.unwrap();
+    let kinds: Vec<(String, String)> = evidence.iter().map(|e| (e.kind.clone(), e.variant.clone())).collect();
+    for kind in ["first", "confirm", "clear"] {
+        for variant in ["original", "annotated"] {
+            assert!(kinds.contains(&(kind.to_string(), variant.to_string())), "missing {kind}/{variant}: {kinds:?}");
+        }
+    }
+    for e in &evidence {
+        let bytes = std::fs::read(data.path().join("evidence").join(&e.path)).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), e.sha256, "file content matches its hash");
+        assert_eq!(bytes.len() as i64, e.bytes);
+        if e.variant == "original" {
+            assert_eq!(&bytes, &frames[&e.captured_ms], "{} original is the published frame byte for byte", e.kind);
+        } else {
+            assert_ne!(&bytes, &frames[&e.captured_ms], "annotated differs from the original");
+            firelane::vision::decode_jpeg(&bytes).expect("annotated copy is a JPEG");
+        }
+    }
+    let first = evidence.iter().find(|e| e.kind == "first").unwrap();
+    let clear = evidence.iter().find(|e| e.kind == "clear").unwrap();
+    assert_eq!(first.captured_ms, t0 + 10 * s);
+    assert_eq!(clear.captured_ms, t0 + 90 * s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_violation_resumes_without_duplicates() {
+    let broker = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let cfg_path = data.path().join("site.toml");
+    std::fs::write(&cfg_path, config_toml(&broker, data.path())).unwrap();
+    let (_listen_client, mut rx) = listener(&broker, "listener-2").await;
+    let mut seen = Vec::new();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .current_dir(repo_root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    let pubr = publisher(&broker, "camera-2").await;
+    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let s = 1000;
+    pubr.sensor(t0, true).await;
+    for k in 0..=7 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+    }
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    child.kill().unwrap(); // SIGKILL: no goodbye
+    child.wait().unwrap();
+    // The broker publishes the last will.
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"offline").await;
+
+    let mut child = spawn();
+    seen.retain(|(t, _)| t != "site/available");
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    for k in 8..=10 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+    }
+    pubr.sensor(t0 + 110 * s, false).await;
+    for k in 11..=13 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+    }
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("end")).await;
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    child.wait().unwrap();
+
+    assert_eq!(count_events(&seen, "new"), 1, "the restart did not announce it again: {:?}", summary(&seen));
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    let violations = store.violations().await.unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    let v = &violations[0];
+    assert_eq!(v.start_ms, t0, "start survives the restart");
+    assert_eq!(v.confirmed_ms, t0 + 60 * s);
+    assert_eq!(v.cleared_ms, Some(t0 + 110 * s));
+    let kinds: Vec<String> = store.evidence(&v.id).await.unwrap().into_iter().map(|e| format!("{}/{}", e.kind, e.variant)).collect();
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+}

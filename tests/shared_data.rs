@@ -1,0 +1,91 @@
+//! Tests on the shared data folder (`../shared`, or `$FIRELANE_SHARED`):
+//! the cnrpark-a replay through the real pipeline and the shipped model on
+//! real patches. Run with `cargo test -- --ignored` (CI does).
+
+mod common;
+
+use common::{model_path, shared_dir};
+use firelane::replay::{self, ReplayOptions, Scenario};
+use firelane::vision::Classifier;
+use sha2::{Digest, Sha256};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared (FIRELANE_SHARED)"]
+async fn cnrpark_a_replay_reaches_f1_090() {
+    let scenario = Scenario::load(&shared_dir().join("scenarios/cnrpark-a")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let opts = ReplayOptions { data_dir: data.path().to_path_buf(), grace_s: None, model: model_path(), base_config: None };
+    let report = replay::run(&scenario, &opts).await.unwrap();
+    let score = report.score.clone().expect("cnrpark-a has truth.json");
+    println!("{score:?}");
+    assert_eq!(report.stats.frames, 121);
+    assert_eq!(report.stats.rejected, 0);
+    assert!(score.f1 >= 0.90, "F1 {:.3} below 0.90: {score:?}", score.f1);
+    // Every violation carries its first and confirming frames, original and
+    // annotated, and the files hash to what the report says.
+    for v in &report.violations {
+        assert!(v.start < v.confirmed_at);
+        assert!(v.confirmed_at - v.start >= 600_000);
+        for kind in ["first", "confirm"] {
+            assert!(v.evidence.iter().any(|e| e.kind == kind && e.variant == "original"), "{} lacks {kind}", v.id);
+        }
+        if v.cleared.is_some() {
+            assert!(v.evidence.iter().any(|e| e.kind == "clear"), "{} lacks its clearing frame", v.id);
+        }
+        for e in &v.evidence {
+            let bytes = std::fs::read(&e.path).unwrap();
+            assert_eq!(hex::encode(Sha256::digest(&bytes)), e.sha256);
+        }
+    }
+    // Replaying again into the same folder gives the same violations, no duplicates.
+    let again = replay::run(&scenario, &opts).await.unwrap();
+    let ids = |r: &replay::Report| r.violations.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&report), ids(&again));
+    let store = firelane::store::Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    assert_eq!(store.violations().await.unwrap().len(), report.violations.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared (FIRELANE_SHARED)"]
+async fn grace_override_changes_what_counts() {
+    let scenario = Scenario::load(&shared_dir().join("scenarios/cnrpark-a")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let long = ReplayOptions { data_dir: data.path().join("long"), grace_s: Some(4.0 * 3600.0), model: model_path(), base_config: None };
+    let report = replay::run(&scenario, &long).await.unwrap();
+    assert_eq!(report.grace_s, 4.0 * 3600.0);
+    assert!(report.violations.iter().all(|v| v.confirmed_at - v.start >= 4 * 3_600_000));
+    assert!(report.violations.len() < 48);
+}
+
+/// The shipped model, through the daemon's own loading and preprocessing,
+/// on the held-out (odd) bays: as good as its card says.
+#[test]
+#[ignore = "needs ../shared (FIRELANE_SHARED)"]
+fn shipped_model_matches_its_card_on_held_out_bays() {
+    let classifier = Classifier::load(&model_path()).unwrap();
+    let data = shared_dir().join("data/cnrpark-a");
+    let mut samples = Vec::new();
+    for (sub, label) in [("busy", true), ("free", false)] {
+        let mut files: Vec<_> = std::fs::read_dir(data.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let slot: u32 = p.file_stem().unwrap().to_str().unwrap().rsplit('_').next().unwrap().parse().unwrap();
+                slot % 2 == 1
+            })
+            .collect();
+        files.sort();
+        for (path, score) in firelane::vision::eval::score_files(&classifier, &files) {
+            samples.push((score.unwrap_or_else(|e| panic!("{}: {e}", path.display())), label));
+        }
+    }
+    let m = firelane::vision::eval::metrics(&samples, classifier.threshold());
+    let card = &classifier.card.metrics["heldout_bays"];
+    println!("{m:?}\ncard: {card}");
+    assert_eq!(m.n as u64, card["n"].as_u64().unwrap(), "same held-out set as the card");
+    let card_acc = card["accuracy"].as_f64().unwrap();
+    // Rust's resize and JPEG decoder differ slightly from PIL's.
+    assert!((m.accuracy - card_acc).abs() <= 0.005, "accuracy {} vs card {card_acc}", m.accuracy);
+    assert!(m.accuracy >= 0.99, "held-out accuracy {}", m.accuracy);
+    assert!(m.roc_auc >= 0.995, "ROC AUC {}", m.roc_auc);
+}

@@ -1,0 +1,101 @@
+//! The store's queries on both backends: SQLite (default) and a real
+//! PostgreSQL started by the test.
+
+mod common;
+
+use firelane::store::{EvidenceRow, Store, ViolationRow, ZoneStateRow, violation_id};
+use firelane::tracking::{ClearRun, Phase};
+
+async fn exercise(store: &Store) {
+    let id = violation_id("cam", "lane", 1_000);
+    let mut v = ViolationRow {
+        id: id.clone(),
+        camera: "cam".into(),
+        zone: "lane".into(),
+        start_ms: 1_000,
+        confirmed_ms: 601_000,
+        cleared_ms: None,
+        last_obstructed_ms: 601_000,
+        peak_score: 0.93,
+        model_name: "obstruction-v1".into(),
+        model_sha256: "ab".repeat(32),
+        status: "open".into(),
+        end_reason: None,
+    };
+    store.upsert_violation(&v).await.unwrap();
+    // Same id again (a replay run twice): replaced, not duplicated.
+    v.peak_score = 0.95;
+    store.upsert_violation(&v).await.unwrap();
+    assert_eq!(store.violations().await.unwrap(), vec![v.clone()]);
+
+    store.update_progress(&id, 700_000, 0.97).await.unwrap();
+    store.end_violation(&id, 800_000, 790_000, 0.98, "cleared").await.unwrap();
+    let got = store.violation(&id).await.unwrap().unwrap();
+    assert_eq!(got.cleared_ms, Some(800_000));
+    assert_eq!(got.last_obstructed_ms, 790_000);
+    assert_eq!(got.peak_score, 0.98);
+    assert_eq!(got.status, "cleared");
+    assert_eq!(got.end_reason.as_deref(), Some("cleared"));
+    assert!(store.violation("v-missing").await.unwrap().is_none());
+
+    let e = EvidenceRow {
+        violation_id: id.clone(),
+        kind: "first".into(),
+        variant: "original".into(),
+        sha256: "cd".repeat(32),
+        path: "cd/cdcd.jpg".into(),
+        bytes: 1234,
+        captured_ms: 1_000,
+        score: Some(0.91),
+    };
+    store.add_evidence(&e).await.unwrap();
+    store.add_evidence(&e).await.unwrap();
+    assert_eq!(store.evidence(&id).await.unwrap(), vec![e]);
+
+    let state = ZoneStateRow {
+        zone: "lane".into(),
+        camera: "cam".into(),
+        phase: Phase::Violation {
+            start: 1_000,
+            confirmed_at: 601_000,
+            last_obstructed: 700_000,
+            peak: 0.97,
+            last_reminder: 601_000,
+            clear_run: Some(ClearRun { since: 710_000, readings: 1 }),
+        },
+        last_at_ms: Some(710_000),
+        violation_id: Some(id.clone()),
+        first_sha256: Some("cd".repeat(32)),
+        first_captured_ms: Some(1_000),
+        first_score: None,
+    };
+    store.save_zone_state(&state).await.unwrap();
+    let mut cleared = state.clone();
+    cleared.phase = Phase::Clear;
+    store.save_zone_state(&state).await.unwrap();
+    assert_eq!(store.zone_states().await.unwrap(), vec![state]);
+    store.save_zone_state(&cleared).await.unwrap();
+    assert_eq!(store.zone_states().await.unwrap(), vec![cleared]);
+    store.clear_zone_states().await.unwrap();
+    assert!(store.zone_states().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_store_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nested/firelane.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    exercise(&store).await;
+    // Reopening runs the migrations again harmlessly and keeps the data.
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.violations().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn postgres_store_round_trips() {
+    let pg = common::Postgres::start();
+    let store = Store::open(&pg.url()).await.unwrap();
+    exercise(&store).await;
+    let again = Store::open(&pg.url()).await.unwrap();
+    assert_eq!(again.violations().await.unwrap().len(), 1);
+}
