@@ -140,15 +140,18 @@ async fn process(mut pipeline: Pipeline, mut queue: mpsc::Receiver<Inbound>, shu
             Inbound::Frame(f) => f.captured_at,
             Inbound::Sensor(s) => s.measured_at,
         };
-        if latest.is_none_or(|(l, _)| at >= l) {
-            latest = Some((at, Instant::now()));
-        }
         let result = match input {
             Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
             Inbound::Sensor(s) => pipeline.on_sensor(s).await,
         };
-        if let Err(e) = result {
-            tracing::warn!(reason = %e, "input skipped");
+        match result {
+            // Only accepted input moves the event clock.
+            Ok(()) => {
+                if latest.is_none_or(|(l, _)| at >= l) {
+                    latest = Some((at, Instant::now()));
+                }
+            }
+            Err(e) => tracing::warn!(reason = %e, "input skipped"),
         }
     }
     // Finish what is already queued so nothing received is lost on shutdown.

@@ -204,6 +204,11 @@ impl Pipeline {
                 score: row.first_score,
             });
         }
+        for (sensor, occupied, measured_at) in self.store.sensor_states().await? {
+            if let Some((_, vote)) = self.sensors.get_mut(&sensor) {
+                *vote = Some(SensorVote { occupied, measured_at });
+            }
+        }
         Ok(resumed)
     }
 
@@ -301,6 +306,10 @@ impl Pipeline {
         *last = Some(SensorVote { occupied: reading.occupied, measured_at: reading.measured_at });
         let zone = *zone;
         Metrics::inc(&self.metrics.sensor_readings, 1);
+        self.store
+            .save_sensor_state(&reading.sensor, reading.occupied, reading.measured_at)
+            .await
+            .map_err(RecordError::from)?;
         self.step_zone(zone, reading.measured_at, None).await?;
         Ok(())
     }

@@ -251,7 +251,7 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     }
     let first = evidence.iter().find(|e| e.kind == "first").unwrap();
     let clear = evidence.iter().find(|e| e.kind == "clear").unwrap();
-    assert_eq!(first.captured_ms, t0 + 10 * s);
+    assert_eq!(first.captured_ms, t0 + 10 * s, "t0={t0} {evidence:?}");
     assert_eq!(clear.captured_ms, t0 + 90 * s);
 }
 

@@ -76,7 +76,11 @@ async fn exercise(store: &Store) {
     assert_eq!(store.zone_states().await.unwrap(), vec![state]);
     store.save_zone_state(&cleared).await.unwrap();
     assert_eq!(store.zone_states().await.unwrap(), vec![cleared]);
+    store.save_sensor_state("loop-1", true, 5_000).await.unwrap();
+    store.save_sensor_state("loop-1", false, 6_000).await.unwrap();
+    assert_eq!(store.sensor_states().await.unwrap(), vec![("loop-1".to_string(), false, 6_000)]);
     store.clear_zone_states().await.unwrap();
+    assert!(store.sensor_states().await.unwrap().is_empty());
     assert!(store.zone_states().await.unwrap().is_empty());
 }
 

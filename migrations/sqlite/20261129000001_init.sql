@@ -41,3 +41,11 @@ CREATE TABLE zone_state (
     first_captured_ms BIGINT,
     first_score REAL
 );
+
+-- Presence sensors report on change only: their last reading must survive
+-- a restart.
+CREATE TABLE sensor_state (
+    sensor TEXT PRIMARY KEY,
+    occupied BIGINT NOT NULL,
+    measured_ms BIGINT NOT NULL
+);

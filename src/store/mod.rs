@@ -274,9 +274,34 @@ impl Store {
         Ok(out)
     }
 
+    pub async fn save_sensor_state(&self, sensor: &str, occupied: bool, measured_ms: Millis) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sensor_state (sensor, occupied, measured_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (sensor) DO UPDATE SET occupied = excluded.occupied, measured_ms = excluded.measured_ms",
+        )
+        .bind(sensor)
+        .bind(occupied as i64)
+        .bind(measured_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Latest reading of every sensor: (sensor, occupied, measured_ms).
+    pub async fn sensor_states(&self) -> Result<Vec<(String, bool, Millis)>, StoreError> {
+        let rows = sqlx::query("SELECT sensor, occupied, measured_ms FROM sensor_state ORDER BY sensor").fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let occupied: i64 = r.try_get("occupied")?;
+            out.push((r.try_get("sensor")?, occupied != 0, r.try_get("measured_ms")?));
+        }
+        Ok(out)
+    }
+
     /// Forgets tracker state (a replay starts from clear zones).
     pub async fn clear_zone_states(&self) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM zone_state").execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sensor_state").execute(&self.pool).await?;
         Ok(())
     }
 }
