@@ -313,3 +313,66 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
     let kinds: Vec<String> = store.evidence(&v.id).await.unwrap().into_iter().map(|e| format!("{}/{}", e.kind, e.variant)).collect();
     assert_eq!(kinds.len(), 6, "{kinds:?}");
 }
+
+/// The shipped default: firelane's own broker, nothing else installed.
+/// A camera speaking MQTT 3.1.1 publishes to it; firelane (MQTT 5) sees
+/// the frames and publishes its state back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_serves_cameras_and_subscribers() {
+    let data = tempfile::tempdir().unwrap();
+    let (v4, v5) = (common::free_port(), common::free_port());
+    let text = format!(
+        r#"
+[storage]
+data_dir = "{data}"
+[model]
+path = "{model}"
+[mqtt]
+url = "mqtt://127.0.0.1:{v5}"
+topic_prefix = "site"
+[mqtt.embedded_broker]
+listen = "127.0.0.1:{v4}"
+listen_v5 = "127.0.0.1:{v5}"
+[tracking]
+sensor_weight = 10
+grace_s = 0
+[[cameras]]
+id = "cam1"
+[[zones]]
+id = "lane-1"
+camera = "cam1"
+polygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 0.9], [0.1, 0.9]]
+[[sensors]]
+id = "loop-1"
+zone = "lane-1"
+"#,
+        data = data.path().display(),
+        model = repo_root().join("models/obstruction-v1.onnx").display(),
+    );
+    let config = firelane::config::Config::from_toml(&text, "embedded.toml").unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    // The broker is up once the daemon says it is online.
+    let fake = Mosquitto::external(v4);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", v4)).is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "embedded broker never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_c, mut rx) = listener(&fake, "listener-3").await;
+    let mut seen = Vec::new();
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    let pubr = publisher(&fake, "camera-3").await;
+    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    pubr.sensor(t0, true).await;
+    pubr.frame(t0, &jpeg_frame(640, 480, 1)).await;
+    pubr.frame(t0 + 1000, &jpeg_frame(640, 480, 2)).await;
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    let v = store.violations().await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].start_ms, t0);
+    assert_eq!(store.evidence(&v[0].id).await.unwrap().len(), 4, "first and confirm, original and annotated");
+}

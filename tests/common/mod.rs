@@ -49,8 +49,8 @@ fn wait_port(port: u16, what: &str, child: &mut Child) {
 /// A mosquitto broker of this test's own, on a free loopback port.
 pub struct Mosquitto {
     pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Mosquitto {
@@ -69,7 +69,12 @@ impl Mosquitto {
         .unwrap();
         let mut child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         wait_port(port, "mosquitto", &mut child);
-        Mosquitto { port, child, _dir: dir }
+        Mosquitto { port, child: Some(child), _dir: Some(dir) }
+    }
+
+    /// A broker someone else runs (e.g. firelane's embedded one) on `port`.
+    pub fn external(port: u16) -> Mosquitto {
+        Mosquitto { port, child: None, _dir: None }
     }
 
     pub fn url(&self) -> String {
@@ -79,8 +84,10 @@ impl Mosquitto {
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -1,0 +1,102 @@
+//! The `firelane` binary as a user meets it: exit codes and messages.
+
+mod common;
+
+use std::process::Command;
+
+use common::repo_root;
+
+fn firelane(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_firelane")).args(args).current_dir(repo_root()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn shipped_config_checks_out() {
+    let (code, out, err) = firelane(&["check-config", "config/firelane.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("config/firelane.toml: OK"), "{out}");
+    assert!(out.contains("zone north-lane-b: 4 points"), "{out}");
+}
+
+#[test]
+fn bad_config_names_file_zone_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[cameras]]
+id = "north"
+[[zones]]
+id = "lane-1"
+camera = "south"
+polygon = [[0.1, 0.1], [0.5, 0.5], [0.5, 0.1], [0.1, 0.5]]
+threshold = 2
+[[zones]]
+id = "lane-1"
+camera = "north"
+polygon = [[0.1, 0.1], [0.5, 0.1]]
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let (code, _out, err) = firelane(&["check-config", p]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        format!("{p}: zone \"lane-1\" (zones[0]): camera: unknown camera \"south\"; known: north"),
+        format!("{p}: zone \"lane-1\" (zones[0]): polygon: is self-intersecting"),
+        format!("{p}: zone \"lane-1\" (zones[0]): threshold: 2 is out of range"),
+        format!("{p}: zone \"lane-1\" (zones[1]): id: duplicate zone id"),
+        format!("{p}: zone \"lane-1\" (zones[1]): polygon: needs at least 3 points, got 2"),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn unreadable_model_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, "[model]\npath = \"/nonexistent/model.onnx\"\n").unwrap();
+    let (code, _out, err) = firelane(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("[model]: path: model card /nonexistent/model.json: cannot read"), "{err}");
+}
+
+#[test]
+fn tampered_model_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = repo_root().join("models");
+    std::fs::copy(models.join("obstruction-v1.json"), dir.path().join("obstruction-v1.json")).unwrap();
+    let mut onnx = std::fs::read(models.join("obstruction-v1.onnx")).unwrap();
+    let last = onnx.len() - 1;
+    onnx[last] ^= 0x01;
+    std::fs::write(dir.path().join("obstruction-v1.onnx"), onnx).unwrap();
+    let img = dir.path().join("x.jpg");
+    std::fs::write(&img, common::jpeg_frame(64, 64, 1)).unwrap();
+    let model = dir.path().join("obstruction-v1.onnx");
+    let (code, _out, err) = firelane(&["classify", "--model", model.to_str().unwrap(), img.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not match its card"), "{err}");
+}
+
+#[test]
+fn classify_prints_json_lines_and_names_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("a.jpg"), common::jpeg_frame(150, 150, 1)).unwrap();
+    std::fs::write(dir.path().join("sub/b.jpg"), common::jpeg_frame(150, 150, 2)).unwrap();
+    std::fs::write(dir.path().join("sub/broken.jpg"), b"\xFF\xD8 not really").unwrap();
+    let (code, out, err) = firelane(&["classify", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "one file is unreadable: {err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        let score = l["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(l["obstructed"].is_boolean());
+    }
+    assert!(lines[0]["path"].as_str().unwrap().ends_with("a.jpg"));
+    assert!(err.contains("broken.jpg: truncated JPEG"), "{err}");
+}
