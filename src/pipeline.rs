@@ -112,6 +112,9 @@ struct ZoneRuntime {
     violation_id: Option<String>,
     first: Option<FirstFrame>,
     clearing: Option<HeldFrame>,
+    /// Evidence of the open violation still waiting for a frame (it was
+    /// confirmed on a sensor reading before the camera sent one).
+    pending_evidence: Vec<&'static str>,
 }
 
 /// What one frame did, for callers that want to see it (replay, tests).
@@ -131,6 +134,9 @@ pub struct Pipeline {
     sensors: HashMap<String, (usize, Option<SensorVote>)>,
     last_frame: HashMap<String, (Millis, Arc<Vec<u8>>)>,
     alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
+    /// Events of the step in progress; sent only after its state is saved,
+    /// so a crash never announces what a restart would announce again.
+    outgoing: Vec<AlertEvent>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -152,6 +158,7 @@ impl Pipeline {
                 violation_id: None,
                 first: None,
                 clearing: None,
+                pending_evidence: Vec::new(),
             })
             .collect();
         let zone_index: HashMap<String, usize> = zones.iter().enumerate().map(|(i, z)| (z.zone.id.clone(), i)).collect();
@@ -171,6 +178,7 @@ impl Pipeline {
             sensors,
             last_frame: HashMap::new(),
             alerts,
+            outgoing: Vec::new(),
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -267,7 +275,7 @@ impl Pipeline {
             if let Err(e) = self.step_zone(i, frame.captured_at, Some((&held, &image))).await {
                 first_error.get_or_insert(e);
             }
-            if let Err(e) = self.fill_missing_evidence(i, &held) {
+            if let Err(e) = self.fill_missing_evidence(i, &held, &image).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -352,10 +360,13 @@ impl Pipeline {
         if transitions.is_empty() {
             return Ok(());
         }
+        self.outgoing.clear();
         for t in &transitions {
             self.apply(i, t, &reading, frame).await?;
         }
-        self.save_state(i, &reading).await
+        self.save_state(i, &reading).await?;
+        self.flush_events();
+        Ok(())
     }
 
     /// The frame that stands for a zone at a reading: the one being
@@ -406,13 +417,18 @@ impl Pipeline {
                 };
                 self.store.upsert_violation(&row).await?;
                 self.zones[i].violation_id = Some(id.clone());
-                if let Some(first) = self.zones[i].first.clone() {
-                    let jpeg = self.evidence.get(&first.sha256)?;
-                    let held = HeldFrame { jpeg: Arc::new(jpeg), captured_at: first.captured_at, score: first.score };
-                    self.record_evidence(&id, &zone, "first", &held, None).await?;
+                self.zones[i].pending_evidence.clear();
+                match self.zones[i].first.clone() {
+                    Some(first) => {
+                        let jpeg = self.evidence.get(&first.sha256)?;
+                        let held = HeldFrame { jpeg: Arc::new(jpeg), captured_at: first.captured_at, score: first.score };
+                        self.record_evidence(&id, &zone, "first", &held, None).await?;
+                    }
+                    None => self.zones[i].pending_evidence.push("first"),
                 }
-                if let Some((held, img)) = self.frame_for(i, frame) {
-                    self.record_evidence(&id, &zone, "confirm", &held, img.as_deref()).await?;
+                match self.frame_for(i, frame) {
+                    Some((held, img)) => self.record_evidence(&id, &zone, "confirm", &held, img.as_deref()).await?,
+                    None => self.zones[i].pending_evidence.push("confirm"),
                 }
                 Metrics::inc(&self.metrics.violations_opened, 1);
                 tracing::info!(violation = %id, zone = %zone.id, start = %format_rfc3339(start), "violation confirmed");
@@ -445,6 +461,7 @@ impl Pipeline {
                     }
                 }
                 self.zones[i].first = None;
+                self.zones[i].pending_evidence.clear();
                 self.publish_state(i, reading, None);
             }
             Transition::Dropped { .. } => {
@@ -464,7 +481,13 @@ impl Pipeline {
 
     /// After a frame: a zone whose obstruction or clearing began with a
     /// sensor reading takes this frame as the evidence it still lacks.
-    fn fill_missing_evidence(&mut self, i: usize, held: &HeldFrame) -> Result<(), RecordError> {
+    async fn fill_missing_evidence(&mut self, i: usize, held: &HeldFrame, image: &RgbImage) -> Result<(), RecordError> {
+        if let Some(id) = self.zones[i].violation_id.clone() {
+            let zone = self.zones[i].zone.clone();
+            for kind in std::mem::take(&mut self.zones[i].pending_evidence) {
+                self.record_evidence(&id, &zone, kind, held, Some(image)).await?;
+            }
+        }
         let z = &self.zones[i];
         let (obstructed, clearing) = match &z.tracker.phase {
             Phase::Clear => (false, false),
@@ -553,28 +576,35 @@ impl Pipeline {
         Ok(())
     }
 
-    fn emit_violation(&self, kind: ViolationEventKind, row: &ViolationRow, at: Millis) {
+    fn emit_violation(&mut self, kind: ViolationEventKind, row: &ViolationRow, at: Millis) {
+        self.outgoing.push(AlertEvent::Violation { kind, violation: ViolationView::from(row), at });
+    }
+
+    fn flush_events(&mut self) {
+        let events = std::mem::take(&mut self.outgoing);
         if let Some(tx) = &self.alerts {
-            let _ = tx.send(AlertEvent::Violation { kind, violation: ViolationView::from(row), at });
+            for e in events {
+                let _ = tx.send(e);
+            }
         }
     }
 
-    fn publish_state(&self, i: usize, reading: &Reading, violation_id: Option<String>) {
-        let Some(tx) = &self.alerts else { return };
+    fn publish_state(&mut self, i: usize, reading: &Reading, violation_id: Option<String>) {
         let z = &self.zones[i];
         let since = match z.tracker.phase {
             Phase::Clear => reading.at,
             Phase::Obstructed { start, .. } => start,
             Phase::Violation { confirmed_at, .. } => confirmed_at,
         };
-        let _ = tx.send(AlertEvent::ZoneState(ZoneStateView {
+        let event = AlertEvent::ZoneState(ZoneStateView {
             zone: z.zone.id.clone(),
             camera: z.zone.camera.clone(),
             state: z.tracker.phase.name().to_string(),
             since,
             score: Some(reading.score),
             violation_id: violation_id.or_else(|| z.violation_id.clone()),
-        }));
+        });
+        self.outgoing.push(event);
     }
 
     /// Current phase of every zone (for status output and tests).
