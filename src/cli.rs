@@ -14,7 +14,11 @@ use crate::replay::{self, ReplayOptions, Scenario};
 use crate::vision::Classifier;
 
 #[derive(Parser, Debug)]
-#[command(name = "firelane", version, about = "Keeps fire lanes clear: cameras and presence sensors in, violations with evidence out.")]
+#[command(
+    name = "firelane",
+    version,
+    about = "Keeps fire lanes clear: cameras and presence sensors in, violations with evidence out."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +29,12 @@ pub enum Command {
     /// Run the daemon.
     Run {
         /// TOML configuration.
-        #[arg(long, short, default_value = "config/firelane.toml", env = "FIRELANE_CONFIG")]
+        #[arg(
+            long,
+            short,
+            default_value = "config/firelane.toml",
+            env = "FIRELANE_CONFIG"
+        )]
         config: PathBuf,
         /// Overrides [storage] data_dir (database and evidence).
         #[arg(long)]
@@ -67,7 +76,10 @@ pub enum Command {
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -89,20 +101,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::daemon::run(cfg, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { scenario, report, data_dir, grace_s, model } => {
+        Command::Replay {
+            scenario,
+            report,
+            data_dir,
+            grace_s,
+            model,
+        } => {
             let sc = Scenario::load(&scenario)?;
             let data_dir = data_dir.unwrap_or_else(|| replay::default_data_dir(&sc));
-            let opts = ReplayOptions { data_dir, grace_s, model, base_config: None };
+            let opts = ReplayOptions {
+                data_dir,
+                grace_s,
+                model,
+                base_config: None,
+            };
             let rep = replay::run(&sc, &opts).await?;
             if let Some(path) = &report {
                 let json = serde_json::to_string_pretty(&rep)?;
-                std::fs::write(path, json + "\n").with_context(|| format!("writing report {}", path.display()))?;
+                std::fs::write(path, json + "\n")
+                    .with_context(|| format!("writing report {}", path.display()))?;
             }
             println!(
                 "scenario {}: {} frames, {} crops, {} sensor readings, {} skipped, {:.1} s",
-                rep.scenario, rep.stats.frames, rep.stats.crops, rep.stats.sensor_readings, rep.stats.rejected, rep.stats.seconds
+                rep.scenario,
+                rep.stats.frames,
+                rep.stats.crops,
+                rep.stats.sensor_readings,
+                rep.stats.rejected,
+                rep.stats.seconds
             );
-            println!("violations: {} (grace {} s, data in {})", rep.violations.len(), rep.grace_s, opts.data_dir.display());
+            println!(
+                "violations: {} (grace {} s, data in {})",
+                rep.violations.len(),
+                rep.grace_s,
+                opts.data_dir.display()
+            );
             if let Some(s) = &rep.score {
                 println!(
                     "precision {:.3}  recall {:.3}  F1 {:.3}  (matched {} of {} true, {} reported)  mean start error {}",
@@ -112,7 +146,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     s.matched,
                     s.truth,
                     s.reported,
-                    s.mean_start_error_s.map_or("n/a".to_string(), |e| format!("{e:.0} s"))
+                    s.mean_start_error_s
+                        .map_or("n/a".to_string(), |e| format!("{e:.0} s"))
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -130,7 +165,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_summary(&cfg);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Classify { paths, json, eval, model } => {
+        Command::Classify {
+            paths,
+            json,
+            eval,
+            model,
+        } => {
             let classifier = Classifier::load(&model)?;
             match eval {
                 Some(dir) => crate::vision::eval::print_eval(&classifier, &dir),
@@ -147,8 +187,21 @@ fn config_failure(e: &ConfigError) -> ExitCode {
 
 fn print_summary(cfg: &Config) {
     println!("{}: OK", cfg.source);
-    println!("  mqtt: {} (prefix {}){}", cfg.raw.mqtt.url, cfg.prefix(), if cfg.raw.mqtt.embedded_broker.is_some() { ", embedded broker" } else { "" });
-    println!("  storage: {} ; evidence in {}", cfg.raw.storage.database_url(), cfg.raw.storage.evidence_dir().display());
+    println!(
+        "  mqtt: {} (prefix {}){}",
+        cfg.raw.mqtt.url,
+        cfg.prefix(),
+        if cfg.raw.mqtt.embedded_broker.is_some() {
+            ", embedded broker"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  storage: {} ; evidence in {}",
+        cfg.raw.storage.database_url(),
+        cfg.raw.storage.evidence_dir().display()
+    );
     println!("  model: {}", cfg.raw.model.path.display());
     for c in &cfg.cameras {
         println!("  camera {} on {}", c.id, c.topic);
@@ -160,7 +213,11 @@ fn print_summary(cfg: &Config) {
                 z.params.threshold,
                 z.params.grace_ms as f64 / 1000.0,
                 z.params.clear_ms as f64 / 1000.0,
-                if z.sensors.is_empty() { String::new() } else { format!(", sensors {}", z.sensors.join(", ")) }
+                if z.sensors.is_empty() {
+                    String::new()
+                } else {
+                    format!(", sensors {}", z.sensors.join(", "))
+                }
             );
         }
     }

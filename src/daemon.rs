@@ -38,7 +38,11 @@ pub enum DaemonError {
 /// the default for zones that set none.
 pub fn load_with_model(config: Config) -> Result<(Config, Arc<Classifier>), DaemonError> {
     let classifier = Arc::new(Classifier::load(&config.raw.model.path)?);
-    let config = Config::from_raw(config.raw.clone(), &config.source, Some(classifier.threshold()))?;
+    let config = Config::from_raw(
+        config.raw.clone(),
+        &config.source,
+        Some(classifier.threshold()),
+    )?;
     Ok((config, classifier))
 }
 
@@ -53,7 +57,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
     }
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::new(config.clone(), classifier.clone(), store, evidence, Some(alert_tx));
+    let mut pipeline = Pipeline::new(
+        config.clone(),
+        classifier.clone(),
+        store,
+        evidence,
+        Some(alert_tx),
+    );
     let resumed = pipeline.resume().await?;
     tracing::info!(
         zones = config.zones.len(),
@@ -77,7 +87,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         ingest_metrics.clone(),
         stop_ingest.clone(),
     ));
-    tasks.spawn(alerts::mqtt::publish_alerts(client.clone(), config.prefix().to_string(), alert_rx));
+    tasks.spawn(alerts::mqtt::publish_alerts(
+        client.clone(),
+        config.prefix().to_string(),
+        alert_rx,
+    ));
     let metrics = pipeline.metrics.clone();
     let processing = tokio::spawn(process(pipeline, queue_rx, shutdown.clone()));
     tasks.close();
@@ -118,7 +132,11 @@ fn log_metrics(m: &Metrics, i: &ingest::mqtt::IngestMetrics) {
 /// Feeds queued input to the pipeline; once a second, ticks sensor-only
 /// zones on the event clock: the latest capture time seen, advanced by the
 /// wall time since it arrived.
-async fn process(mut pipeline: Pipeline, mut queue: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+async fn process(
+    mut pipeline: Pipeline,
+    mut queue: mpsc::Receiver<Inbound>,
+    shutdown: CancellationToken,
+) {
     let mut latest: Option<(Millis, Instant)> = None;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     loop {

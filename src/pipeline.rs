@@ -43,9 +43,17 @@ pub enum InputError {
     #[error("unknown sensor \"{0}\"")]
     UnknownSensor(String),
     #[error("{what} captured at {at} is older than the previous one ({previous}); skipped")]
-    Backwards { what: String, at: String, previous: String },
+    Backwards {
+        what: String,
+        at: String,
+        previous: String,
+    },
     #[error("camera \"{camera}\" frame at {at}: {source}")]
-    Decode { camera: String, at: String, source: DecodeError },
+    Decode {
+        camera: String,
+        at: String,
+        source: DecodeError,
+    },
     #[error("camera \"{camera}\": {source}")]
     Model { camera: String, source: ModelError },
 }
@@ -161,12 +169,27 @@ impl Pipeline {
                 pending_evidence: Vec::new(),
             })
             .collect();
-        let zone_index: HashMap<String, usize> = zones.iter().enumerate().map(|(i, z)| (z.zone.id.clone(), i)).collect();
-        let mut camera_zones: HashMap<String, Vec<usize>> = config.cameras.iter().map(|c| (c.id.clone(), Vec::new())).collect();
+        let zone_index: HashMap<String, usize> = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (z.zone.id.clone(), i))
+            .collect();
+        let mut camera_zones: HashMap<String, Vec<usize>> = config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), Vec::new()))
+            .collect();
         for (i, z) in zones.iter().enumerate() {
-            camera_zones.entry(z.zone.camera.clone()).or_default().push(i);
+            camera_zones
+                .entry(z.zone.camera.clone())
+                .or_default()
+                .push(i);
         }
-        let sensors = config.sensors.iter().map(|s| (s.id.clone(), (zone_index[&s.zone], None))).collect();
+        let sensors = config
+            .sensors
+            .iter()
+            .map(|s| (s.id.clone(), (zone_index[&s.zone], None)))
+            .collect();
         Pipeline {
             config,
             classifier,
@@ -196,7 +219,9 @@ impl Pipeline {
     pub async fn resume(&mut self) -> Result<usize, StoreError> {
         let mut resumed = 0;
         for row in self.store.zone_states().await? {
-            let Some(&i) = self.zone_index.get(&row.zone) else { continue };
+            let Some(&i) = self.zone_index.get(&row.zone) else {
+                continue;
+            };
             let z = &mut self.zones[i];
             if z.zone.camera != row.camera {
                 continue; // the zone moved to another camera: start it afresh
@@ -214,7 +239,10 @@ impl Pipeline {
         }
         for (sensor, occupied, measured_at) in self.store.sensor_states().await? {
             if let Some((_, vote)) = self.sensors.get_mut(&sensor) {
-                *vote = Some(SensorVote { occupied, measured_at });
+                *vote = Some(SensorVote {
+                    occupied,
+                    measured_at,
+                });
             }
         }
         Ok(resumed)
@@ -247,23 +275,35 @@ impl Pipeline {
             .into());
         }
         let classifier = self.classifier.clone();
-        let polygons: Vec<_> = zone_ids.iter().map(|&i| self.zones[i].zone.polygon.clone()).collect();
+        let polygons: Vec<_> = zone_ids
+            .iter()
+            .map(|&i| self.zones[i].zone.polygon.clone())
+            .collect();
         let jpeg = frame.jpeg.clone();
         let camera = frame.camera.clone();
         let at = frame.captured_at;
         let (image, scores) = tokio::task::spawn_blocking(move || {
-            let image = decode_jpeg(&jpeg)
-                .map_err(|source| InputError::Decode { camera: camera.clone(), at: format_rfc3339(at), source })?;
+            let image = decode_jpeg(&jpeg).map_err(|source| InputError::Decode {
+                camera: camera.clone(),
+                at: format_rfc3339(at),
+                source,
+            })?;
             let scores = classifier
                 .score_zones(&image, polygons.iter())
-                .map_err(|source| InputError::Model { camera: camera.clone(), source })?;
+                .map_err(|source| InputError::Model {
+                    camera: camera.clone(),
+                    source,
+                })?;
             Ok::<_, InputError>((image, scores))
         })
         .await
         .expect("classifier task panicked")?;
         Metrics::inc(&self.metrics.frames, 1);
         Metrics::inc(&self.metrics.crops, scores.len() as u64);
-        self.last_frame.insert(frame.camera.clone(), (frame.captured_at, frame.jpeg.clone()));
+        self.last_frame.insert(
+            frame.camera.clone(),
+            (frame.captured_at, frame.jpeg.clone()),
+        );
 
         let image = Arc::new(image);
         let mut outcome = FrameOutcome::default();
@@ -271,8 +311,15 @@ impl Pipeline {
         for (&i, &score) in zone_ids.iter().zip(&scores) {
             outcome.scores.push((self.zones[i].zone.id.clone(), score));
             self.zones[i].camera_score = Some((score as f64, frame.captured_at));
-            let held = HeldFrame { jpeg: frame.jpeg.clone(), captured_at: frame.captured_at, score: Some(score as f64) };
-            if let Err(e) = self.step_zone(i, frame.captured_at, Some((&held, &image))).await {
+            let held = HeldFrame {
+                jpeg: frame.jpeg.clone(),
+                captured_at: frame.captured_at,
+                score: Some(score as f64),
+            };
+            if let Err(e) = self
+                .step_zone(i, frame.captured_at, Some((&held, &image)))
+                .await
+            {
                 first_error.get_or_insert(e);
             }
             if let Err(e) = self.fill_missing_evidence(i, &held, &image).await {
@@ -311,7 +358,10 @@ impl Pipeline {
             }
             .into());
         }
-        *last = Some(SensorVote { occupied: reading.occupied, measured_at: reading.measured_at });
+        *last = Some(SensorVote {
+            occupied: reading.occupied,
+            measured_at: reading.measured_at,
+        });
         let zone = *zone;
         Metrics::inc(&self.metrics.sensor_readings, 1);
         self.store
@@ -332,7 +382,9 @@ impl Pipeline {
             if z.zone.sensors.is_empty() {
                 continue;
             }
-            let camera_fresh = z.camera_score.is_some_and(|(_, t)| at - t <= z.zone.params.camera_stale_ms);
+            let camera_fresh = z
+                .camera_score
+                .is_some_and(|(_, t)| at - t <= z.zone.params.camera_stale_ms);
             if camera_fresh || z.tracker.last_at.is_some_and(|l| l >= at) {
                 continue;
             }
@@ -344,7 +396,12 @@ impl Pipeline {
     }
 
     fn sensor_votes(&self, zone: usize) -> Vec<SensorVote> {
-        self.zones[zone].zone.sensors.iter().filter_map(|s| self.sensors.get(s).and_then(|(_, v)| *v)).collect()
+        self.zones[zone]
+            .zone
+            .sensors
+            .iter()
+            .filter_map(|s| self.sensors.get(s).and_then(|(_, v)| *v))
+            .collect()
     }
 
     async fn step_zone(
@@ -355,7 +412,9 @@ impl Pipeline {
     ) -> Result<(), RecordError> {
         let votes = self.sensor_votes(i);
         let z = &mut self.zones[i];
-        let Some(reading) = fuse(&z.zone.params, at, z.camera_score, &votes) else { return Ok(()) };
+        let Some(reading) = fuse(&z.zone.params, at, z.camera_score, &votes) else {
+            return Ok(());
+        };
         let transitions = z.tracker.step(&z.zone.params, reading);
         if transitions.is_empty() {
             return Ok(());
@@ -371,14 +430,25 @@ impl Pipeline {
 
     /// The frame that stands for a zone at a reading: the one being
     /// processed, else the camera's latest.
-    fn frame_for(&self, i: usize, frame: Option<(&HeldFrame, &Arc<RgbImage>)>) -> Option<(HeldFrame, Option<Arc<RgbImage>>)> {
+    fn frame_for(
+        &self,
+        i: usize,
+        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+    ) -> Option<(HeldFrame, Option<Arc<RgbImage>>)> {
         if let Some((h, img)) = frame {
             return Some((h.clone(), Some(img.clone())));
         }
         let camera = &self.zones[i].zone.camera;
-        self.last_frame
-            .get(camera)
-            .map(|(t, jpeg)| (HeldFrame { jpeg: jpeg.clone(), captured_at: *t, score: None }, None))
+        self.last_frame.get(camera).map(|(t, jpeg)| {
+            (
+                HeldFrame {
+                    jpeg: jpeg.clone(),
+                    captured_at: *t,
+                    score: None,
+                },
+                None,
+            )
+        })
     }
 
     async fn apply(
@@ -399,7 +469,11 @@ impl Pipeline {
                 }
                 self.publish_state(i, reading, None);
             }
-            Transition::Confirmed { start, confirmed_at, peak } => {
+            Transition::Confirmed {
+                start,
+                confirmed_at,
+                peak,
+            } => {
                 let id = violation_id(&zone.camera, &zone.id, start);
                 let row = ViolationRow {
                     id: id.clone(),
@@ -421,13 +495,21 @@ impl Pipeline {
                 match self.zones[i].first.clone() {
                     Some(first) => {
                         let jpeg = self.evidence.get(&first.sha256)?;
-                        let held = HeldFrame { jpeg: Arc::new(jpeg), captured_at: first.captured_at, score: first.score };
-                        self.record_evidence(&id, &zone, "first", &held, None).await?;
+                        let held = HeldFrame {
+                            jpeg: Arc::new(jpeg),
+                            captured_at: first.captured_at,
+                            score: first.score,
+                        };
+                        self.record_evidence(&id, &zone, "first", &held, None)
+                            .await?;
                     }
                     None => self.zones[i].pending_evidence.push("first"),
                 }
                 match self.frame_for(i, frame) {
-                    Some((held, img)) => self.record_evidence(&id, &zone, "confirm", &held, img.as_deref()).await?,
+                    Some((held, img)) => {
+                        self.record_evidence(&id, &zone, "confirm", &held, img.as_deref())
+                            .await?
+                    }
                     None => self.zones[i].pending_evidence.push("confirm"),
                 }
                 Metrics::inc(&self.metrics.violations_opened, 1);
@@ -438,21 +520,39 @@ impl Pipeline {
             Transition::ClearingStarted { .. } => {
                 self.zones[i].clearing = frame.map(|(h, _)| h.clone());
             }
-            Transition::Reminder { at, last_obstructed, peak, .. } => {
+            Transition::Reminder {
+                at,
+                last_obstructed,
+                peak,
+                ..
+            } => {
                 if let Some(id) = self.zones[i].violation_id.clone() {
-                    self.store.update_progress(&id, last_obstructed, peak).await?;
+                    self.store
+                        .update_progress(&id, last_obstructed, peak)
+                        .await?;
                     if let Some(row) = self.store.violation(&id).await? {
                         self.emit_violation(ViolationEventKind::Update, &row, at);
                     }
                 }
             }
-            Transition::Ended { cleared_at, decided_at, last_obstructed, peak, .. } => {
+            Transition::Ended {
+                cleared_at,
+                decided_at,
+                last_obstructed,
+                peak,
+                ..
+            } => {
                 if let Some(id) = self.zones[i].violation_id.take() {
-                    self.store.end_violation(&id, cleared_at, last_obstructed, peak, "cleared").await?;
+                    self.store
+                        .end_violation(&id, cleared_at, last_obstructed, peak, "cleared")
+                        .await?;
                     let clearing = self.zones[i].clearing.take();
-                    let held = clearing.map(|h| (h, None)).or_else(|| self.frame_for(i, frame));
+                    let held = clearing
+                        .map(|h| (h, None))
+                        .or_else(|| self.frame_for(i, frame));
                     if let Some((held, img)) = held {
-                        self.record_evidence(&id, &zone, "clear", &held, img.as_deref()).await?;
+                        self.record_evidence(&id, &zone, "clear", &held, img.as_deref())
+                            .await?;
                     }
                     Metrics::inc(&self.metrics.violations_ended, 1);
                     tracing::info!(violation = %id, zone = %zone.id, cleared = %format_rfc3339(cleared_at), "violation ended");
@@ -475,17 +575,27 @@ impl Pipeline {
 
     fn hold_first(&mut self, i: usize, held: &HeldFrame) -> Result<(), RecordError> {
         let stored = self.evidence.put(&held.jpeg)?;
-        self.zones[i].first = Some(FirstFrame { sha256: stored.sha256, captured_at: held.captured_at, score: held.score });
+        self.zones[i].first = Some(FirstFrame {
+            sha256: stored.sha256,
+            captured_at: held.captured_at,
+            score: held.score,
+        });
         Ok(())
     }
 
     /// After a frame: a zone whose obstruction or clearing began with a
     /// sensor reading takes this frame as the evidence it still lacks.
-    async fn fill_missing_evidence(&mut self, i: usize, held: &HeldFrame, image: &RgbImage) -> Result<(), RecordError> {
+    async fn fill_missing_evidence(
+        &mut self,
+        i: usize,
+        held: &HeldFrame,
+        image: &RgbImage,
+    ) -> Result<(), RecordError> {
         if let Some(id) = self.zones[i].violation_id.clone() {
             let zone = self.zones[i].zone.clone();
             for kind in std::mem::take(&mut self.zones[i].pending_evidence) {
-                self.record_evidence(&id, &zone, kind, held, Some(image)).await?;
+                self.record_evidence(&id, &zone, kind, held, Some(image))
+                    .await?;
             }
         }
         let z = &self.zones[i];
@@ -540,7 +650,13 @@ impl Pipeline {
             },
         };
         if let Some(image) = image {
-            let caption = Caption { zone: &zone.id, camera: &zone.camera, kind, score: held.score, captured_at: held.captured_at };
+            let caption = Caption {
+                zone: &zone.id,
+                camera: &zone.camera,
+                kind,
+                score: held.score,
+                captured_at: held.captured_at,
+            };
             let annotated = annotate(image, &zone.polygon, &caption)?;
             let stored = self.evidence.put(&annotated)?;
             self.store
@@ -577,7 +693,11 @@ impl Pipeline {
     }
 
     fn emit_violation(&mut self, kind: ViolationEventKind, row: &ViolationRow, at: Millis) {
-        self.outgoing.push(AlertEvent::Violation { kind, violation: ViolationView::from(row), at });
+        self.outgoing.push(AlertEvent::Violation {
+            kind,
+            violation: ViolationView::from(row),
+            at,
+        });
     }
 
     fn flush_events(&mut self) {
@@ -609,6 +729,9 @@ impl Pipeline {
 
     /// Current phase of every zone (for status output and tests).
     pub fn zone_phases(&self) -> Vec<(String, Phase)> {
-        self.zones.iter().map(|z| (z.zone.id.clone(), z.tracker.phase.clone())).collect()
+        self.zones
+            .iter()
+            .map(|z| (z.zone.id.clone(), z.tracker.phase.clone()))
+            .collect()
     }
 }

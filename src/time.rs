@@ -37,7 +37,8 @@ pub mod rfc3339 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
         let s = String::deserialize(d)?;
-        parse_rfc3339(&s).map_err(|e| serde::de::Error::custom(format!("`{s}` is not RFC 3339: {e}")))
+        parse_rfc3339(&s)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not RFC 3339: {e}")))
     }
 
     pub mod option {

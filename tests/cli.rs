@@ -7,8 +7,16 @@ use std::process::Command;
 use common::repo_root;
 
 fn firelane(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_firelane")).args(args).current_dir(repo_root()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_firelane"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -61,14 +69,21 @@ fn unreadable_model_is_named() {
     std::fs::write(&path, "[model]\npath = \"/nonexistent/model.onnx\"\n").unwrap();
     let (code, _out, err) = firelane(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("[model]: path: model card /nonexistent/model.json: cannot read"), "{err}");
+    assert!(
+        err.contains("[model]: path: model card /nonexistent/model.json: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
 fn tampered_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let models = repo_root().join("models");
-    std::fs::copy(models.join("obstruction-v1.json"), dir.path().join("obstruction-v1.json")).unwrap();
+    std::fs::copy(
+        models.join("obstruction-v1.json"),
+        dir.path().join("obstruction-v1.json"),
+    )
+    .unwrap();
     let mut onnx = std::fs::read(models.join("obstruction-v1.onnx")).unwrap();
     let last = onnx.len() - 1;
     onnx[last] ^= 0x01;
@@ -76,7 +91,12 @@ fn tampered_model_is_refused() {
     let img = dir.path().join("x.jpg");
     std::fs::write(&img, common::jpeg_frame(64, 64, 1)).unwrap();
     let model = dir.path().join("obstruction-v1.onnx");
-    let (code, _out, err) = firelane(&["classify", "--model", model.to_str().unwrap(), img.to_str().unwrap()]);
+    let (code, _out, err) = firelane(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("does not match its card"), "{err}");
 }
@@ -86,11 +106,18 @@ fn classify_prints_json_lines_and_names_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     std::fs::write(dir.path().join("a.jpg"), common::jpeg_frame(150, 150, 1)).unwrap();
-    std::fs::write(dir.path().join("sub/b.jpg"), common::jpeg_frame(150, 150, 2)).unwrap();
+    std::fs::write(
+        dir.path().join("sub/b.jpg"),
+        common::jpeg_frame(150, 150, 2),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("sub/broken.jpg"), b"\xFF\xD8 not really").unwrap();
     let (code, out, err) = firelane(&["classify", "--json", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "one file is unreadable: {err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{out}");
     for l in &lines {
         let score = l["score"].as_f64().unwrap();

@@ -57,7 +57,10 @@ zone = "lane-1"
 }
 
 /// Subscribes to everything under `site/` and forwards (topic, payload).
-async fn listener(broker: &Mosquitto, id: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+async fn listener(
+    broker: &Mosquitto,
+    id: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
@@ -93,14 +96,20 @@ impl Publisher {
             "captured_at": rfc(at),
             "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
         });
-        self.raw("site/cameras/cam1/frame", body.to_string().into_bytes()).await;
+        self.raw("site/cameras/cam1/frame", body.to_string().into_bytes())
+            .await;
     }
     async fn sensor(&self, at: i64, occupied: bool) {
-        let body = serde_json::json!({"sensor": "loop-1", "measured_at": rfc(at), "occupied": occupied});
-        self.raw("site/sensors/loop-1", body.to_string().into_bytes()).await;
+        let body =
+            serde_json::json!({"sensor": "loop-1", "measured_at": rfc(at), "occupied": occupied});
+        self.raw("site/sensors/loop-1", body.to_string().into_bytes())
+            .await;
     }
     async fn raw(&self, topic: &str, payload: Vec<u8>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
         // keep one ordered stream through the broker
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -121,7 +130,12 @@ async fn publisher(broker: &Mosquitto, id: &str) -> Publisher {
 }
 
 /// Waits for a message on `topic` whose JSON `event` is `event`.
-async fn wait_event(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>, seen: &mut Vec<(String, Vec<u8>)>, topic: &str, pred: impl Fn(&[u8]) -> bool) {
+async fn wait_event(
+    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    seen: &mut Vec<(String, Vec<u8>)>,
+    topic: &str,
+    pred: impl Fn(&[u8]) -> bool,
+) {
     if seen.iter().any(|(t, p)| t == topic && pred(p)) {
         return;
     }
@@ -129,7 +143,12 @@ async fn wait_event(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>, seen: &
     loop {
         let msg = tokio::time::timeout_at(deadline, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("no matching message on {topic} within 60 s; saw {:?}", summary(seen)))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no matching message on {topic} within 60 s; saw {:?}",
+                    summary(seen)
+                )
+            })
             .expect("listener alive");
         let hit = msg.0 == topic && pred(&msg.1);
         seen.push(msg);
@@ -140,7 +159,9 @@ async fn wait_event(rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>, seen: &
 }
 
 fn summary(seen: &[(String, Vec<u8>)]) -> Vec<String> {
-    seen.iter().map(|(t, p)| format!("{t}: {}", String::from_utf8_lossy(&p[..p.len().min(160)]))).collect()
+    seen.iter()
+        .map(|(t, p)| format!("{t}: {}", String::from_utf8_lossy(&p[..p.len().min(160)])))
+        .collect()
 }
 
 fn event_is(kind: &'static str) -> impl Fn(&[u8]) -> bool {
@@ -148,7 +169,9 @@ fn event_is(kind: &'static str) -> impl Fn(&[u8]) -> bool {
 }
 
 fn count_events(seen: &[(String, Vec<u8>)], kind: &str) -> usize {
-    seen.iter().filter(|(t, p)| t == "site/violations" && event_is_dyn(p, kind)).count()
+    seen.iter()
+        .filter(|(t, p)| t == "site/violations" && event_is_dyn(p, kind))
+        .count()
 }
 
 fn event_is_dyn(p: &[u8], kind: &str) -> bool {
@@ -186,12 +209,16 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     }
     // Bad input in the middle: each is skipped with a reason, nothing stops.
     let good = jpeg_frame(640, 480, 99);
-    pubr.raw("site/cameras/cam1/frame", good[..good.len() / 2].to_vec()).await; // truncated
-    pubr.raw("site/cameras/cam1/frame", b"{\"captured_at\": 12".to_vec()).await; // malformed JSON
+    pubr.raw("site/cameras/cam1/frame", good[..good.len() / 2].to_vec())
+        .await; // truncated
+    pubr.raw("site/cameras/cam1/frame", b"{\"captured_at\": 12".to_vec())
+        .await; // malformed JSON
     pubr.raw("site/cameras/nope/frame", good.clone()).await; // unknown camera
-    pubr.raw("site/sensors/ghost", br#"{"occupied": true}"#.to_vec()).await; // unknown sensor
+    pubr.raw("site/sensors/ghost", br#"{"occupied": true}"#.to_vec())
+        .await; // unknown sensor
     pubr.frame(t0 - 60 * s, &good).await; // backwards in time
-    pubr.frame(firelane::time::wall_clock_ms() + 86_400_000, &good).await; // far future
+    pubr.frame(firelane::time::wall_clock_ms() + 86_400_000, &good)
+        .await; // far future
     let mut corrupt = vec![0xFF, 0xD8, 0xFF, 0xDB];
     corrupt.extend(std::iter::repeat_n(0x11, 400));
     corrupt.extend([0xFF, 0xD9]);
@@ -212,7 +239,12 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     daemon.await.unwrap().unwrap();
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"offline").await;
 
-    assert_eq!(count_events(&seen, "new"), 1, "one new event: {:?}", summary(&seen));
+    assert_eq!(
+        count_events(&seen, "new"),
+        1,
+        "one new event: {:?}",
+        summary(&seen)
+    );
     assert_eq!(count_events(&seen, "end"), 1);
     let end: serde_json::Value = seen
         .iter()
@@ -223,29 +255,51 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     assert_eq!(end["violation"]["confirmed_at"], rfc(t0 + 70 * s));
     assert_eq!(end["violation"]["cleared"], rfc(t0 + 90 * s));
 
-    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))
+        .await
+        .unwrap();
     let violations = store.violations().await.unwrap();
     assert_eq!(violations.len(), 1, "{violations:?}");
     let v = &violations[0];
-    assert_eq!((v.start_ms, v.confirmed_ms, v.cleared_ms), (t0 + 10 * s, t0 + 70 * s, Some(t0 + 90 * s)));
+    assert_eq!(
+        (v.start_ms, v.confirmed_ms, v.cleared_ms),
+        (t0 + 10 * s, t0 + 70 * s, Some(t0 + 90 * s))
+    );
     assert_eq!(v.status, "cleared");
     assert_eq!(v.model_name, "obstruction-v1");
     assert_eq!(v.model_sha256.len(), 64);
     let evidence = store.evidence(&v.id).await.unwrap();
-    let kinds: Vec<(String, String)> = evidence.iter().map(|e| (e.kind.clone(), e.variant.clone())).collect();
+    let kinds: Vec<(String, String)> = evidence
+        .iter()
+        .map(|e| (e.kind.clone(), e.variant.clone()))
+        .collect();
     for kind in ["first", "confirm", "clear"] {
         for variant in ["original", "annotated"] {
-            assert!(kinds.contains(&(kind.to_string(), variant.to_string())), "missing {kind}/{variant}: {kinds:?}");
+            assert!(
+                kinds.contains(&(kind.to_string(), variant.to_string())),
+                "missing {kind}/{variant}: {kinds:?}"
+            );
         }
     }
     for e in &evidence {
         let bytes = std::fs::read(data.path().join("evidence").join(&e.path)).unwrap();
-        assert_eq!(hex::encode(Sha256::digest(&bytes)), e.sha256, "file content matches its hash");
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            e.sha256,
+            "file content matches its hash"
+        );
         assert_eq!(bytes.len() as i64, e.bytes);
         if e.variant == "original" {
-            assert_eq!(&bytes, &frames[&e.captured_ms], "{} original is the published frame byte for byte", e.kind);
+            assert_eq!(
+                &bytes, &frames[&e.captured_ms],
+                "{} original is the published frame byte for byte",
+                e.kind
+            );
         } else {
-            assert_ne!(&bytes, &frames[&e.captured_ms], "annotated differs from the original");
+            assert_ne!(
+                &bytes, &frames[&e.captured_ms],
+                "annotated differs from the original"
+            );
             firelane::vision::decode_jpeg(&bytes).expect("annotated copy is a JPEG");
         }
     }
@@ -280,7 +334,8 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
     let s = 1000;
     pubr.sensor(t0, true).await;
     for k in 0..=7 {
-        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
     }
     wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
     child.kill().unwrap(); // SIGKILL: no goodbye
@@ -292,25 +347,43 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
     seen.retain(|(t, _)| t != "site/available");
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     for k in 8..=10 {
-        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
     }
     pubr.sensor(t0 + 110 * s, false).await;
     for k in 11..=13 {
-        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32)).await;
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
     }
     wait_event(&mut rx, &mut seen, "site/violations", event_is("end")).await;
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     child.wait().unwrap();
 
-    assert_eq!(count_events(&seen, "new"), 1, "the restart did not announce it again: {:?}", summary(&seen));
-    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    assert_eq!(
+        count_events(&seen, "new"),
+        1,
+        "the restart did not announce it again: {:?}",
+        summary(&seen)
+    );
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))
+        .await
+        .unwrap();
     let violations = store.violations().await.unwrap();
     assert_eq!(violations.len(), 1, "{violations:?}");
     let v = &violations[0];
     assert_eq!(v.start_ms, t0, "start survives the restart");
     assert_eq!(v.confirmed_ms, t0 + 60 * s);
     assert_eq!(v.cleared_ms, Some(t0 + 110 * s));
-    let kinds: Vec<String> = store.evidence(&v.id).await.unwrap().into_iter().map(|e| format!("{}/{}", e.kind, e.variant)).collect();
+    let kinds: Vec<String> = store
+        .evidence(&v.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}/{}", e.kind, e.variant))
+        .collect();
     assert_eq!(kinds.len(), 6, "{kinds:?}");
 }
 
@@ -356,7 +429,10 @@ zone = "lane-1"
     let fake = Mosquitto::external(v4);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", v4)).is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "embedded broker never listened");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "embedded broker never listened"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_c, mut rx) = listener(&fake, "listener-3").await;
@@ -370,9 +446,15 @@ zone = "lane-1"
     wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
-    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))
+        .await
+        .unwrap();
     let v = store.violations().await.unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].start_ms, t0);
-    assert_eq!(store.evidence(&v[0].id).await.unwrap().len(), 4, "first and confirm, original and annotated");
+    assert_eq!(
+        store.evidence(&v[0].id).await.unwrap().len(),
+        4,
+        "first and confirm, original and annotated"
+    );
 }

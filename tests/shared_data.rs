@@ -14,7 +14,12 @@ use sha2::{Digest, Sha256};
 async fn cnrpark_a_replay_reaches_f1_090() {
     let scenario = Scenario::load(&shared_dir().join("scenarios/cnrpark-a")).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let opts = ReplayOptions { data_dir: data.path().to_path_buf(), grace_s: None, model: model_path(), base_config: None };
+    let opts = ReplayOptions {
+        data_dir: data.path().to_path_buf(),
+        grace_s: None,
+        model: model_path(),
+        base_config: None,
+    };
     let report = replay::run(&scenario, &opts).await.unwrap();
     let score = report.score.clone().expect("cnrpark-a has truth.json");
     println!("{score:?}");
@@ -27,10 +32,20 @@ async fn cnrpark_a_replay_reaches_f1_090() {
         assert!(v.start < v.confirmed_at);
         assert!(v.confirmed_at - v.start >= 600_000);
         for kind in ["first", "confirm"] {
-            assert!(v.evidence.iter().any(|e| e.kind == kind && e.variant == "original"), "{} lacks {kind}", v.id);
+            assert!(
+                v.evidence
+                    .iter()
+                    .any(|e| e.kind == kind && e.variant == "original"),
+                "{} lacks {kind}",
+                v.id
+            );
         }
         if v.cleared.is_some() {
-            assert!(v.evidence.iter().any(|e| e.kind == "clear"), "{} lacks its clearing frame", v.id);
+            assert!(
+                v.evidence.iter().any(|e| e.kind == "clear"),
+                "{} lacks its clearing frame",
+                v.id
+            );
         }
         for e in &v.evidence {
             let bytes = std::fs::read(&e.path).unwrap();
@@ -39,10 +54,21 @@ async fn cnrpark_a_replay_reaches_f1_090() {
     }
     // Replaying again into the same folder gives the same violations, no duplicates.
     let again = replay::run(&scenario, &opts).await.unwrap();
-    let ids = |r: &replay::Report| r.violations.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+    let ids = |r: &replay::Report| {
+        r.violations
+            .iter()
+            .map(|v| v.id.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&report), ids(&again));
-    let store = firelane::store::Store::open(&format!("sqlite://{}/firelane.db", data.path().display())).await.unwrap();
-    assert_eq!(store.violations().await.unwrap().len(), report.violations.len());
+    let store =
+        firelane::store::Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))
+            .await
+            .unwrap();
+    assert_eq!(
+        store.violations().await.unwrap().len(),
+        report.violations.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,10 +76,20 @@ async fn cnrpark_a_replay_reaches_f1_090() {
 async fn grace_override_changes_what_counts() {
     let scenario = Scenario::load(&shared_dir().join("scenarios/cnrpark-a")).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let long = ReplayOptions { data_dir: data.path().join("long"), grace_s: Some(4.0 * 3600.0), model: model_path(), base_config: None };
+    let long = ReplayOptions {
+        data_dir: data.path().join("long"),
+        grace_s: Some(4.0 * 3600.0),
+        model: model_path(),
+        base_config: None,
+    };
     let report = replay::run(&scenario, &long).await.unwrap();
     assert_eq!(report.grace_s, 4.0 * 3600.0);
-    assert!(report.violations.iter().all(|v| v.confirmed_at - v.start >= 4 * 3_600_000));
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|v| v.confirmed_at - v.start >= 4 * 3_600_000)
+    );
     assert!(report.violations.len() < 48);
 }
 
@@ -70,22 +106,42 @@ fn shipped_model_matches_its_card_on_held_out_bays() {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
-                let slot: u32 = p.file_stem().unwrap().to_str().unwrap().rsplit('_').next().unwrap().parse().unwrap();
+                let slot: u32 = p
+                    .file_stem()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .rsplit('_')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 slot % 2 == 1
             })
             .collect();
         files.sort();
         for (path, score) in firelane::vision::eval::score_files(&classifier, &files) {
-            samples.push((score.unwrap_or_else(|e| panic!("{}: {e}", path.display())), label));
+            samples.push((
+                score.unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+                label,
+            ));
         }
     }
     let m = firelane::vision::eval::metrics(&samples, classifier.threshold());
     let card = &classifier.card.metrics["heldout_bays"];
     println!("{m:?}\ncard: {card}");
-    assert_eq!(m.n as u64, card["n"].as_u64().unwrap(), "same held-out set as the card");
+    assert_eq!(
+        m.n as u64,
+        card["n"].as_u64().unwrap(),
+        "same held-out set as the card"
+    );
     let card_acc = card["accuracy"].as_f64().unwrap();
     // Rust's resize and JPEG decoder differ slightly from PIL's.
-    assert!((m.accuracy - card_acc).abs() <= 0.005, "accuracy {} vs card {card_acc}", m.accuracy);
+    assert!(
+        (m.accuracy - card_acc).abs() <= 0.005,
+        "accuracy {} vs card {card_acc}",
+        m.accuracy
+    );
     assert!(m.accuracy >= 0.99, "held-out accuracy {}", m.accuracy);
     assert!(m.roc_auc >= 0.995, "ROC AUC {}", m.roc_auc);
 }

@@ -29,7 +29,10 @@ async fn exercise(store: &Store) {
     assert_eq!(store.violations().await.unwrap(), vec![v.clone()]);
 
     store.update_progress(&id, 700_000, 0.97).await.unwrap();
-    store.end_violation(&id, 800_000, 790_000, 0.98, "cleared").await.unwrap();
+    store
+        .end_violation(&id, 800_000, 790_000, 0.98, "cleared")
+        .await
+        .unwrap();
     let got = store.violation(&id).await.unwrap().unwrap();
     assert_eq!(got.cleared_ms, Some(800_000));
     assert_eq!(got.last_obstructed_ms, 790_000);
@@ -61,7 +64,10 @@ async fn exercise(store: &Store) {
             last_obstructed: 700_000,
             peak: 0.97,
             last_reminder: 601_000,
-            clear_run: Some(ClearRun { since: 710_000, readings: 1 }),
+            clear_run: Some(ClearRun {
+                since: 710_000,
+                readings: 1,
+            }),
         },
         last_at_ms: Some(710_000),
         violation_id: Some(id.clone()),
@@ -76,9 +82,18 @@ async fn exercise(store: &Store) {
     assert_eq!(store.zone_states().await.unwrap(), vec![state]);
     store.save_zone_state(&cleared).await.unwrap();
     assert_eq!(store.zone_states().await.unwrap(), vec![cleared]);
-    store.save_sensor_state("loop-1", true, 5_000).await.unwrap();
-    store.save_sensor_state("loop-1", false, 6_000).await.unwrap();
-    assert_eq!(store.sensor_states().await.unwrap(), vec![("loop-1".to_string(), false, 6_000)]);
+    store
+        .save_sensor_state("loop-1", true, 5_000)
+        .await
+        .unwrap();
+    store
+        .save_sensor_state("loop-1", false, 6_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sensor_states().await.unwrap(),
+        vec![("loop-1".to_string(), false, 6_000)]
+    );
     store.clear_zone_states().await.unwrap();
     assert!(store.sensor_states().await.unwrap().is_empty());
     assert!(store.zone_states().await.unwrap().is_empty());
@@ -87,7 +102,10 @@ async fn exercise(store: &Store) {
 #[tokio::test]
 async fn sqlite_store_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/nested/firelane.db?mode=rwc", dir.path().display());
+    let url = format!(
+        "sqlite://{}/nested/firelane.db?mode=rwc",
+        dir.path().display()
+    );
     let store = Store::open(&url).await.unwrap();
     exercise(&store).await;
     // Reopening runs the migrations again harmlessly and keeps the data.

@@ -72,7 +72,11 @@ pub struct ZoneStateView {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertEvent {
-    Violation { kind: ViolationEventKind, violation: ViolationView, at: Millis },
+    Violation {
+        kind: ViolationEventKind,
+        violation: ViolationView,
+        at: Millis,
+    },
     ZoneState(ZoneStateView),
 }
 

@@ -24,11 +24,17 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: String, source: std::io::Error },
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{}", format_problems(file, problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 fn format_problems(file: &str, problems: &[Problem]) -> String {
@@ -78,18 +84,27 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: default_data_dir(), database_url: None, evidence_dir: None }
+        StorageConfig {
+            data_dir: default_data_dir(),
+            database_url: None,
+            evidence_dir: None,
+        }
     }
 }
 
 impl StorageConfig {
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("firelane.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("firelane.db").display()
+            )
         })
     }
     pub fn evidence_dir(&self) -> PathBuf {
-        self.evidence_dir.clone().unwrap_or_else(|| self.data_dir.join("evidence"))
+        self.evidence_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("evidence"))
     }
 }
 
@@ -107,7 +122,9 @@ pub fn default_model_path() -> PathBuf {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: default_model_path() }
+        ModelConfig {
+            path: default_model_path(),
+        }
     }
 }
 
@@ -246,7 +263,10 @@ fn default_queue() -> usize {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_future_skew_s: default_future_skew(), queue_frames: default_queue() }
+        IngestConfig {
+            max_future_skew_s: default_future_skew(),
+            queue_frames: default_queue(),
+        }
     }
 }
 
@@ -319,53 +339,111 @@ impl Config {
     /// taken relative to the working directory, as a shell user expects.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
         Self::from_toml(&text, &file)
     }
 
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { file: file.to_string(), message: e.to_string().trim_end().to_string() })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         Self::from_raw(raw, file, None)
     }
 
     /// Validates `raw`. `card_threshold` fills zones without a threshold;
     /// without it the default is 0.5 until the model is loaded.
-    pub fn from_raw(raw: RawConfig, file: &str, card_threshold: Option<f64>) -> Result<Config, ConfigError> {
+    pub fn from_raw(
+        raw: RawConfig,
+        file: &str,
+        card_threshold: Option<f64>,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let mut push = |item: String, field: &str, message: String| {
-            problems.push(Problem { item, field: field.to_string(), message })
+            problems.push(Problem {
+                item,
+                field: field.to_string(),
+                message,
+            })
         };
         let prefix = raw.mqtt.topic_prefix.trim_end_matches('/').to_string();
         if prefix.is_empty() || prefix.contains(['+', '#']) {
-            push("[mqtt]".into(), "topic_prefix", "must be non-empty and contain no MQTT wildcards (+ #)".into());
+            push(
+                "[mqtt]".into(),
+                "topic_prefix",
+                "must be non-empty and contain no MQTT wildcards (+ #)".into(),
+            );
         }
         if !(raw.mqtt.url.starts_with("mqtt://") || raw.mqtt.url.starts_with("mqtts://")) {
-            push("[mqtt]".into(), "url", format!("`{}` must start with mqtt:// or mqtts://", raw.mqtt.url));
-        } else if url::Url::parse(&raw.mqtt.url).ok().and_then(|u| u.host_str().map(str::to_owned)).is_none() {
-            push("[mqtt]".into(), "url", format!("`{}` has no host", raw.mqtt.url));
+            push(
+                "[mqtt]".into(),
+                "url",
+                format!("`{}` must start with mqtt:// or mqtts://", raw.mqtt.url),
+            );
+        } else if url::Url::parse(&raw.mqtt.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .is_none()
+        {
+            push(
+                "[mqtt]".into(),
+                "url",
+                format!("`{}` has no host", raw.mqtt.url),
+            );
         }
         if raw.mqtt.max_payload_bytes < 1024 {
-            push("[mqtt]".into(), "max_payload_bytes", "must be at least 1024".into());
+            push(
+                "[mqtt]".into(),
+                "max_payload_bytes",
+                "must be at least 1024".into(),
+            );
         }
         if let Some(b) = &raw.mqtt.embedded_broker {
             for (field, v) in [("listen", &b.listen), ("listen_v5", &b.listen_v5)] {
                 if v.parse::<std::net::SocketAddr>().is_err() {
-                    push("[mqtt.embedded_broker]".into(), field, format!("`{v}` is not an address like 127.0.0.1:1883"));
+                    push(
+                        "[mqtt.embedded_broker]".into(),
+                        field,
+                        format!("`{v}` is not an address like 127.0.0.1:1883"),
+                    );
                 }
             }
         }
         let t = &raw.tracking;
         check_seconds(&mut push, "[tracking]", "grace_s", Some(t.grace_s));
         check_seconds(&mut push, "[tracking]", "clear_s", Some(t.clear_s));
-        check_seconds(&mut push, "[tracking]", "camera_stale_s", Some(t.camera_stale_s));
-        check_seconds(&mut push, "[tracking]", "update_every_s", Some(t.update_every_s));
+        check_seconds(
+            &mut push,
+            "[tracking]",
+            "camera_stale_s",
+            Some(t.camera_stale_s),
+        );
+        check_seconds(
+            &mut push,
+            "[tracking]",
+            "update_every_s",
+            Some(t.update_every_s),
+        );
         check_threshold(&mut push, "[tracking]", t.threshold);
         if !(0.0..=10.0).contains(&t.sensor_weight) {
-            push("[tracking]".into(), "sensor_weight", format!("{} is out of range 0..10 (0 ignores sensors when a frame is fresh)", t.sensor_weight));
+            push(
+                "[tracking]".into(),
+                "sensor_weight",
+                format!(
+                    "{} is out of range 0..10 (0 ignores sensors when a frame is fresh)",
+                    t.sensor_weight
+                ),
+            );
         }
         if raw.ingest.queue_frames == 0 {
-            push("[ingest]".into(), "queue_frames", "must be at least 1".into());
+            push(
+                "[ingest]".into(),
+                "queue_frames",
+                "must be at least 1".into(),
+            );
         }
 
         let mut cameras = Vec::new();
@@ -373,14 +451,21 @@ impl Config {
         for (i, c) in raw.cameras.iter().enumerate() {
             let item = format!("camera \"{}\" (cameras[{i}])", c.id);
             if c.id.is_empty() || c.id.contains(['/', '+', '#']) {
-                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+                push(
+                    item.clone(),
+                    "id",
+                    "must be non-empty and contain no / + #".into(),
+                );
             }
             if !seen.insert(c.id.clone()) {
                 push(item.clone(), "id", "duplicate camera id".into());
             }
             cameras.push(Camera {
                 id: c.id.clone(),
-                topic: c.topic.clone().unwrap_or_else(|| format!("{prefix}/cameras/{}/frame", c.id)),
+                topic: c
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{prefix}/cameras/{}/frame", c.id)),
             });
         }
         let camera_ids: Vec<&str> = raw.cameras.iter().map(|c| c.id.as_str()).collect();
@@ -390,13 +475,25 @@ impl Config {
         for (i, z) in raw.zones.iter().enumerate() {
             let item = format!("zone \"{}\" (zones[{i}])", z.id);
             if z.id.is_empty() || z.id.contains(['/', '+', '#']) {
-                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+                push(
+                    item.clone(),
+                    "id",
+                    "must be non-empty and contain no / + #".into(),
+                );
             }
             if !zone_ids.insert(z.id.clone()) {
                 push(item.clone(), "id", "duplicate zone id".into());
             }
             if !camera_ids.contains(&z.camera.as_str()) {
-                push(item.clone(), "camera", format!("unknown camera \"{}\"; known: {}", z.camera, list(&camera_ids)));
+                push(
+                    item.clone(),
+                    "camera",
+                    format!(
+                        "unknown camera \"{}\"; known: {}",
+                        z.camera,
+                        list(&camera_ids)
+                    ),
+                );
             }
             check_threshold(&mut push, &item, z.threshold);
             check_seconds(&mut push, &item, "grace_s", z.grace_s);
@@ -414,7 +511,11 @@ impl Config {
                     camera: z.camera.clone(),
                     polygon,
                     params: crate::tracking::ZoneParams {
-                        threshold: z.threshold.or(t.threshold).or(card_threshold).unwrap_or(0.5),
+                        threshold: z
+                            .threshold
+                            .or(t.threshold)
+                            .or(card_threshold)
+                            .unwrap_or(0.5),
                         grace_ms: crate::time::secs_to_ms(z.grace_s.unwrap_or(t.grace_s)),
                         clear_ms: crate::time::secs_to_ms(z.clear_s.unwrap_or(t.clear_s)),
                         camera_stale_ms: crate::time::secs_to_ms(t.camera_stale_s),
@@ -431,25 +532,40 @@ impl Config {
         for (i, s) in raw.sensors.iter().enumerate() {
             let item = format!("sensor \"{}\" (sensors[{i}])", s.id);
             if s.id.is_empty() || s.id.contains(['/', '+', '#']) {
-                push(item.clone(), "id", "must be non-empty and contain no / + #".into());
+                push(
+                    item.clone(),
+                    "id",
+                    "must be non-empty and contain no / + #".into(),
+                );
             }
             if !sensor_ids.insert(s.id.clone()) {
                 push(item.clone(), "id", "duplicate sensor id".into());
             }
             if !zone_ids.contains(&s.zone) {
                 let known: Vec<&str> = raw.zones.iter().map(|z| z.id.as_str()).collect();
-                push(item.clone(), "zone", format!("unknown zone \"{}\"; known: {}", s.zone, list(&known)));
+                push(
+                    item.clone(),
+                    "zone",
+                    format!("unknown zone \"{}\"; known: {}", s.zone, list(&known)),
+                );
             }
             sensors.push(Sensor {
                 id: s.id.clone(),
                 zone: s.zone.clone(),
-                topic: s.topic.clone().unwrap_or_else(|| format!("{prefix}/sensors/{}", s.id)),
+                topic: s
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{prefix}/sensors/{}", s.id)),
             });
         }
         for (i, z) in raw.zones.iter().enumerate() {
             for s in &z.sensors {
                 match raw.sensors.iter().find(|c| &c.id == s) {
-                    None => push(format!("zone \"{}\" (zones[{i}])", z.id), "sensors", format!("unknown sensor \"{s}\"; add it under [[sensors]]")),
+                    None => push(
+                        format!("zone \"{}\" (zones[{i}])", z.id),
+                        "sensors",
+                        format!("unknown sensor \"{s}\"; add it under [[sensors]]"),
+                    ),
                     Some(c) if c.zone != z.id => push(
                         format!("zone \"{}\" (zones[{i}])", z.id),
                         "sensors",
@@ -460,19 +576,40 @@ impl Config {
             }
         }
         for zone in &mut zones {
-            zone.sensors = sensors.iter().filter(|s| s.zone == zone.id).map(|s| s.id.clone()).collect();
+            zone.sensors = sensors
+                .iter()
+                .filter(|s| s.zone == zone.id)
+                .map(|s| s.id.clone())
+                .collect();
         }
         let mut topics: BTreeMap<&str, &str> = BTreeMap::new();
-        for (id, topic) in cameras.iter().map(|c| (&c.id, &c.topic)).chain(sensors.iter().map(|s| (&s.id, &s.topic))) {
+        for (id, topic) in cameras
+            .iter()
+            .map(|c| (&c.id, &c.topic))
+            .chain(sensors.iter().map(|s| (&s.id, &s.topic)))
+        {
             if let Some(other) = topics.insert(topic, id) {
-                push(format!("\"{id}\""), "topic", format!("topic `{topic}` is also used by \"{other}\""));
+                push(
+                    format!("\"{id}\""),
+                    "topic",
+                    format!("topic `{topic}` is also used by \"{other}\""),
+                );
             }
         }
 
         if problems.is_empty() {
-            Ok(Config { source: file.to_string(), raw, cameras, zones, sensors })
+            Ok(Config {
+                source: file.to_string(),
+                raw,
+                cameras,
+                zones,
+                sensors,
+            })
         } else {
-            Err(ConfigError::Invalid { file: file.to_string(), problems })
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                problems,
+            })
         }
     }
 
@@ -486,22 +623,39 @@ impl Config {
 }
 
 fn list(ids: &[&str]) -> String {
-    if ids.is_empty() { "none".into() } else { ids.join(", ") }
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(", ")
+    }
 }
 
 fn check_threshold(push: &mut impl FnMut(String, &str, String), item: &str, v: Option<f64>) {
     if let Some(v) = v
         && !(v > 0.0 && v < 1.0)
     {
-        push(item.to_string(), "threshold", format!("{v} is out of range; a score threshold lies strictly between 0 and 1"));
+        push(
+            item.to_string(),
+            "threshold",
+            format!("{v} is out of range; a score threshold lies strictly between 0 and 1"),
+        );
     }
 }
 
-fn check_seconds(push: &mut impl FnMut(String, &str, String), item: &str, field: &str, v: Option<f64>) {
+fn check_seconds(
+    push: &mut impl FnMut(String, &str, String),
+    item: &str,
+    field: &str,
+    v: Option<f64>,
+) {
     if let Some(v) = v
         && !(v.is_finite() && (0.0..=7.0 * 86400.0).contains(&v))
     {
-        push(item.to_string(), field, format!("{v} is out of range 0..604800 seconds"));
+        push(
+            item.to_string(),
+            field,
+            format!("{v} is out of range 0..604800 seconds"),
+        );
     }
 }
 
@@ -547,7 +701,11 @@ zone = "lane-1"
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].item, "zone \"lane-1\" (zones[0])");
         assert_eq!(p[0].field, "camera");
-        assert!(p[0].message.contains("unknown camera \"south\""), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("unknown camera \"south\""),
+            "{}",
+            p[0].message
+        );
     }
 
     #[test]
@@ -559,21 +717,37 @@ zone = "lane-1"
         let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
         assert!(fields.contains(&"polygon"), "{p:?}");
         assert!(fields.contains(&"threshold"), "{p:?}");
-        let msg = Config::from_toml(&text, "site.toml").unwrap_err().to_string();
-        assert!(msg.contains("site.toml: zone \"lane-1\" (zones[0]): polygon: is self-intersecting"), "{msg}");
+        let msg = Config::from_toml(&text, "site.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("site.toml: zone \"lane-1\" (zones[0]): polygon: is self-intersecting"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn names_duplicates_and_dangling_sensors() {
-        let text = format!("{GOOD}\n[[zones]]\nid = \"lane-1\"\ncamera = \"north\"\npolygon = [[0,0],[1,0],[1,1]]\n\n[[sensors]]\nid = \"loop-2\"\nzone = \"nowhere\"\n");
+        let text = format!(
+            "{GOOD}\n[[zones]]\nid = \"lane-1\"\ncamera = \"north\"\npolygon = [[0,0],[1,0],[1,1]]\n\n[[sensors]]\nid = \"loop-2\"\nzone = \"nowhere\"\n"
+        );
         let p = problems(&text);
-        assert!(p.iter().any(|p| p.field == "id" && p.message == "duplicate zone id"), "{p:?}");
-        assert!(p.iter().any(|p| p.item.starts_with("sensor \"loop-2\"") && p.field == "zone"), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.field == "id" && p.message == "duplicate zone id"),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.item.starts_with("sensor \"loop-2\"") && p.field == "zone"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn refuses_unknown_fields_with_their_line() {
-        let err = Config::from_toml(&GOOD.replace("grace_s", "grace_seconds"), "site.toml").unwrap_err();
+        let err =
+            Config::from_toml(&GOOD.replace("grace_s", "grace_seconds"), "site.toml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("site.toml: "), "{msg}");
         assert!(msg.contains("grace_seconds"), "{msg}");
@@ -583,6 +757,10 @@ zone = "lane-1"
     fn refuses_points_outside_the_frame() {
         let p = problems(&GOOD.replace("[0.5, 0.5]", "[1.5, 0.5]"));
         assert_eq!(p[0].field, "polygon");
-        assert!(p[0].message.contains("point 3 (1.5, 0.5) is outside 0..1"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("point 3 (1.5, 0.5) is outside 0..1"),
+            "{}",
+            p[0].message
+        );
     }
 }

@@ -13,7 +13,9 @@ pub struct ZonePolygon {
 pub enum PolygonError {
     #[error("needs at least 3 points, got {0}")]
     TooFewPoints(usize),
-    #[error("point {index} ({x}, {y}) is outside 0..1; points are fractions of the frame width and height")]
+    #[error(
+        "point {index} ({x}, {y}) is outside 0..1; points are fractions of the frame width and height"
+    )]
     OutOfRange { index: usize, x: f64, y: f64 },
     #[error("is self-intersecting (its edges cross); list the points in order around the zone")]
     SelfIntersecting,
@@ -47,7 +49,11 @@ impl ZonePolygon {
         for (i, p) in points.iter().enumerate() {
             let ok = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
             if !ok(p[0]) || !ok(p[1]) {
-                return Err(PolygonError::OutOfRange { index: i + 1, x: p[0], y: p[1] });
+                return Err(PolygonError::OutOfRange {
+                    index: i + 1,
+                    x: p[0],
+                    y: p[1],
+                });
             }
         }
         let zone = ZonePolygon { points };
@@ -58,7 +64,11 @@ impl ZonePolygon {
         }
         if area <= 1e-12 {
             // A bow-tie's halves cancel to zero area: call it what it is.
-            return Err(if poly.is_valid() || collinear(&zone.points) { PolygonError::NoArea } else { PolygonError::SelfIntersecting });
+            return Err(if poly.is_valid() || collinear(&zone.points) {
+                PolygonError::NoArea
+            } else {
+                PolygonError::SelfIntersecting
+            });
         }
         Ok(zone)
     }
@@ -68,7 +78,11 @@ impl ZonePolygon {
     }
 
     fn to_geo(&self) -> Polygon<f64> {
-        let ring: Vec<Coord<f64>> = self.points.iter().map(|p| Coord { x: p[0], y: p[1] }).collect();
+        let ring: Vec<Coord<f64>> = self
+            .points
+            .iter()
+            .map(|p| Coord { x: p[0], y: p[1] })
+            .collect();
         Polygon::new(LineString::from(ring), vec![])
     }
 
@@ -100,7 +114,10 @@ impl ZonePolygon {
     /// Whether the centre of pixel (`px`, `py`) of a `width` x `height` frame
     /// lies inside the zone.
     pub fn contains_pixel(&self, px: u32, py: u32, width: u32, height: u32) -> bool {
-        let p = Point::new((px as f64 + 0.5) / width as f64, (py as f64 + 0.5) / height as f64);
+        let p = Point::new(
+            (px as f64 + 0.5) / width as f64,
+            (py as f64 + 0.5) / height as f64,
+        );
         self.to_geo().contains(&p)
     }
 
@@ -110,7 +127,10 @@ impl ZonePolygon {
         let mut mask = Vec::with_capacity((rect.width() * rect.height()) as usize);
         for y in rect.y0..rect.y1 {
             for x in rect.x0..rect.x1 {
-                let p = Point::new((x as f64 + 0.5) / width as f64, (y as f64 + 0.5) / height as f64);
+                let p = Point::new(
+                    (x as f64 + 0.5) / width as f64,
+                    (y as f64 + 0.5) / height as f64,
+                );
                 mask.push(poly.contains(&p));
             }
         }
@@ -121,8 +141,15 @@ impl ZonePolygon {
 /// Whether all points lie on one line (or coincide).
 fn collinear(points: &[[f64; 2]]) -> bool {
     let a = points[0];
-    let Some(b) = points.iter().find(|p| (p[0] - a[0]).abs() + (p[1] - a[1]).abs() > 1e-12) else { return true };
-    points.iter().all(|p| ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])).abs() < 1e-12)
+    let Some(b) = points
+        .iter()
+        .find(|p| (p[0] - a[0]).abs() + (p[1] - a[1]).abs() > 1e-12)
+    else {
+        return true;
+    };
+    points
+        .iter()
+        .all(|p| ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])).abs() < 1e-12)
 }
 
 #[cfg(test)]
@@ -137,20 +164,38 @@ mod tests {
     fn accepts_a_square_and_boxes_it_in_pixels() {
         let z = ZonePolygon::new(square()).unwrap();
         let r = z.bounding_box(1000, 500);
-        assert_eq!(r, PixelRect { x0: 100, y0: 50, x1: 500, y1: 250 });
+        assert_eq!(
+            r,
+            PixelRect {
+                x0: 100,
+                y0: 50,
+                x1: 500,
+                y1: 250
+            }
+        );
         assert!(z.contains_pixel(300, 100, 1000, 500));
         assert!(!z.contains_pixel(600, 100, 1000, 500));
     }
 
     #[test]
     fn refuses_two_points() {
-        assert_eq!(ZonePolygon::new(vec![[0.0, 0.0], [1.0, 1.0]]), Err(PolygonError::TooFewPoints(2)));
+        assert_eq!(
+            ZonePolygon::new(vec![[0.0, 0.0], [1.0, 1.0]]),
+            Err(PolygonError::TooFewPoints(2))
+        );
     }
 
     #[test]
     fn refuses_points_outside_the_frame() {
         let err = ZonePolygon::new(vec![[0.1, 0.1], [1.2, 0.1], [0.5, 0.5]]).unwrap_err();
-        assert_eq!(err, PolygonError::OutOfRange { index: 2, x: 1.2, y: 0.1 });
+        assert_eq!(
+            err,
+            PolygonError::OutOfRange {
+                index: 2,
+                x: 1.2,
+                y: 0.1
+            }
+        );
         assert!(err.to_string().contains("point 2"));
     }
 

@@ -20,7 +20,11 @@ pub struct Caption<'a> {
 }
 
 /// Draws the zone and caption on a copy of `frame`; returns JPEG bytes.
-pub fn annotate(frame: &RgbImage, polygon: &ZonePolygon, caption: &Caption) -> Result<Vec<u8>, EvidenceError> {
+pub fn annotate(
+    frame: &RgbImage,
+    polygon: &ZonePolygon,
+    caption: &Caption,
+) -> Result<Vec<u8>, EvidenceError> {
     let mut img = frame.clone();
     let (w, h) = img.dimensions();
     let thickness = (w.max(h) / 400).max(2) as i64;
@@ -79,7 +83,11 @@ fn draw_line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), thickness: i64, c
 fn draw_text(img: &mut RgbImage, x0: u32, y0: u32, text: &str, scale: u32, colour: Rgb<u8>) {
     let (w, h) = img.dimensions();
     for (i, ch) in text.chars().enumerate() {
-        let code = if ch.is_ascii() { ch as usize } else { b'?' as usize };
+        let code = if ch.is_ascii() {
+            ch as usize
+        } else {
+            b'?' as usize
+        };
         let glyph = font8x8::legacy::BASIC_LEGACY[code];
         for (row, bits) in glyph.iter().enumerate() {
             for col in 0..8u32 {
@@ -107,14 +115,27 @@ mod tests {
     #[test]
     fn draws_the_outline_and_stays_a_jpeg() {
         let frame = RgbImage::from_pixel(320, 240, Rgb([40, 120, 40]));
-        let zone = ZonePolygon::new(vec![[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]).unwrap();
-        let caption = Caption { zone: "lane-1", camera: "north", kind: "confirm", score: Some(0.97), captured_at: 0 };
+        let zone =
+            ZonePolygon::new(vec![[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]).unwrap();
+        let caption = Caption {
+            zone: "lane-1",
+            camera: "north",
+            kind: "confirm",
+            score: Some(0.97),
+            captured_at: 0,
+        };
         let jpeg = annotate(&frame, &zone, &caption).unwrap();
         let back = crate::vision::decode_jpeg(&jpeg).unwrap();
         assert_eq!(back.dimensions(), (320, 240));
         let edge = back.get_pixel(160, 60).0; // top edge of the zone
-        assert!(edge[0] > 180 && edge[1] < 90, "outline is red, got {edge:?}");
+        assert!(
+            edge[0] > 180 && edge[1] < 90,
+            "outline is red, got {edge:?}"
+        );
         let inside = back.get_pixel(160, 120).0;
-        assert!(inside[1] > 90 && inside[0] < 90, "inside untouched, got {inside:?}");
+        assert!(
+            inside[1] > 90 && inside[0] < 90,
+            "inside untouched, got {inside:?}"
+        );
     }
 }

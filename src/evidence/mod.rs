@@ -15,7 +15,10 @@ use crate::vision::model::sha256_hex;
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     #[error("evidence store {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("evidence {0} is not a SHA-256 name")]
     BadName(String),
     #[error("annotating a frame failed: {0}")]
@@ -37,8 +40,13 @@ pub struct EvidenceStore {
 
 impl EvidenceStore {
     pub fn open(root: &Path) -> Result<EvidenceStore, EvidenceError> {
-        std::fs::create_dir_all(root).map_err(|source| EvidenceError::Io { path: root.display().to_string(), source })?;
-        Ok(EvidenceStore { root: root.to_path_buf() })
+        std::fs::create_dir_all(root).map_err(|source| EvidenceError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(EvidenceStore {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -50,7 +58,10 @@ impl EvidenceStore {
         let sha = sha256_hex(bytes);
         let rel = format!("{}/{}.jpg", &sha[..2], sha);
         let path = self.root.join(&rel);
-        let io = |source| EvidenceError::Io { path: path.display().to_string(), source };
+        let io = |source| EvidenceError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if !path.exists() {
             let dir = path.parent().expect("has a parent");
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -61,7 +72,11 @@ impl EvidenceStore {
             drop(f);
             std::fs::rename(&tmp, &path).map_err(io)?;
         }
-        Ok(Stored { sha256: sha, rel_path: rel, bytes: bytes.len() as u64 })
+        Ok(Stored {
+            sha256: sha,
+            rel_path: rel,
+            bytes: bytes.len() as u64,
+        })
     }
 
     /// Reads a stored file back by its hash, checking it is unaltered.
@@ -71,7 +86,10 @@ impl EvidenceStore {
         }
         let sha = sha256.to_ascii_lowercase();
         let path = self.root.join(&sha[..2]).join(format!("{sha}.jpg"));
-        std::fs::read(&path).map_err(|source| EvidenceError::Io { path: path.display().to_string(), source })
+        std::fs::read(&path).map_err(|source| EvidenceError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     pub fn path_of(&self, rel_path: &str) -> PathBuf {
@@ -93,9 +111,14 @@ mod tests {
         assert_eq!(a.sha256, sha256_hex(b"frame one"));
         assert_eq!(store.get(&a.sha256).unwrap(), b"frame one");
         assert!(store.path_of(&a.rel_path).exists());
-        assert!(matches!(store.get("../../etc/passwd"), Err(EvidenceError::BadName(_))));
+        assert!(matches!(
+            store.get("../../etc/passwd"),
+            Err(EvidenceError::BadName(_))
+        ));
         // no temporary files left behind
-        let leftovers: Vec<_> = std::fs::read_dir(store.path_of(&a.sha256[..2])).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(store.path_of(&a.sha256[..2]))
+            .unwrap()
+            .collect();
         assert_eq!(leftovers.len(), 1);
     }
 }

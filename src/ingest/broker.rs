@@ -18,8 +18,14 @@ pub enum BrokerError {
 /// Starts the broker on its own thread (rumqttd blocks and has no shutdown
 /// handle; it ends with the process) and waits until both ports accept.
 pub async fn start(cfg: &EmbeddedBrokerConfig, max_payload: usize) -> Result<(), BrokerError> {
-    let v4: SocketAddr = cfg.listen.parse().map_err(|e| BrokerError::Settings(format!("listen: {e}")))?;
-    let v5: SocketAddr = cfg.listen_v5.parse().map_err(|e| BrokerError::Settings(format!("listen_v5: {e}")))?;
+    let v4: SocketAddr = cfg
+        .listen
+        .parse()
+        .map_err(|e| BrokerError::Settings(format!("listen: {e}")))?;
+    let v5: SocketAddr = cfg
+        .listen_v5
+        .parse()
+        .map_err(|e| BrokerError::Settings(format!("listen_v5: {e}")))?;
     // Payload limit above the frame limit, so firelane's own size check
     // (with its clear message) is what refuses an oversized frame.
     let payload = max_payload + 64 * 1024;
@@ -55,7 +61,8 @@ dynamic_filters = true
 "#,
         segment = (payload * 4).max(100 * 1024 * 1024),
     );
-    let config: rumqttd::Config = toml::from_str(&toml_cfg).map_err(|e| BrokerError::Settings(e.to_string()))?;
+    let config: rumqttd::Config =
+        toml::from_str(&toml_cfg).map_err(|e| BrokerError::Settings(e.to_string()))?;
     std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {

@@ -25,7 +25,10 @@ pub enum MqttError {
     #[error("[mqtt] url `{url}`: {message}")]
     Url { url: String, message: String },
     #[error("[mqtt] ca_file {path}: {source}")]
-    Ca { path: String, source: std::io::Error },
+    Ca {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Ingest counters.
@@ -44,9 +47,15 @@ pub fn availability_topic(prefix: &str) -> String {
 /// Builds the client options from `[mqtt]`.
 pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
     let m = &config.raw.mqtt;
-    let url = url::Url::parse(&m.url).map_err(|e| MqttError::Url { url: m.url.clone(), message: e.to_string() })?;
+    let url = url::Url::parse(&m.url).map_err(|e| MqttError::Url {
+        url: m.url.clone(),
+        message: e.to_string(),
+    })?;
     let tls = url.scheme() == "mqtts";
-    let host = url.host_str().ok_or_else(|| MqttError::Url { url: m.url.clone(), message: "no host".into() })?;
+    let host = url.host_str().ok_or_else(|| MqttError::Url {
+        url: m.url.clone(),
+        message: "no host".into(),
+    })?;
     let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
     let mut opts = MqttOptions::new(m.client_id.clone(), host, port);
     opts.set_keep_alive(Duration::from_secs(15));
@@ -56,14 +65,23 @@ pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
     if let (Some(u), Some(p)) = (&m.username, &m.password) {
         opts.set_credentials(u.clone(), p.clone());
     }
-    opts.set_last_will(LastWill::new(availability_topic(config.prefix()), "offline", QoS::AtLeastOnce, true, None));
+    opts.set_last_will(LastWill::new(
+        availability_topic(config.prefix()),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
     if tls {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca_path = m
-            .ca_file
-            .as_ref()
-            .ok_or_else(|| MqttError::Url { url: m.url.clone(), message: "mqtts needs [mqtt] ca_file (PEM of the broker's CA)".into() })?;
-        let ca = std::fs::read(ca_path).map_err(|source| MqttError::Ca { path: ca_path.display().to_string(), source })?;
+        let ca_path = m.ca_file.as_ref().ok_or_else(|| MqttError::Url {
+            url: m.url.clone(),
+            message: "mqtts needs [mqtt] ca_file (PEM of the broker's CA)".into(),
+        })?;
+        let ca = std::fs::read(ca_path).map_err(|source| MqttError::Ca {
+            path: ca_path.display().to_string(),
+            source,
+        })?;
         opts.set_transport(rumqttc::Transport::tls(ca, None, None));
     }
     Ok(opts)
@@ -110,13 +128,23 @@ pub async fn run_event_loop(
                             tracing::warn!(topic = %t, error = %e, "subscribe failed");
                         }
                     }
-                    let _ = client.publish(availability_topic(&prefix), QoS::AtLeastOnce, true, "online").await;
+                    let _ = client
+                        .publish(
+                            availability_topic(&prefix),
+                            QoS::AtLeastOnce,
+                            true,
+                            "online",
+                        )
+                        .await;
                 });
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 metrics.messages.fetch_add(1, Ordering::Relaxed);
                 let topic = String::from_utf8_lossy(&p.topic).to_string();
-                let props: Vec<(String, String)> = p.properties.map(|pp| pp.user_properties).unwrap_or_default();
+                let props: Vec<(String, String)> = p
+                    .properties
+                    .map(|pp| pp.user_properties)
+                    .unwrap_or_default();
                 match router.parse(&topic, &p.payload, &props, wall_clock_ms(), &limits) {
                     Ok(input) => {
                         if queue.try_send(input).is_err() {
@@ -143,7 +171,12 @@ pub async fn run_event_loop(
         }
     }
     // Say goodbye cleanly: retained offline, then disconnect.
-    let _ = client.try_publish(availability_topic(&prefix), QoS::AtLeastOnce, true, "offline");
+    let _ = client.try_publish(
+        availability_topic(&prefix),
+        QoS::AtLeastOnce,
+        true,
+        "offline",
+    );
     let _ = client.try_disconnect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while tokio::time::Instant::now() < deadline {

@@ -34,7 +34,12 @@ pub enum PayloadError {
     #[error("{field} `{value}` is not an RFC 3339 time")]
     BadTime { field: &'static str, value: String },
     #[error("{field} {at} is {ahead_s:.0} s ahead of this machine's clock (limit {limit_s:.0} s)")]
-    Future { field: &'static str, at: String, ahead_s: f64, limit_s: f64 },
+    Future {
+        field: &'static str,
+        at: String,
+        ahead_s: f64,
+        limit_s: f64,
+    },
     #[error("payload names sensor \"{payload}\" but arrived on the topic of sensor \"{topic}\"")]
     SensorMismatch { payload: String, topic: String },
     #[error("no camera or sensor is configured for topic `{0}`")]
@@ -68,7 +73,12 @@ struct SensorPayload {
     occupied: bool,
 }
 
-fn check_future(field: &'static str, at: Millis, arrival: Millis, limits: &Limits) -> Result<(), PayloadError> {
+fn check_future(
+    field: &'static str,
+    at: Millis,
+    arrival: Millis,
+    limits: &Limits,
+) -> Result<(), PayloadError> {
     if at - arrival > limits.max_future_skew_ms {
         return Err(PayloadError::Future {
             field,
@@ -81,7 +91,10 @@ fn check_future(field: &'static str, at: Millis, arrival: Millis, limits: &Limit
 }
 
 fn time(field: &'static str, s: &str) -> Result<Millis, PayloadError> {
-    parse_rfc3339(s.trim()).map_err(|_| PayloadError::BadTime { field, value: s.chars().take(64).collect() })
+    parse_rfc3339(s.trim()).map_err(|_| PayloadError::BadTime {
+        field,
+        value: s.chars().take(64).collect(),
+    })
 }
 
 pub fn parse_frame(
@@ -95,45 +108,84 @@ pub fn parse_frame(
         return Err(PayloadError::Empty);
     }
     if payload.len() > limits.max_bytes {
-        return Err(PayloadError::TooLarge { size: payload.len(), max: limits.max_bytes });
+        return Err(PayloadError::TooLarge {
+            size: payload.len(),
+            max: limits.max_bytes,
+        });
     }
-    let property_time = user_properties.iter().find(|(k, _)| k == "captured_at").map(|(_, v)| time("captured_at", v)).transpose()?;
+    let property_time = user_properties
+        .iter()
+        .find(|(k, _)| k == "captured_at")
+        .map(|(_, v)| time("captured_at", v))
+        .transpose()?;
     let (jpeg, envelope_time) = if looks_like_jpeg(payload) {
         (payload.to_vec(), None)
     } else if payload.first() == Some(&b'{') {
-        let env: Envelope = serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+        let env: Envelope =
+            serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
         let jpeg = base64::engine::general_purpose::STANDARD
             .decode(env.jpeg_base64.trim())
             .map_err(|e| PayloadError::Base64(e.to_string()))?;
         if !looks_like_jpeg(&jpeg) {
             return Err(PayloadError::EnvelopeNotJpeg);
         }
-        (jpeg, env.captured_at.as_deref().map(|s| time("captured_at", s)).transpose()?)
+        (
+            jpeg,
+            env.captured_at
+                .as_deref()
+                .map(|s| time("captured_at", s))
+                .transpose()?,
+        )
     } else {
         let head: Vec<String> = payload.iter().take(4).map(|b| format!("{b:02X}")).collect();
         return Err(PayloadError::Unrecognised(head.join(" ")));
     };
     let captured_at = envelope_time.or(property_time).unwrap_or(arrival);
     check_future("captured_at", captured_at, arrival, limits)?;
-    Ok(Frame { camera: camera.to_string(), captured_at, jpeg: Arc::new(jpeg) })
+    Ok(Frame {
+        camera: camera.to_string(),
+        captured_at,
+        jpeg: Arc::new(jpeg),
+    })
 }
 
-pub fn parse_sensor(sensor: &str, payload: &[u8], arrival: Millis, limits: &Limits) -> Result<SensorReading, PayloadError> {
+pub fn parse_sensor(
+    sensor: &str,
+    payload: &[u8],
+    arrival: Millis,
+    limits: &Limits,
+) -> Result<SensorReading, PayloadError> {
     if payload.is_empty() {
         return Err(PayloadError::Empty);
     }
     if payload.len() > limits.max_bytes.min(64 * 1024) {
-        return Err(PayloadError::TooLarge { size: payload.len(), max: limits.max_bytes.min(64 * 1024) });
+        return Err(PayloadError::TooLarge {
+            size: payload.len(),
+            max: limits.max_bytes.min(64 * 1024),
+        });
     }
-    let p: SensorPayload = serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    let p: SensorPayload =
+        serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
     if let Some(named) = &p.sensor
         && named != sensor
     {
-        return Err(PayloadError::SensorMismatch { payload: named.clone(), topic: sensor.to_string() });
+        return Err(PayloadError::SensorMismatch {
+            payload: named.clone(),
+            topic: sensor.to_string(),
+        });
     }
-    let measured_at = p.measured_at.as_deref().map(|s| time("measured_at", s)).transpose()?.unwrap_or(arrival);
+    let measured_at = p
+        .measured_at
+        .as_deref()
+        .map(|s| time("measured_at", s))
+        .transpose()?
+        .unwrap_or(arrival);
     check_future("measured_at", measured_at, arrival, limits)?;
-    Ok(SensorReading { sensor: sensor.to_string(), measured_at, occupied: p.occupied })
+    Ok(SensorReading {
+        sensor: sensor.to_string(),
+        measured_at,
+        occupied: p.occupied,
+    })
 }
 
 /// Where a topic leads.
@@ -161,7 +213,10 @@ impl TopicRouter {
         for s in &config.sensors {
             routes.insert(s.topic.clone(), Route::Sensor(s.id.clone()));
         }
-        TopicRouter { prefix: config.prefix().to_string(), routes }
+        TopicRouter {
+            prefix: config.prefix().to_string(),
+            routes,
+        }
     }
 
     /// Every topic to subscribe to: the configured ones and the default
@@ -198,8 +253,12 @@ impl TopicRouter {
         limits: &Limits,
     ) -> Result<Inbound, PayloadError> {
         match self.route(topic) {
-            Some(Route::Camera(id)) => parse_frame(&id, payload, user_properties, arrival, limits).map(Inbound::Frame),
-            Some(Route::Sensor(id)) => parse_sensor(&id, payload, arrival, limits).map(Inbound::Sensor),
+            Some(Route::Camera(id)) => {
+                parse_frame(&id, payload, user_properties, arrival, limits).map(Inbound::Frame)
+            }
+            Some(Route::Sensor(id)) => {
+                parse_sensor(&id, payload, arrival, limits).map(Inbound::Sensor)
+            }
             None => Err(PayloadError::UnknownTopic(topic.to_string())),
         }
     }
@@ -209,7 +268,10 @@ impl TopicRouter {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { max_bytes: 1024, max_future_skew_ms: 60_000 };
+    const LIMITS: Limits = Limits {
+        max_bytes: 1024,
+        max_future_skew_ms: 60_000,
+    };
     const NOW: Millis = 1_435_903_500_000; // 2015-07-03T06:05:00Z
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
 
@@ -218,8 +280,16 @@ mod tests {
         let f = parse_frame("cam", JPEG, &[], NOW, &LIMITS).unwrap();
         assert_eq!(f.captured_at, NOW);
         assert_eq!(*f.jpeg, JPEG);
-        let props = vec![("captured_at".to_string(), "2015-07-03T06:04:00Z".to_string())];
-        assert_eq!(parse_frame("cam", JPEG, &props, NOW, &LIMITS).unwrap().captured_at, NOW - 60_000);
+        let props = vec![(
+            "captured_at".to_string(),
+            "2015-07-03T06:04:00Z".to_string(),
+        )];
+        assert_eq!(
+            parse_frame("cam", JPEG, &props, NOW, &LIMITS)
+                .unwrap()
+                .captured_at,
+            NOW - 60_000
+        );
     }
 
     #[test]
@@ -234,25 +304,58 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let big = vec![0xFF; 2000];
-        assert_eq!(parse_frame("cam", &big, &[], NOW, &LIMITS).unwrap_err(), PayloadError::TooLarge { size: 2000, max: 1024 });
-        assert!(matches!(parse_frame("cam", b"{not json", &[], NOW, &LIMITS), Err(PayloadError::Json(_))));
-        assert!(matches!(parse_frame("cam", b"GIF89a", &[], NOW, &LIMITS), Err(PayloadError::Unrecognised(h)) if h == "47 49 46 38"));
+        assert_eq!(
+            parse_frame("cam", &big, &[], NOW, &LIMITS).unwrap_err(),
+            PayloadError::TooLarge {
+                size: 2000,
+                max: 1024
+            }
+        );
+        assert!(matches!(
+            parse_frame("cam", b"{not json", &[], NOW, &LIMITS),
+            Err(PayloadError::Json(_))
+        ));
+        assert!(
+            matches!(parse_frame("cam", b"GIF89a", &[], NOW, &LIMITS), Err(PayloadError::Unrecognised(h)) if h == "47 49 46 38")
+        );
         let bad64 = br#"{"jpeg_base64": "!!!"}"#;
-        assert!(matches!(parse_frame("cam", bad64, &[], NOW, &LIMITS), Err(PayloadError::Base64(_))));
-        let future = vec![("captured_at".to_string(), "2015-07-03T07:05:00Z".to_string())];
+        assert!(matches!(
+            parse_frame("cam", bad64, &[], NOW, &LIMITS),
+            Err(PayloadError::Base64(_))
+        ));
+        let future = vec![(
+            "captured_at".to_string(),
+            "2015-07-03T07:05:00Z".to_string(),
+        )];
         let err = parse_frame("cam", JPEG, &future, NOW, &LIMITS).unwrap_err();
         assert!(err.to_string().contains("3600 s ahead"), "{err}");
         let bad_time = vec![("captured_at".to_string(), "yesterday".to_string())];
-        assert!(matches!(parse_frame("cam", JPEG, &bad_time, NOW, &LIMITS), Err(PayloadError::BadTime { .. })));
+        assert!(matches!(
+            parse_frame("cam", JPEG, &bad_time, NOW, &LIMITS),
+            Err(PayloadError::BadTime { .. })
+        ));
     }
 
     #[test]
     fn sensor_payloads() {
         let ok = br#"{"sensor": "s1", "measured_at": "2015-07-03T06:05:00Z", "occupied": true}"#;
         let r = parse_sensor("s1", ok, NOW, &LIMITS).unwrap();
-        assert_eq!(r, SensorReading { sensor: "s1".into(), measured_at: NOW, occupied: true });
-        assert!(matches!(parse_sensor("s2", ok, NOW, &LIMITS), Err(PayloadError::SensorMismatch { .. })));
-        assert!(matches!(parse_sensor("s1", br#"{"occupied": "yes"}"#, NOW, &LIMITS), Err(PayloadError::Json(_))));
+        assert_eq!(
+            r,
+            SensorReading {
+                sensor: "s1".into(),
+                measured_at: NOW,
+                occupied: true
+            }
+        );
+        assert!(matches!(
+            parse_sensor("s2", ok, NOW, &LIMITS),
+            Err(PayloadError::SensorMismatch { .. })
+        ));
+        assert!(matches!(
+            parse_sensor("s1", br#"{"occupied": "yes"}"#, NOW, &LIMITS),
+            Err(PayloadError::Json(_))
+        ));
         let no_time = parse_sensor("s1", br#"{"occupied": false}"#, NOW, &LIMITS).unwrap();
         assert_eq!(no_time.measured_at, NOW);
     }
@@ -265,10 +368,23 @@ mod tests {
         )
         .unwrap();
         let router = TopicRouter::new(&cfg);
-        assert_eq!(router.route("site/cam-a/jpeg"), Some(Route::Camera("a".into())));
-        assert_eq!(router.route("firelane/cameras/zz/frame"), Some(Route::Camera("zz".into())));
-        assert_eq!(router.route("firelane/sensors/s"), Some(Route::Sensor("s".into())));
+        assert_eq!(
+            router.route("site/cam-a/jpeg"),
+            Some(Route::Camera("a".into()))
+        );
+        assert_eq!(
+            router.route("firelane/cameras/zz/frame"),
+            Some(Route::Camera("zz".into()))
+        );
+        assert_eq!(
+            router.route("firelane/sensors/s"),
+            Some(Route::Sensor("s".into()))
+        );
         assert_eq!(router.route("elsewhere/x"), None);
-        assert!(router.subscriptions().contains(&"firelane/cameras/+/frame".to_string()));
+        assert!(
+            router
+                .subscriptions()
+                .contains(&"firelane/cameras/+/frame".to_string())
+        );
     }
 }

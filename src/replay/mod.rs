@@ -128,15 +128,30 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
     raw.storage.data_dir = opts.data_dir.clone();
     raw.storage.database_url = None;
     raw.storage.evidence_dir = None;
-    let config = Arc::new(Config::from_raw(raw, &format!("{}/scenario.json", scenario.dir.display()), Some(classifier.threshold()))?);
+    let config = Arc::new(Config::from_raw(
+        raw,
+        &format!("{}/scenario.json", scenario.dir.display()),
+        Some(classifier.threshold()),
+    )?);
     let store = Store::open(&config.raw.storage.database_url()).await?;
     // A replay judges the scenario from clear zones, whatever ran before.
     store.clear_zone_states().await?;
     let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::new(config.clone(), classifier.clone(), store.clone(), evidence.clone(), Some(tx));
+    let mut pipeline = Pipeline::new(
+        config.clone(),
+        classifier.clone(),
+        store.clone(),
+        evidence.clone(),
+        Some(tx),
+    );
 
-    let mut events: Vec<Event> = scenario.sensors.iter().map(Event::Sensor).chain(scenario.frames.iter().map(Event::Frame)).collect();
+    let mut events: Vec<Event> = scenario
+        .sensors
+        .iter()
+        .map(Event::Sensor)
+        .chain(scenario.frames.iter().map(Event::Frame))
+        .collect();
     // Stable: readings before frames at the same instant.
     events.sort_by_key(|e| (e.at(), matches!(e, Event::Frame(_))));
     let mut ids = Vec::new();
@@ -146,7 +161,11 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         while idx < events.len() && events[idx].at() == at {
             match &events[idx] {
                 Event::Sensor(s) => {
-                    let r = SensorReading { sensor: s.sensor.clone(), measured_at: s.measured_at, occupied: s.occupied };
+                    let r = SensorReading {
+                        sensor: s.sensor.clone(),
+                        measured_at: s.measured_at,
+                        occupied: s.occupied,
+                    };
                     if let Err(e) = pipeline.on_sensor(r).await {
                         tracing::warn!(error = %e, "sensor reading skipped");
                     }
@@ -155,13 +174,20 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
                     let path = scenario.frame_path(f);
                     match tokio::fs::read(&path).await {
                         Ok(bytes) => {
-                            let frame = Frame { camera: f.camera.clone(), captured_at: f.captured_at, jpeg: Arc::new(bytes) };
+                            let frame = Frame {
+                                camera: f.camera.clone(),
+                                captured_at: f.captured_at,
+                                jpeg: Arc::new(bytes),
+                            };
                             if let Err(e) = pipeline.on_frame(frame).await {
                                 tracing::warn!(file = %path.display(), error = %e, "frame skipped");
                             }
                         }
                         Err(e) => {
-                            pipeline.metrics.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            pipeline
+                                .metrics
+                                .rejected
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tracing::warn!(file = %path.display(), error = %e, "frame file unreadable; skipped");
                         }
                     }
@@ -173,7 +199,12 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
             tracing::warn!(error = %e, "tick failed");
         }
         while let Ok(ev) = rx.try_recv() {
-            if let AlertEvent::Violation { kind: ViolationEventKind::New, violation, .. } = ev {
+            if let AlertEvent::Violation {
+                kind: ViolationEventKind::New,
+                violation,
+                ..
+            } = ev
+            {
                 ids.push(violation.id);
             }
         }
@@ -182,9 +213,14 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
     let mut violations = Vec::new();
     let mut reported: BTreeMap<String, Vec<Span>> = BTreeMap::new();
     for id in &ids {
-        let Some(v) = store.violation(id).await? else { continue };
+        let Some(v) = store.violation(id).await? else {
+            continue;
+        };
         let evidence_rows = store.evidence(id).await?;
-        reported.entry(v.zone.clone()).or_default().push(Span { start: v.start_ms, end: v.cleared_ms });
+        reported.entry(v.zone.clone()).or_default().push(Span {
+            start: v.start_ms,
+            end: v.cleared_ms,
+        });
         violations.push(ReportViolation {
             id: v.id.clone(),
             camera: v.camera.clone(),

@@ -11,11 +11,18 @@ use crate::time::{Millis, rfc3339};
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("{path}:{line}: {message}")]
-    Line { path: String, line: usize, message: String },
+    Line {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +110,10 @@ pub struct Scenario {
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, ScenarioError> {
@@ -125,21 +135,30 @@ fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, Scenario
 impl Scenario {
     pub fn load(dir: &Path) -> Result<Scenario, ScenarioError> {
         let sc_path = dir.join("scenario.json");
-        let file: ScenarioFile = serde_json::from_str(&read(&sc_path)?)
-            .map_err(|e| ScenarioError::Invalid { path: sc_path.display().to_string(), message: e.to_string() })?;
+        let file: ScenarioFile =
+            serde_json::from_str(&read(&sc_path)?).map_err(|e| ScenarioError::Invalid {
+                path: sc_path.display().to_string(),
+                message: e.to_string(),
+            })?;
         let mut frames: Vec<FrameLine> = jsonl(&dir.join("frames.jsonl"))?;
         // Capture order is what FORMAT.md promises; a stable sort keeps it
         // for equal times and repairs a file that was concatenated.
         frames.sort_by_key(|f| f.captured_at);
         let sensors_path = dir.join("sensors.jsonl");
-        let mut sensors: Vec<SensorLine> = if sensors_path.exists() { jsonl(&sensors_path)? } else { Vec::new() };
+        let mut sensors: Vec<SensorLine> = if sensors_path.exists() {
+            jsonl(&sensors_path)?
+        } else {
+            Vec::new()
+        };
         sensors.sort_by_key(|s| s.measured_at);
         let truth_path = dir.join("truth.json");
         let truth = if truth_path.exists() {
-            Some(serde_json::from_str(&read(&truth_path)?).map_err(|e| ScenarioError::Invalid {
-                path: truth_path.display().to_string(),
-                message: e.to_string(),
-            })?)
+            Some(
+                serde_json::from_str(&read(&truth_path)?).map_err(|e| ScenarioError::Invalid {
+                    path: truth_path.display().to_string(),
+                    message: e.to_string(),
+                })?,
+            )
         } else {
             None
         };
@@ -148,11 +167,20 @@ impl Scenario {
                 return Err(ScenarioError::Line {
                     path: dir.join("frames.jsonl").display().to_string(),
                     line: n + 1,
-                    message: format!("frame file `{}` must be a relative path inside the scenario", f.file),
+                    message: format!(
+                        "frame file `{}` must be a relative path inside the scenario",
+                        f.file
+                    ),
                 });
             }
         }
-        Ok(Scenario { dir: dir.to_path_buf(), file, frames, sensors, truth })
+        Ok(Scenario {
+            dir: dir.to_path_buf(),
+            file,
+            frames,
+            sensors,
+            truth,
+        })
     }
 
     pub fn frame_path(&self, f: &FrameLine) -> PathBuf {
@@ -165,7 +193,10 @@ impl Scenario {
         let mut raw = RawConfig::default();
         raw.tracking.grace_s = grace_s;
         for c in &self.file.cameras {
-            raw.cameras.push(CameraConfig { id: c.id.clone(), topic: None });
+            raw.cameras.push(CameraConfig {
+                id: c.id.clone(),
+                topic: None,
+            });
             for z in &c.zones {
                 raw.zones.push(ZoneConfig {
                     id: z.id.clone(),
@@ -179,7 +210,11 @@ impl Scenario {
             }
         }
         for s in &self.file.sensors {
-            raw.sensors.push(SensorConfig { id: s.id.clone(), zone: s.zone.clone(), topic: None });
+            raw.sensors.push(SensorConfig {
+                id: s.id.clone(),
+                zone: s.zone.clone(),
+                topic: None,
+            });
         }
         raw
     }

@@ -44,8 +44,17 @@ pub fn score(reported: &BTreeMap<String, Vec<Span>>, truth: &Truth) -> Score {
     let total_truth: usize = truth.zones.values().map(|z| z.violations.len()).sum();
     let total_reported: usize = reported.values().map(Vec::len).sum();
     for (zone, spans) in reported {
-        let Some(tz) = truth.zones.get(zone) else { continue };
-        let mut truths: Vec<Span> = tz.violations.iter().map(|v| Span { start: v.start, end: v.cleared }).collect();
+        let Some(tz) = truth.zones.get(zone) else {
+            continue;
+        };
+        let mut truths: Vec<Span> = tz
+            .violations
+            .iter()
+            .map(|v| Span {
+                start: v.start,
+                end: v.cleared,
+            })
+            .collect();
         truths.sort_by_key(|s| s.start);
         let mut used = vec![false; truths.len()];
         let mut spans = spans.clone();
@@ -64,12 +73,32 @@ pub fn score(reported: &BTreeMap<String, Vec<Span>>, truth: &Truth) -> Score {
             }
         }
     }
-    let precision = if total_reported == 0 { if total_truth == 0 { 1.0 } else { 0.0 } } else { matched as f64 / total_reported as f64 };
-    let recall = if total_truth == 0 { 1.0 } else { matched as f64 / total_truth as f64 };
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    let mean_start_error_s =
-        (!start_errors.is_empty()).then(|| start_errors.iter().sum::<f64>() / start_errors.len() as f64);
-    Score { reported: total_reported, truth: total_truth, matched, precision, recall, f1, mean_start_error_s }
+    let precision = if total_reported == 0 {
+        if total_truth == 0 { 1.0 } else { 0.0 }
+    } else {
+        matched as f64 / total_reported as f64
+    };
+    let recall = if total_truth == 0 {
+        1.0
+    } else {
+        matched as f64 / total_truth as f64
+    };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    let mean_start_error_s = (!start_errors.is_empty())
+        .then(|| start_errors.iter().sum::<f64>() / start_errors.len() as f64);
+    Score {
+        reported: total_reported,
+        truth: total_truth,
+        matched,
+        precision,
+        recall,
+        f1,
+        mean_start_error_s,
+    }
 }
 
 #[cfg(test)]
@@ -77,14 +106,30 @@ mod tests {
     use super::*;
     use crate::replay::scenario::{TruthSpan, TruthZone};
 
-    fn truth(zones: &[(&str, &[(i64, Option<i64>)])]) -> Truth {
+    /// (start, cleared) of each true violation.
+    type Spans<'a> = &'a [(i64, Option<i64>)];
+
+    fn truth(zones: &[(&str, Spans)]) -> Truth {
         Truth {
             grace_s: Some(600.0),
             zones: zones
                 .iter()
                 .map(|(z, vs)| {
-                    let violations = vs.iter().map(|&(s, c)| TruthSpan { start: s, last_obstructed: s, cleared: c }).collect();
-                    (z.to_string(), TruthZone { obstructions: vec![], violations })
+                    let violations = vs
+                        .iter()
+                        .map(|&(s, c)| TruthSpan {
+                            start: s,
+                            last_obstructed: s,
+                            cleared: c,
+                        })
+                        .collect();
+                    (
+                        z.to_string(),
+                        TruthZone {
+                            obstructions: vec![],
+                            violations,
+                        },
+                    )
                 })
                 .collect(),
         }
@@ -95,7 +140,19 @@ mod tests {
         let t = truth(&[("a", &[(0, Some(100_000))]), ("b", &[(0, None)])]);
         let mut r = BTreeMap::new();
         // two reports overlap a's single violation: one match, one false positive
-        r.insert("a".to_string(), vec![Span { start: 10_000, end: Some(50_000) }, Span { start: 60_000, end: None }]);
+        r.insert(
+            "a".to_string(),
+            vec![
+                Span {
+                    start: 10_000,
+                    end: Some(50_000),
+                },
+                Span {
+                    start: 60_000,
+                    end: None,
+                },
+            ],
+        );
         let s = score(&r, &t);
         assert_eq!((s.reported, s.truth, s.matched), (3 - 1, 2, 1));
         assert_eq!(s.precision, 0.5);
@@ -107,7 +164,13 @@ mod tests {
     fn other_zone_does_not_match() {
         let t = truth(&[("a", &[(0, Some(100))])]);
         let mut r = BTreeMap::new();
-        r.insert("b".to_string(), vec![Span { start: 0, end: Some(100) }]);
+        r.insert(
+            "b".to_string(),
+            vec![Span {
+                start: 0,
+                end: Some(100),
+            }],
+        );
         let s = score(&r, &t);
         assert_eq!(s.matched, 0);
         assert_eq!(s.f1, 0.0);

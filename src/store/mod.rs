@@ -20,7 +20,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("cannot create the database folder {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("stored zone state for {zone} is unreadable: {message}")]
     BadState { zone: String, message: String },
 }
@@ -85,21 +88,31 @@ impl Store {
         let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
         if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| StoreError::Folder { path: dir.display().to_string(), source })?;
+            if let Some(dir) = Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
             }
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 8 } else { 4 })
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect { url: redact(url), source })?;
+            .map_err(|source| StoreError::Connect {
+                url: redact(url),
+                source,
+            })?;
         if postgres {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         } else {
             // WAL lets the API read while the daemon writes; it persists in the file.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         }
         Ok(Store { pool })
@@ -137,7 +150,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_progress(&self, id: &str, last_obstructed_ms: Millis, peak: f64) -> Result<(), StoreError> {
+    pub async fn update_progress(
+        &self,
+        id: &str,
+        last_obstructed_ms: Millis,
+        peak: f64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE violations SET last_obstructed_ms = $1, peak_score = $2 WHERE id = $3")
             .bind(last_obstructed_ms)
             .bind(peak)
@@ -190,15 +208,23 @@ impl Store {
 
     pub async fn violation(&self, id: &str) -> Result<Option<ViolationRow>, StoreError> {
         let sql = format!("SELECT {VIOLATION_COLUMNS} FROM violations WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(violation_from_row).transpose()?)
     }
 
     /// All violations, oldest start first.
     pub async fn violations(&self) -> Result<Vec<ViolationRow>, StoreError> {
         let sql = format!("SELECT {VIOLATION_COLUMNS} FROM violations ORDER BY start_ms, zone");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(violation_from_row).collect::<Result<_, _>>()?)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(violation_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn evidence(&self, violation_id: &str) -> Result<Vec<EvidenceRow>, StoreError> {
@@ -258,8 +284,10 @@ impl Store {
         for r in rows {
             let zone: String = r.try_get("zone")?;
             let json: String = r.try_get("phase_json")?;
-            let phase = serde_json::from_str(&json)
-                .map_err(|e| StoreError::BadState { zone: zone.clone(), message: e.to_string() })?;
+            let phase = serde_json::from_str(&json).map_err(|e| StoreError::BadState {
+                zone: zone.clone(),
+                message: e.to_string(),
+            })?;
             out.push(ZoneStateRow {
                 zone,
                 camera: r.try_get("camera")?,
@@ -274,7 +302,12 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn save_sensor_state(&self, sensor: &str, occupied: bool, measured_ms: Millis) -> Result<(), StoreError> {
+    pub async fn save_sensor_state(
+        &self,
+        sensor: &str,
+        occupied: bool,
+        measured_ms: Millis,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sensor_state (sensor, occupied, measured_ms) VALUES ($1, $2, $3)
              ON CONFLICT (sensor) DO UPDATE SET occupied = excluded.occupied, measured_ms = excluded.measured_ms",
@@ -289,19 +322,30 @@ impl Store {
 
     /// Latest reading of every sensor: (sensor, occupied, measured_ms).
     pub async fn sensor_states(&self) -> Result<Vec<(String, bool, Millis)>, StoreError> {
-        let rows = sqlx::query("SELECT sensor, occupied, measured_ms FROM sensor_state ORDER BY sensor").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT sensor, occupied, measured_ms FROM sensor_state ORDER BY sensor")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let occupied: i64 = r.try_get("occupied")?;
-            out.push((r.try_get("sensor")?, occupied != 0, r.try_get("measured_ms")?));
+            out.push((
+                r.try_get("sensor")?,
+                occupied != 0,
+                r.try_get("measured_ms")?,
+            ));
         }
         Ok(out)
     }
 
     /// Forgets tracker state (a replay starts from clear zones).
     pub async fn clear_zone_states(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM zone_state").execute(&self.pool).await?;
-        sqlx::query("DELETE FROM sensor_state").execute(&self.pool).await?;
+        sqlx::query("DELETE FROM zone_state")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM sensor_state")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -337,6 +381,7 @@ fn redact(url: &str) -> String {
 /// A violation's id: stable for a camera, zone and start time, so a
 /// restart or a second replay never duplicates it.
 pub fn violation_id(camera: &str, zone: &str, start_ms: Millis) -> String {
-    let digest = crate::vision::model::sha256_hex(format!("{camera}\n{zone}\n{start_ms}").as_bytes());
+    let digest =
+        crate::vision::model::sha256_hex(format!("{camera}\n{zone}\n{start_ms}").as_bytes());
     format!("v-{}", &digest[..20])
 }

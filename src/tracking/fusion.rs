@@ -26,22 +26,49 @@ pub struct SensorVote {
 
 /// Fuses the latest camera score (with its capture time) and the zone's
 /// sensors into a reading at `at`, or `None` when nothing speaks.
-pub fn fuse(p: &ZoneParams, at: Millis, camera: Option<(f64, Millis)>, sensors: &[SensorVote]) -> Option<Reading> {
+pub fn fuse(
+    p: &ZoneParams,
+    at: Millis,
+    camera: Option<(f64, Millis)>,
+    sensors: &[SensorVote],
+) -> Option<Reading> {
     let camera = camera.filter(|(_, t)| at - t <= p.camera_stale_ms);
     let sensor_vote = if sensors.is_empty() {
         None
     } else {
-        Some(sensors.iter().map(|s| if s.occupied { 1.0 } else { -1.0 }).sum::<f64>() / sensors.len() as f64)
+        Some(
+            sensors
+                .iter()
+                .map(|s| if s.occupied { 1.0 } else { -1.0 })
+                .sum::<f64>()
+                / sensors.len() as f64,
+        )
     };
     match (camera, sensor_vote) {
-        (Some((score, _)), None) => Some(Reading { at, obstructed: score >= p.threshold, score }),
+        (Some((score, _)), None) => Some(Reading {
+            at,
+            obstructed: score >= p.threshold,
+            score,
+        }),
         (Some((score, _)), Some(sv)) => {
             let t = p.threshold;
-            let cam_vote = if score >= t { (score - t) / (1.0 - t) } else { (score - t) / t };
+            let cam_vote = if score >= t {
+                (score - t) / (1.0 - t)
+            } else {
+                (score - t) / t
+            };
             let fused = (cam_vote + p.sensor_weight * sv) / (1.0 + p.sensor_weight);
-            Some(Reading { at, obstructed: fused >= 0.0, score })
+            Some(Reading {
+                at,
+                obstructed: fused >= 0.0,
+                score,
+            })
         }
-        (None, Some(sv)) => Some(Reading { at, obstructed: sv > 0.0, score: if sv > 0.0 { 1.0 } else { 0.0 } }),
+        (None, Some(sv)) => Some(Reading {
+            at,
+            obstructed: sv > 0.0,
+            score: if sv > 0.0 { 1.0 } else { 0.0 },
+        }),
         (None, None) => None,
     }
 }
@@ -51,7 +78,10 @@ mod tests {
     use super::*;
 
     fn vote(occupied: bool) -> [SensorVote; 1] {
-        [SensorVote { occupied, measured_at: 0 }]
+        [SensorVote {
+            occupied,
+            measured_at: 0,
+        }]
     }
 
     #[test]
@@ -65,11 +95,23 @@ mod tests {
     fn sensor_overturns_an_unsure_camera_only() {
         let p = ZoneParams::default();
         // unsure camera (0.45), sensor says occupied → obstructed
-        assert!(fuse(&p, 0, Some((0.45, 0)), &vote(true)).unwrap().obstructed);
+        assert!(
+            fuse(&p, 0, Some((0.45, 0)), &vote(true))
+                .unwrap()
+                .obstructed
+        );
         // confident camera (0.02), wrong sensor says occupied → clear
-        assert!(!fuse(&p, 0, Some((0.02, 0)), &vote(true)).unwrap().obstructed);
+        assert!(
+            !fuse(&p, 0, Some((0.02, 0)), &vote(true))
+                .unwrap()
+                .obstructed
+        );
         // confident camera (0.98), wrong sensor says free → obstructed
-        assert!(fuse(&p, 0, Some((0.98, 0)), &vote(false)).unwrap().obstructed);
+        assert!(
+            fuse(&p, 0, Some((0.98, 0)), &vote(false))
+                .unwrap()
+                .obstructed
+        );
     }
 
     #[test]
@@ -82,10 +124,21 @@ mod tests {
 
     #[test]
     fn asymmetric_threshold_keeps_votes_balanced() {
-        let p = ZoneParams { threshold: 0.2, ..ZoneParams::default() };
+        let p = ZoneParams {
+            threshold: 0.2,
+            ..ZoneParams::default()
+        };
         // 0.15 is just below 0.2: unsure, the sensor decides
-        assert!(fuse(&p, 0, Some((0.15, 0)), &vote(true)).unwrap().obstructed);
+        assert!(
+            fuse(&p, 0, Some((0.15, 0)), &vote(true))
+                .unwrap()
+                .obstructed
+        );
         // 0.9 is well above: the wrong sensor does not overturn it
-        assert!(fuse(&p, 0, Some((0.9, 0)), &vote(false)).unwrap().obstructed);
+        assert!(
+            fuse(&p, 0, Some((0.9, 0)), &vote(false))
+                .unwrap()
+                .obstructed
+        );
     }
 }

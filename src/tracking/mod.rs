@@ -70,7 +70,12 @@ pub struct ClearRun {
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
     Clear,
-    Obstructed { start: Millis, last_obstructed: Millis, peak: f64, clear_run: Option<ClearRun> },
+    Obstructed {
+        start: Millis,
+        last_obstructed: Millis,
+        peak: f64,
+        clear_run: Option<ClearRun>,
+    },
     Violation {
         start: Millis,
         confirmed_at: Millis,
@@ -96,13 +101,29 @@ pub enum Transition {
     /// First obstructed reading after clear.
     Started { start: Millis, score: f64 },
     /// Obstructed for the grace period: a violation.
-    Confirmed { start: Millis, confirmed_at: Millis, peak: f64 },
+    Confirmed {
+        start: Millis,
+        confirmed_at: Millis,
+        peak: f64,
+    },
     /// The first clear reading of a run that may end the violation.
     ClearingStarted { at: Millis },
     /// Still obstructed; a periodic update of an open violation.
-    Reminder { start: Millis, at: Millis, last_obstructed: Millis, peak: f64 },
+    Reminder {
+        start: Millis,
+        at: Millis,
+        last_obstructed: Millis,
+        peak: f64,
+    },
     /// Violation over; `cleared_at` is the first clear reading.
-    Ended { start: Millis, confirmed_at: Millis, cleared_at: Millis, decided_at: Millis, last_obstructed: Millis, peak: f64 },
+    Ended {
+        start: Millis,
+        confirmed_at: Millis,
+        cleared_at: Millis,
+        decided_at: Millis,
+        last_obstructed: Millis,
+        peak: f64,
+    },
     /// Obstruction cleared before the grace period: no violation.
     Dropped { start: Millis, cleared_at: Millis },
 }
@@ -117,7 +138,10 @@ pub struct ZoneTracker {
 
 impl Default for ZoneTracker {
     fn default() -> Self {
-        ZoneTracker { phase: Phase::Clear, last_at: None }
+        ZoneTracker {
+            phase: Phase::Clear,
+            last_at: None,
+        }
     }
 }
 
@@ -135,30 +159,58 @@ impl ZoneTracker {
         match &mut self.phase {
             Phase::Clear => {
                 if r.obstructed {
-                    out.push(Transition::Started { start: at, score: r.score });
-                    self.phase = Phase::Obstructed { start: at, last_obstructed: at, peak: r.score, clear_run: None };
+                    out.push(Transition::Started {
+                        start: at,
+                        score: r.score,
+                    });
+                    self.phase = Phase::Obstructed {
+                        start: at,
+                        last_obstructed: at,
+                        peak: r.score,
+                        clear_run: None,
+                    };
                     self.try_confirm(p, at, &mut out);
                 }
             }
-            Phase::Obstructed { start, last_obstructed, peak, clear_run } => {
+            Phase::Obstructed {
+                start,
+                last_obstructed,
+                peak,
+                clear_run,
+            } => {
                 if r.obstructed {
                     *clear_run = None;
                     *last_obstructed = at;
                     *peak = peak.max(r.score);
                     self.try_confirm(p, at, &mut out);
                 } else if let Some(cleared_at) = note_clear(clear_run, at, p) {
-                    out.push(Transition::Dropped { start: *start, cleared_at });
+                    out.push(Transition::Dropped {
+                        start: *start,
+                        cleared_at,
+                    });
                     self.phase = Phase::Clear;
                 }
             }
-            Phase::Violation { start, confirmed_at, last_obstructed, peak, last_reminder, clear_run } => {
+            Phase::Violation {
+                start,
+                confirmed_at,
+                last_obstructed,
+                peak,
+                last_reminder,
+                clear_run,
+            } => {
                 if r.obstructed {
                     *clear_run = None;
                     *last_obstructed = at;
                     *peak = peak.max(r.score);
                     if p.update_every_ms > 0 && at - *last_reminder >= p.update_every_ms {
                         *last_reminder = at;
-                        out.push(Transition::Reminder { start: *start, at, last_obstructed: at, peak: *peak });
+                        out.push(Transition::Reminder {
+                            start: *start,
+                            at,
+                            last_obstructed: at,
+                            peak: *peak,
+                        });
                     }
                 } else {
                     let first = clear_run.is_none();
@@ -182,10 +234,19 @@ impl ZoneTracker {
     }
 
     fn try_confirm(&mut self, p: &ZoneParams, at: Millis, out: &mut Vec<Transition>) {
-        if let Phase::Obstructed { start, last_obstructed, peak, .. } = self.phase
+        if let Phase::Obstructed {
+            start,
+            last_obstructed,
+            peak,
+            ..
+        } = self.phase
             && at - start >= p.grace_ms
         {
-            out.push(Transition::Confirmed { start, confirmed_at: at, peak });
+            out.push(Transition::Confirmed {
+                start,
+                confirmed_at: at,
+                peak,
+            });
             self.phase = Phase::Violation {
                 start,
                 confirmed_at: at,
@@ -201,7 +262,10 @@ impl ZoneTracker {
 /// Counts a clear reading; returns the first clear time once the run is
 /// long enough (both `clear_ms` and two readings) to end an obstruction.
 fn note_clear(run: &mut Option<ClearRun>, at: Millis, p: &ZoneParams) -> Option<Millis> {
-    let r = run.get_or_insert(ClearRun { since: at, readings: 0 });
+    let r = run.get_or_insert(ClearRun {
+        since: at,
+        readings: 0,
+    });
     r.readings += 1;
     (r.readings >= 2 && at - r.since >= p.clear_ms).then_some(r.since)
 }
@@ -213,7 +277,12 @@ mod tests {
     const MIN: Millis = 60_000;
 
     fn params() -> ZoneParams {
-        ZoneParams { grace_ms: 10 * MIN, clear_ms: 30_000, update_every_ms: 0, ..ZoneParams::default() }
+        ZoneParams {
+            grace_ms: 10 * MIN,
+            clear_ms: 30_000,
+            update_every_ms: 0,
+            ..ZoneParams::default()
+        }
     }
 
     /// Runs a sequence of readings (1 obstructed / 0 clear, one every
@@ -225,12 +294,26 @@ mod tests {
         let mut out = Vec::new();
         for (i, c) in seq.chars().filter(|c| !c.is_whitespace()).enumerate() {
             let obstructed = c == '1';
-            let r = Reading { at: i as i64 * every * MIN, obstructed, score: if obstructed { 0.9 } else { 0.1 } };
+            let r = Reading {
+                at: i as i64 * every * MIN,
+                obstructed,
+                score: if obstructed { 0.9 } else { 0.1 },
+            };
             for tr in t.step(&p, r) {
                 match tr {
-                    Transition::Confirmed { start, confirmed_at, .. } => out.push((start / MIN, confirmed_at / MIN, None)),
-                    Transition::Ended { start, cleared_at, .. } => {
-                        let v = out.iter_mut().rev().find(|v| v.0 == start / MIN).expect("ended a confirmed violation");
+                    Transition::Confirmed {
+                        start,
+                        confirmed_at,
+                        ..
+                    } => out.push((start / MIN, confirmed_at / MIN, None)),
+                    Transition::Ended {
+                        start, cleared_at, ..
+                    } => {
+                        let v = out
+                            .iter_mut()
+                            .rev()
+                            .find(|v| v.0 == start / MIN)
+                            .expect("ended a confirmed violation");
                         v.2 = Some(cleared_at / MIN);
                     }
                     _ => {}
@@ -243,7 +326,8 @@ mod tests {
     #[test]
     fn table_of_sequences() {
         // (readings every 5 min, expected violations (start, confirmed, cleared) in minutes)
-        let cases: &[(&str, &[(i64, i64, Option<i64>)])] = &[
+        type Expected<'a> = &'a [(i64, i64, Option<i64>)];
+        let cases: &[(&str, Expected)] = &[
             ("000000", &[]),
             // shorter than grace (5 min of 10): no violation
             ("0110000", &[]),
@@ -274,25 +358,56 @@ mod tests {
 
     #[test]
     fn clear_needs_clear_seconds_not_just_two_frames() {
-        let p = ZoneParams { clear_ms: 5 * MIN, ..params() };
+        let p = ZoneParams {
+            clear_ms: 5 * MIN,
+            ..params()
+        };
         let mut t = ZoneTracker::resume(
-            Phase::Violation { start: 0, confirmed_at: 0, last_obstructed: 0, peak: 0.9, last_reminder: 0, clear_run: None },
+            Phase::Violation {
+                start: 0,
+                confirmed_at: 0,
+                last_obstructed: 0,
+                peak: 0.9,
+                last_reminder: 0,
+                clear_run: None,
+            },
             Some(0),
         );
-        let clear = |at| Reading { at, obstructed: false, score: 0.1 };
-        assert_eq!(t.step(&p, clear(MIN)), vec![Transition::ClearingStarted { at: MIN }]);
+        let clear = |at| Reading {
+            at,
+            obstructed: false,
+            score: 0.1,
+        };
+        assert_eq!(
+            t.step(&p, clear(MIN)),
+            vec![Transition::ClearingStarted { at: MIN }]
+        );
         assert_eq!(t.step(&p, clear(2 * MIN)), vec![]);
         let end = t.step(&p, clear(6 * MIN));
-        assert!(matches!(end[..], [Transition::Ended { cleared_at, decided_at, .. }] if cleared_at == MIN && decided_at == 6 * MIN), "{end:?}");
+        assert!(
+            matches!(end[..], [Transition::Ended { cleared_at, decided_at, .. }] if cleared_at == MIN && decided_at == 6 * MIN),
+            "{end:?}"
+        );
     }
 
     #[test]
     fn reminders_follow_event_time() {
-        let p = ZoneParams { grace_ms: 0, update_every_ms: 5 * MIN, ..params() };
+        let p = ZoneParams {
+            grace_ms: 0,
+            update_every_ms: 5 * MIN,
+            ..params()
+        };
         let mut t = ZoneTracker::default();
         let mut reminders = 0;
         for m in 0..=20 {
-            for tr in t.step(&p, Reading { at: m * MIN, obstructed: true, score: 0.8 }) {
+            for tr in t.step(
+                &p,
+                Reading {
+                    at: m * MIN,
+                    obstructed: true,
+                    score: 0.8,
+                },
+            ) {
                 if matches!(tr, Transition::Reminder { .. }) {
                     reminders += 1;
                 }
@@ -305,20 +420,58 @@ mod tests {
     fn late_readings_do_not_run_time_backwards() {
         let p = params();
         let mut t = ZoneTracker::default();
-        t.step(&p, Reading { at: 20 * MIN, obstructed: true, score: 0.9 });
+        t.step(
+            &p,
+            Reading {
+                at: 20 * MIN,
+                obstructed: true,
+                score: 0.9,
+            },
+        );
         // a reading stamped earlier is applied at 20 min, so no instant grace
-        let out = t.step(&p, Reading { at: 0, obstructed: true, score: 0.9 });
+        let out = t.step(
+            &p,
+            Reading {
+                at: 0,
+                obstructed: true,
+                score: 0.9,
+            },
+        );
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(t.last_at, Some(20 * MIN));
     }
 
     #[test]
     fn peak_score_is_kept() {
-        let p = ZoneParams { grace_ms: 0, ..params() };
+        let p = ZoneParams {
+            grace_ms: 0,
+            ..params()
+        };
         let mut t = ZoneTracker::default();
-        t.step(&p, Reading { at: 0, obstructed: true, score: 0.7 });
-        t.step(&p, Reading { at: MIN, obstructed: true, score: 0.95 });
-        t.step(&p, Reading { at: 2 * MIN, obstructed: true, score: 0.8 });
+        t.step(
+            &p,
+            Reading {
+                at: 0,
+                obstructed: true,
+                score: 0.7,
+            },
+        );
+        t.step(
+            &p,
+            Reading {
+                at: MIN,
+                obstructed: true,
+                score: 0.95,
+            },
+        );
+        t.step(
+            &p,
+            Reading {
+                at: 2 * MIN,
+                obstructed: true,
+                score: 0.8,
+            },
+        );
         assert!(matches!(t.phase, Phase::Violation { peak, .. } if peak == 0.95));
     }
 }

@@ -42,7 +42,10 @@ pub struct CardOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
     #[error("model card {path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("model card {path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -55,30 +58,59 @@ impl ModelCard {
 
     pub fn load(path: &Path) -> Result<ModelCard, CardError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| CardError::Read { path: p.clone(), source })?;
-        let card: ModelCard =
-            serde_json::from_str(&text).map_err(|e| CardError::Invalid { path: p.clone(), message: e.to_string() })?;
-        let bad = |message: String| Err(CardError::Invalid { path: p.clone(), message });
+        let text = std::fs::read_to_string(path).map_err(|source| CardError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| CardError::Invalid {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        let bad = |message: String| {
+            Err(CardError::Invalid {
+                path: p.clone(),
+                message,
+            })
+        };
         if card.input.layout != "NCHW" {
-            return bad(format!("input.layout `{}` is not supported (only NCHW)", card.input.layout));
+            return bad(format!(
+                "input.layout `{}` is not supported (only NCHW)",
+                card.input.layout
+            ));
         }
         if card.input.channel_order != "RGB" && card.input.channel_order != "BGR" {
-            return bad(format!("input.channel_order `{}` must be RGB or BGR", card.input.channel_order));
+            return bad(format!(
+                "input.channel_order `{}` must be RGB or BGR",
+                card.input.channel_order
+            ));
         }
         if card.input.resize != "bilinear" {
-            return bad(format!("input.resize `{}` is not supported (only bilinear)", card.input.resize));
+            return bad(format!(
+                "input.resize `{}` is not supported (only bilinear)",
+                card.input.resize
+            ));
         }
-        if card.input.width == 0 || card.input.height == 0 || card.input.width > 1024 || card.input.height > 1024 {
+        if card.input.width == 0
+            || card.input.height == 0
+            || card.input.width > 1024
+            || card.input.height > 1024
+        {
             return bad("input.width/height must be within 1..1024".into());
         }
         if card.input.std.iter().any(|s| *s <= 0.0) {
             return bad("input.std must be positive".into());
         }
         if card.output.kind != "probability" {
-            return bad(format!("output.kind `{}` is not supported (only probability)", card.output.kind));
+            return bad(format!(
+                "output.kind `{}` is not supported (only probability)",
+                card.output.kind
+            ));
         }
         if !(card.threshold > 0.0 && card.threshold < 1.0) {
-            return bad(format!("threshold {} must lie strictly between 0 and 1", card.threshold));
+            return bad(format!(
+                "threshold {} must lie strictly between 0 and 1",
+                card.threshold
+            ));
         }
         Ok(card)
     }

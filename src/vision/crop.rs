@@ -16,7 +16,8 @@ pub fn crop_len(input: &CardInput) -> usize {
 pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> RgbImage {
     let (fw, fh) = frame.dimensions();
     let rect = polygon.bounding_box(fw, fh);
-    let mut crop = imageops::crop_imm(frame, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
+    let mut crop =
+        imageops::crop_imm(frame, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
     if input.mask_outside_polygon {
         let mean = [0, 1, 2].map(|c| (input.mean[c] / input.scale).round().clamp(0.0, 255.0) as u8);
         let mask = polygon.mask(rect, fw, fh);
@@ -26,7 +27,12 @@ pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> 
             }
         }
     }
-    imageops::resize(&crop, input.width, input.height, imageops::FilterType::Triangle)
+    imageops::resize(
+        &crop,
+        input.width,
+        input.height,
+        imageops::FilterType::Triangle,
+    )
 }
 
 /// Writes `crop` (already at input size) into `out` as normalised planar
@@ -34,7 +40,11 @@ pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> 
 pub fn normalise_into(crop: &RgbImage, input: &CardInput, out: &mut [f32]) {
     let plane = (input.width * input.height) as usize;
     debug_assert_eq!(out.len(), 3 * plane);
-    let order: [usize; 3] = if input.channel_order == "BGR" { [2, 1, 0] } else { [0, 1, 2] };
+    let order: [usize; 3] = if input.channel_order == "BGR" {
+        [2, 1, 0]
+    } else {
+        [0, 1, 2]
+    };
     for (i, px) in crop.pixels().enumerate() {
         for (c, &src) in order.iter().enumerate() {
             out[c * plane + i] = (px.0[src] as f32 * input.scale - input.mean[c]) / input.std[c];
@@ -64,14 +74,28 @@ mod tests {
     #[test]
     fn crops_the_zone_and_normalises() {
         // Left half red, right half blue; the zone is the right half.
-        let frame = RgbImage::from_fn(100, 50, |x, _| if x < 50 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+        let frame = RgbImage::from_fn(100, 50, |x, _| {
+            if x < 50 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
         let zone = ZonePolygon::new(vec![[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]).unwrap();
         let crop = zone_crop(&frame, &zone, &input(false));
         assert_eq!(crop.dimensions(), (8, 8));
         let mut t = vec![0.0; crop_len(&input(false))];
         normalise_into(&crop, &input(false), &mut t);
-        assert!((t[0] - -1.0).abs() < 1e-5, "red plane of blue crop is -1, got {}", t[0]);
-        assert!((t[2 * 64] - 1.0).abs() < 1e-5, "blue plane is +1, got {}", t[128]);
+        assert!(
+            (t[0] - -1.0).abs() < 1e-5,
+            "red plane of blue crop is -1, got {}",
+            t[0]
+        );
+        assert!(
+            (t[2 * 64] - 1.0).abs() < 1e-5,
+            "blue plane is +1, got {}",
+            t[128]
+        );
     }
 
     #[test]
@@ -80,7 +104,10 @@ mod tests {
         let tri = ZonePolygon::new(vec![[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).unwrap();
         let crop = zone_crop(&frame, &tri, &input(true));
         let corner = crop.get_pixel(7, 7).0;
-        assert!(corner.iter().all(|&v| (120..=135).contains(&v)), "outside filled with mean grey, got {corner:?}");
+        assert!(
+            corner.iter().all(|&v| (120..=135).contains(&v)),
+            "outside filled with mean grey, got {corner:?}"
+        );
         assert_eq!(crop.get_pixel(0, 0).0, [255, 255, 255]);
     }
 }

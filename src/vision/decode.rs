@@ -32,11 +32,18 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     if !bytes[tail_start..].windows(2).any(|w| w == [0xFF, 0xD9]) {
         return Err(DecodeError::Truncated(bytes.len()));
     }
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg);
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg);
     reader.no_limits();
-    let (width, height) = reader.into_dimensions().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(DecodeError::TooLarge { width, height, max: MAX_PIXELS });
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
     }
     let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
@@ -50,7 +57,9 @@ mod tests {
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+            .encode_image(&img)
+            .unwrap();
         out
     }
 
@@ -63,11 +72,20 @@ mod tests {
     #[test]
     fn refuses_truncated_and_foreign_bytes() {
         let j = jpeg(64, 48);
-        assert!(matches!(decode_jpeg(&j[..j.len() / 2]), Err(DecodeError::Truncated(_))));
-        assert!(matches!(decode_jpeg(b"\x89PNG\r\n"), Err(DecodeError::NotJpeg)));
+        assert!(matches!(
+            decode_jpeg(&j[..j.len() / 2]),
+            Err(DecodeError::Truncated(_))
+        ));
+        assert!(matches!(
+            decode_jpeg(b"\x89PNG\r\n"),
+            Err(DecodeError::NotJpeg)
+        ));
         let mut garbage = vec![0xFF, 0xD8];
         garbage.extend(std::iter::repeat_n(0x42, 500));
         garbage.extend([0xFF, 0xD9]);
-        assert!(matches!(decode_jpeg(&garbage), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(
+            decode_jpeg(&garbage),
+            Err(DecodeError::Corrupt(_))
+        ));
     }
 }

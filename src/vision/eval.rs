@@ -17,7 +17,13 @@ pub enum EvalError {
 }
 
 fn is_image(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("jpg" | "jpeg" | "png"))
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("jpg" | "jpeg" | "png")
+    )
 }
 
 /// Image files under `paths` (folders searched recursively), sorted.
@@ -29,15 +35,24 @@ pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>, EvalError> {
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            return Err(EvalError::Path { path: p.display().to_string(), message: "no such file or folder".into() });
+            return Err(EvalError::Path {
+                path: p.display().to_string(),
+                message: "no such file or folder".into(),
+            });
         }
     }
     Ok(out)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), EvalError> {
-    let err = |e: std::io::Error| EvalError::Path { path: dir.display().to_string(), message: e.to_string() };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let err = |e: std::io::Error| EvalError::Path {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -54,12 +69,17 @@ fn load_image(p: &Path) -> Result<image::RgbImage, String> {
     if super::decode::looks_like_jpeg(&bytes) {
         decode_jpeg(&bytes).map_err(|e| e.to_string())
     } else {
-        image::load_from_memory(&bytes).map(|i| i.into_rgb8()).map_err(|e| e.to_string())
+        image::load_from_memory(&bytes)
+            .map(|i| i.into_rgb8())
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Scores each file; an unreadable one is reported and skipped.
-pub fn score_files(classifier: &Classifier, files: &[PathBuf]) -> Vec<(PathBuf, Result<f32, String>)> {
+pub fn score_files(
+    classifier: &Classifier,
+    files: &[PathBuf],
+) -> Vec<(PathBuf, Result<f32, String>)> {
     let mut out = Vec::with_capacity(files.len());
     for chunk in files.chunks(BATCH) {
         let mut images = Vec::new();
@@ -88,7 +108,11 @@ struct ScoreLine<'a> {
     obstructed: bool,
 }
 
-pub fn print_scores(classifier: &Classifier, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+pub fn print_scores(
+    classifier: &Classifier,
+    paths: &[PathBuf],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let files = collect_images(paths)?;
     let mut failed = false;
     for (path, result) in score_files(classifier, &files) {
@@ -97,9 +121,23 @@ pub fn print_scores(classifier: &Classifier, paths: &[PathBuf], json: bool) -> a
             Ok(score) => {
                 let obstructed = score as f64 >= classifier.threshold();
                 if json {
-                    println!("{}", serde_json::to_string(&ScoreLine { path: &shown, score, obstructed })?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&ScoreLine {
+                            path: &shown,
+                            score,
+                            obstructed
+                        })?
+                    );
                 } else {
-                    println!("{score:.4}  {}  {shown}", if obstructed { "obstructed" } else { "clear     " });
+                    println!(
+                        "{score:.4}  {}  {shown}",
+                        if obstructed {
+                            "obstructed"
+                        } else {
+                            "clear     "
+                        }
+                    );
                 }
             }
             Err(e) => {
@@ -108,7 +146,11 @@ pub fn print_scores(classifier: &Classifier, paths: &[PathBuf], json: bool) -> a
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Accuracy figures at a threshold.
@@ -136,7 +178,13 @@ pub fn metrics(samples: &[(f32, bool)], threshold: f64) -> EvalMetrics {
         }
     }
     let n = samples.len();
-    let rate = |a: usize, b: usize| if a + b == 0 { 0.0 } else { a as f64 / (a + b) as f64 };
+    let rate = |a: usize, b: usize| {
+        if a + b == 0 {
+            0.0
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
     EvalMetrics {
         n,
         accuracy: rate(tp + tn, fp + fn_),
@@ -178,7 +226,10 @@ pub fn evaluate(classifier: &Classifier, dir: &Path) -> Result<(EvalMetrics, usi
     for (sub, label) in [("busy", true), ("free", false)] {
         let d = dir.join(sub);
         if !d.is_dir() {
-            return Err(EvalError::Path { path: d.display().to_string(), message: "missing; --eval wants busy/ and free/ subfolders".into() });
+            return Err(EvalError::Path {
+                path: d.display().to_string(),
+                message: "missing; --eval wants busy/ and free/ subfolders".into(),
+            });
         }
         for (path, r) in score_files(classifier, &collect_images(&[d])?) {
             match r {
@@ -195,7 +246,12 @@ pub fn evaluate(classifier: &Classifier, dir: &Path) -> Result<(EvalMetrics, usi
 
 pub fn print_eval(classifier: &Classifier, dir: &Path) -> anyhow::Result<ExitCode> {
     let (m, unreadable) = evaluate(classifier, dir)?;
-    println!("model {} ({}), threshold {}", classifier.name(), &classifier.sha256[..12], classifier.threshold());
+    println!(
+        "model {} ({}), threshold {}",
+        classifier.name(),
+        &classifier.sha256[..12],
+        classifier.threshold()
+    );
     println!("images {}  (unreadable {unreadable})", m.n);
     println!("accuracy           {:.4}", m.accuracy);
     println!("balanced accuracy  {:.4}", m.balanced_accuracy);
@@ -212,7 +268,13 @@ mod tests {
 
     #[test]
     fn metrics_and_auc() {
-        let s = [(0.9, true), (0.8, true), (0.3, false), (0.6, false), (0.2, true)];
+        let s = [
+            (0.9, true),
+            (0.8, true),
+            (0.3, false),
+            (0.6, false),
+            (0.2, true),
+        ];
         let m = metrics(&s, 0.5);
         assert_eq!((m.tp, m.fp, m.tn, m.fn_), (2, 1, 1, 1));
         assert!((m.accuracy - 0.6).abs() < 1e-9);

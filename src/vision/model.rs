@@ -19,11 +19,18 @@ pub enum ModelError {
     #[error(transparent)]
     Card(#[from] CardError),
     #[error("model {path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "model {path}: SHA-256 {actual} does not match its card ({expected}); the file was changed or the card is stale — refusing to run an unknown model"
     )]
-    HashMismatch { path: String, expected: String, actual: String },
+    HashMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("model {path}: cannot load ONNX: {message}")]
     Onnx { path: String, message: String },
     #[error("inference failed: {0}")]
@@ -42,7 +49,10 @@ pub struct Classifier {
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("name", &self.card.name).field("sha256", &self.sha256).finish()
+        f.debug_struct("Classifier")
+            .field("name", &self.card.name)
+            .field("sha256", &self.sha256)
+            .finish()
     }
 }
 
@@ -57,21 +67,47 @@ impl Classifier {
         let card = ModelCard::load(&card_path)?;
         let onnx_path = card_path.with_file_name(&card.file);
         let p = onnx_path.display().to_string();
-        let bytes = std::fs::read(&onnx_path).map_err(|source| ModelError::Read { path: p.clone(), source })?;
+        let bytes = std::fs::read(&onnx_path).map_err(|source| ModelError::Read {
+            path: p.clone(),
+            source,
+        })?;
         let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(card.sha256.trim()) {
-            return Err(ModelError::HashMismatch { path: p, expected: card.sha256.clone(), actual });
+            return Err(ModelError::HashMismatch {
+                path: p,
+                expected: card.sha256.clone(),
+                actual,
+            });
         }
-        let onnx_err = |e: TractError| ModelError::Onnx { path: p.clone(), message: format!("{e:#}") };
+        let onnx_err = |e: TractError| ModelError::Onnx {
+            path: p.clone(),
+            message: format!("{e:#}"),
+        };
         let (w, h) = (card.input.width as usize, card.input.height as usize);
-        let model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(&bytes)).map_err(onnx_err)?;
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(&bytes))
+            .map_err(onnx_err)?;
         let batch = model.symbols.sym("N");
         let plan = model
-            .with_input_fact(0, f32::fact(ShapeFact::from(&[TDim::from(batch), TDim::from(3), TDim::from(h as i64), TDim::from(w as i64)])).into())
+            .with_input_fact(
+                0,
+                f32::fact(ShapeFact::from(&[
+                    TDim::from(batch),
+                    TDim::from(3),
+                    TDim::from(h as i64),
+                    TDim::from(w as i64),
+                ]))
+                .into(),
+            )
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(onnx_err)?;
-        Ok(Classifier { card, path: onnx_path, sha256: actual, plan })
+        Ok(Classifier {
+            card,
+            path: onnx_path,
+            sha256: actual,
+            plan,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -87,17 +123,25 @@ impl Classifier {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (w, h) = (self.card.input.width as usize, self.card.input.height as usize);
+        let (w, h) = (
+            self.card.input.width as usize,
+            self.card.input.height as usize,
+        );
         let input = tract_ndarray::Array4::from_shape_vec((n, 3, h, w), data)
             .map_err(|e| ModelError::Inference(e.to_string()))?;
         let out = self
             .plan
             .run(tvec!(Tensor::from(input).into()))
             .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        let view = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         let scores: Vec<f32> = view.iter().copied().collect();
         if scores.len() != n {
-            return Err(ModelError::Inference(format!("model gave {} scores for {n} crops", scores.len())));
+            return Err(ModelError::Inference(format!(
+                "model gave {} scores for {n} crops",
+                scores.len()
+            )));
         }
         Ok(scores)
     }
@@ -120,7 +164,8 @@ impl Classifier {
 
     /// Scores whole images (patches), each resized to the input size.
     pub fn score_images(&self, images: &[RgbImage]) -> Result<Vec<f32>, ModelError> {
-        let whole = ZonePolygon::new(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]).expect("unit square is valid");
+        let whole = ZonePolygon::new(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+            .expect("unit square is valid");
         let len = crop::crop_len(&self.card.input);
         let mut data = vec![0.0f32; images.len() * len];
         for (img, out) in images.iter().zip(data.chunks_exact_mut(len)) {

@@ -29,7 +29,11 @@ pub fn shared_dir() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16, what: &str, child: &mut Child) {
@@ -67,14 +71,28 @@ impl Mosquitto {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n"),
         )
         .unwrap();
-        let mut child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         wait_port(port, "mosquitto", &mut child);
-        Mosquitto { port, child: Some(child), _dir: Some(dir) }
+        Mosquitto {
+            port,
+            child: Some(child),
+            _dir: Some(dir),
+        }
     }
 
     /// A broker someone else runs (e.g. firelane's embedded one) on `port`.
     pub fn external(port: u16) -> Mosquitto {
-        Mosquitto { port, child: None, _dir: None }
+        Mosquitto {
+            port,
+            child: None,
+            _dir: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -101,8 +119,14 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
-        let bin = std::env::var_os("PG_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/local/bin"));
-        assert!(bin.join("initdb").exists(), "PostgreSQL's initdb not found in {} (set PG_BIN)", bin.display());
+        let bin = std::env::var_os("PG_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/local/bin"));
+        assert!(
+            bin.join("initdb").exists(),
+            "PostgreSQL's initdb not found in {} (set PG_BIN)",
+            bin.display()
+        );
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("firelane-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -122,12 +146,22 @@ impl Postgres {
             c
         };
         let data = dir.join("data");
-        run(pg("initdb").arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]));
+        run(pg("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]));
         run(pg("pg_ctl")
             .arg("-D")
             .arg(&data)
             .arg("-o")
-            .arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display()))
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                dir.display()
+            ))
             .arg("-l")
             .arg(dir.join("log"))
             .args(["-w", "start"]));
@@ -144,33 +178,55 @@ impl Drop for Postgres {
         let data = self.dir.join("data");
         let mut c = if unsafe_is_root() {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
             c
         } else {
             Command::new(self.bin.join("pg_ctl"))
         };
-        let _ = c.current_dir("/").arg("-D").arg(&data).args(["-m", "immediate", "stop"]).output();
+        let _ = c
+            .current_dir("/")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn unsafe_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A real JPEG of `w` x `h`: a textured scene (noise, gradients), the way
 /// a camera's frame looks to a decoder.
 pub fn jpeg_frame(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let n = (x.wrapping_mul(73856093) ^ y.wrapping_mul(19349663) ^ seed.wrapping_mul(83492791)) % 37;
-        image::Rgb([(60 + x * 120 / w + n) as u8, (70 + y * 100 / h + n) as u8, (80 + n * 2) as u8])
+        let n = (x.wrapping_mul(73856093) ^ y.wrapping_mul(19349663) ^ seed.wrapping_mul(83492791))
+            % 37;
+        image::Rgb([
+            (60 + x * 120 / w + n) as u8,
+            (70 + y * 100 / h + n) as u8,
+            (80 + n * 2) as u8,
+        ])
     });
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&img).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .unwrap();
     out
 }
