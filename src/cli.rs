@@ -26,7 +26,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the daemon.
+    /// Run the daemon (logs: FIRELANE_LOG, e.g. `debug` or `info,rumqttd=info`).
     Run {
         /// TOML configuration.
         #[arg(
@@ -75,7 +75,8 @@ pub enum Command {
 
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("FIRELANE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -221,12 +221,33 @@ impl TopicRouter {
 
     /// Every topic to subscribe to: the configured ones and the default
     /// wildcards (so unknown cameras and sensors are seen and reported).
+    /// Topics the wildcards already cover are left out: overlapping
+    /// subscriptions would make the broker deliver a frame twice.
     pub fn subscriptions(&self) -> Vec<String> {
-        let mut topics: Vec<String> = self.routes.keys().cloned().collect();
-        topics.push(format!("{}/cameras/+/frame", self.prefix));
-        topics.push(format!("{}/sensors/+", self.prefix));
-        topics.sort();
-        topics.dedup();
+        let mut topics = vec![
+            format!("{}/cameras/+/frame", self.prefix),
+            format!("{}/sensors/+", self.prefix),
+        ];
+        let covered = |t: &str| {
+            let Some(rest) = t
+                .strip_prefix(&self.prefix)
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                return false;
+            };
+            matches!(
+                rest.split('/').collect::<Vec<_>>()[..],
+                ["cameras", _, "frame"] | ["sensors", _]
+            )
+        };
+        let mut extra: Vec<String> = self
+            .routes
+            .keys()
+            .filter(|t| !covered(t))
+            .cloned()
+            .collect();
+        extra.sort();
+        topics.extend(extra);
         topics
     }
 
