@@ -458,3 +458,35 @@ zone = "lane-1"
         "first and confirm, original and annotated"
     );
 }
+
+/// `mqtts://` with the site's CA: firelane connects over TLS (rustls) and
+/// works as over plain MQTT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_over_tls_with_the_sites_ca() {
+    let (broker, tls_port, ca) = Mosquitto::start_tls();
+    let data = tempfile::tempdir().unwrap();
+    let text = config_toml(&broker, data.path()).replace(
+        &format!("url = \"{}\"", broker.url()),
+        &format!(
+            "url = \"mqtts://localhost:{tls_port}\"\nca_file = \"{}\"",
+            ca.display()
+        ),
+    );
+    assert!(text.contains("mqtts://"));
+    let config = firelane::config::Config::from_toml(&text, "tls.toml").unwrap();
+    let (_c, mut rx) = listener(&broker, "listener-tls").await;
+    let mut seen = Vec::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    let pubr = publisher(&broker, "camera-tls").await;
+    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    pubr.sensor(t0, true).await;
+    pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
+    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "obstructed")
+    })
+    .await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+}

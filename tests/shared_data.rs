@@ -145,3 +145,35 @@ fn shipped_model_matches_its_card_on_held_out_bays() {
     assert!(m.accuracy >= 0.99, "held-out accuracy {}", m.accuracy);
     assert!(m.roc_auc >= 0.995, "ROC AUC {}", m.roc_auc);
 }
+
+/// `firelane classify --eval` on the whole CNRPark-A folder (training and
+/// held-out bays): the report's lines and a sane figure.
+#[test]
+#[ignore = "needs ../shared (FIRELANE_SHARED)"]
+fn classify_eval_reports_accuracy_auc_and_confusion() {
+    let data = shared_dir().join("data/cnrpark-a");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+        .args(["classify", "--eval"])
+        .arg(&data)
+        .current_dir(common::repo_root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("images 6171  (unreadable 0)"), "{text}");
+    let value = |label: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} in {text}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    assert!(value("accuracy") >= 0.99, "{text}");
+    assert!(value("balanced accuracy") >= 0.99, "{text}");
+    assert!(value("ROC AUC") >= 0.995, "{text}");
+    assert!(text.contains("confusion"), "{text}");
+}
