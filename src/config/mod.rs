@@ -450,11 +450,11 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, c) in raw.cameras.iter().enumerate() {
             let item = format!("camera \"{}\" (cameras[{i}])", c.id);
-            if c.id.is_empty() || c.id.contains(['/', '+', '#']) {
+            if !valid_id(&c.id) {
                 push(
                     item.clone(),
                     "id",
-                    "must be non-empty and contain no / + #".into(),
+                    "must be non-empty, without MQTT wildcards (+ #) or control characters".into(),
                 );
             }
             if !seen.insert(c.id.clone()) {
@@ -474,11 +474,11 @@ impl Config {
         let mut zone_ids = HashSet::new();
         for (i, z) in raw.zones.iter().enumerate() {
             let item = format!("zone \"{}\" (zones[{i}])", z.id);
-            if z.id.is_empty() || z.id.contains(['/', '+', '#']) {
+            if !valid_id(&z.id) {
                 push(
                     item.clone(),
                     "id",
-                    "must be non-empty and contain no / + #".into(),
+                    "must be non-empty, without MQTT wildcards (+ #) or control characters".into(),
                 );
             }
             if !zone_ids.insert(z.id.clone()) {
@@ -531,11 +531,11 @@ impl Config {
         let mut sensor_ids = HashSet::new();
         for (i, s) in raw.sensors.iter().enumerate() {
             let item = format!("sensor \"{}\" (sensors[{i}])", s.id);
-            if s.id.is_empty() || s.id.contains(['/', '+', '#']) {
+            if !valid_id(&s.id) {
                 push(
                     item.clone(),
                     "id",
-                    "must be non-empty and contain no / + #".into(),
+                    "must be non-empty, without MQTT wildcards (+ #) or control characters".into(),
                 );
             }
             if !sensor_ids.insert(s.id.clone()) {
@@ -620,6 +620,11 @@ impl Config {
     pub fn zones_of<'a>(&'a self, camera: &'a str) -> impl Iterator<Item = &'a Zone> + 'a {
         self.zones.iter().filter(move |z| z.camera == camera)
     }
+}
+
+/// Ids become MQTT topic levels: no wildcards, no control characters.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && !id.contains(['+', '#']) && !id.chars().any(char::is_control)
 }
 
 fn list(ids: &[&str]) -> String {

@@ -264,5 +264,22 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
 
 /// The default data folder of a replay: apart from the daemon's.
 pub fn default_data_dir(scenario: &Scenario) -> PathBuf {
-    Path::new("data").join("replay").join(&scenario.file.name)
+    // The name comes from the scenario file: keep it one safe path component.
+    let name: String = scenario
+        .file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new("data").join("replay").join(if name.is_empty() {
+        "scenario".into()
+    } else {
+        name
+    })
 }
