@@ -1,0 +1,146 @@
+//! The pipeline without a camera frame: a zone with a presence sensor is
+//! judged by its sensor alone, time passing (ticks) confirms and ends the
+//! violation, and the camera's next frame supplies the evidence.
+
+mod common;
+
+use std::sync::Arc;
+
+use firelane::config::Config;
+use firelane::evidence::EvidenceStore;
+use firelane::pipeline::{Frame, Pipeline, SensorReading};
+use firelane::store::Store;
+use firelane::tracking::Phase;
+use firelane::vision::Classifier;
+
+const MIN: i64 = 60_000;
+
+#[tokio::test]
+async fn sensor_alone_confirms_and_ends_on_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[storage]
+data_dir = "{}"
+[tracking]
+grace_s = 300
+clear_s = 60
+camera_stale_s = 120
+# the synthetic frame shows no real car: let the sensor decide
+sensor_weight = 10
+[[cameras]]
+id = "cam"
+[[zones]]
+id = "lane"
+camera = "cam"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+[[sensors]]
+id = "loop"
+zone = "lane"
+"#,
+        dir.path().display()
+    );
+    let config = Arc::new(Config::from_toml(&text, "t.toml").unwrap());
+    let classifier = Arc::new(Classifier::load(&common::model_path()).unwrap());
+    let store = Store::open(&config.raw.storage.database_url())
+        .await
+        .unwrap();
+    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir()).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut p = Pipeline::new(config, classifier, store.clone(), evidence, Some(tx));
+
+    let t0 = 1_700_000_000_000;
+    p.on_sensor(SensorReading {
+        sensor: "loop".into(),
+        measured_at: t0,
+        occupied: true,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(p.zone_phases()[0].1, Phase::Obstructed { start, .. } if start == t0));
+    p.tick(t0 + 4 * MIN).await.unwrap();
+    assert!(
+        store.violations().await.unwrap().is_empty(),
+        "grace not over yet"
+    );
+    p.tick(t0 + 5 * MIN).await.unwrap();
+    let v = store.violations().await.unwrap();
+    assert_eq!(v.len(), 1, "confirmed by time passing alone");
+    assert_eq!((v[0].start_ms, v[0].confirmed_ms), (t0, t0 + 5 * MIN));
+    assert!(
+        store.evidence(&v[0].id).await.unwrap().is_empty(),
+        "no frame yet"
+    );
+
+    // The camera's next frame becomes the first and confirm evidence.
+    let jpeg = Arc::new(common::jpeg_frame(320, 240, 7));
+    p.on_frame(Frame {
+        camera: "cam".into(),
+        captured_at: t0 + 6 * MIN,
+        jpeg: jpeg.clone(),
+    })
+    .await
+    .unwrap();
+    let ev = store.evidence(&v[0].id).await.unwrap();
+    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert!(ev.iter().all(|e| e.captured_ms == t0 + 6 * MIN));
+
+    // Still occupied five minutes on (camera stale by now): an update.
+    p.tick(t0 + 11 * MIN).await.unwrap();
+
+    // Sensor says free; two ticks a minute apart end it, cleared at the reading.
+    p.on_sensor(SensorReading {
+        sensor: "loop".into(),
+        measured_at: t0 + 20 * MIN,
+        occupied: false,
+    })
+    .await
+    .unwrap();
+    p.tick(t0 + 20 * MIN + 30_000).await.unwrap();
+    assert_eq!(
+        store.violation(&v[0].id).await.unwrap().unwrap().cleared_ms,
+        None,
+        "clear for 30 s only"
+    );
+    p.tick(t0 + 21 * MIN).await.unwrap();
+    let ended = store.violation(&v[0].id).await.unwrap().unwrap();
+    assert_eq!(ended.cleared_ms, Some(t0 + 20 * MIN));
+    assert_eq!(ended.status, "cleared");
+
+    let mut kinds = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let firelane::alerts::AlertEvent::Violation { kind, .. } = e {
+            kinds.push(format!("{kind:?}"));
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec!["New", "Update", "End"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    );
+
+    // Unknown sensors and readings from the past are refused with a reason.
+    let err = p
+        .on_sensor(SensorReading {
+            sensor: "ghost".into(),
+            measured_at: t0,
+            occupied: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown sensor \"ghost\"");
+    let err = p
+        .on_sensor(SensorReading {
+            sensor: "loop".into(),
+            measured_at: t0,
+            occupied: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is older than the previous one"),
+        "{err}"
+    );
+}
