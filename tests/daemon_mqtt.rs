@@ -490,3 +490,37 @@ async fn connects_over_tls_with_the_sites_ca() {
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
 }
+
+/// The broker goes away and comes back: firelane reconnects, subscribes
+/// again and says it is online again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_and_resubscribes_after_a_broker_restart() {
+    let broker = Mosquitto::start();
+    let port = broker.port;
+    let data = tempfile::tempdir().unwrap();
+    let config =
+        firelane::config::Config::from_toml(&config_toml(&broker, data.path()), "r.toml").unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    {
+        let (_c, mut rx) = listener(&broker, "listener-r1").await;
+        let mut seen = Vec::new();
+        wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    }
+    drop(broker); // the broker dies
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let broker = Mosquitto::start_on(port);
+    let (_c, mut rx) = listener(&broker, "listener-r2").await;
+    let mut seen = Vec::new();
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    let pubr = publisher(&broker, "camera-r").await;
+    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    pubr.sensor(t0, true).await;
+    pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
+    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "obstructed")
+    })
+    .await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+}
