@@ -158,11 +158,7 @@ async fn process(
             Inbound::Frame(f) => f.captured_at,
             Inbound::Sensor(s) => s.measured_at,
         };
-        let result = match input {
-            Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
-            Inbound::Sensor(s) => pipeline.on_sensor(s).await,
-        };
-        match result {
+        match handle(&mut pipeline, input).await {
             // Only accepted input moves the event clock.
             Ok(()) => {
                 if latest.is_none_or(|(l, _)| at >= l) {
@@ -175,12 +171,18 @@ async fn process(
     // Finish what is already queued so nothing received is lost on shutdown.
     queue.close();
     while let Ok(input) = queue.try_recv() {
-        let result = match input {
-            Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
-            Inbound::Sensor(s) => pipeline.on_sensor(s).await,
-        };
-        if let Err(e) = result {
+        if let Err(e) = handle(&mut pipeline, input).await {
             tracing::warn!(reason = %e, "input skipped");
         }
+    }
+}
+
+async fn handle(
+    pipeline: &mut Pipeline,
+    input: Inbound,
+) -> Result<(), crate::pipeline::PipelineError> {
+    match input {
+        Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
+        Inbound::Sensor(s) => pipeline.on_sensor(s).await,
     }
 }

@@ -251,13 +251,16 @@ impl Pipeline {
     /// Decodes a frame, scores its zones in one batch and steps each zone.
     pub async fn on_frame(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
         let result = self.frame_inner(frame).await;
-        if let Err(e) = &result {
-            match e {
-                PipelineError::Input(_) => Metrics::inc(&self.metrics.rejected, 1),
-                PipelineError::Record(_) => Metrics::inc(&self.metrics.record_errors, 1),
-            }
-        }
+        self.count_error(&result);
         result
+    }
+
+    fn count_error<T>(&self, result: &Result<T, PipelineError>) {
+        match result {
+            Err(PipelineError::Input(_)) => Metrics::inc(&self.metrics.rejected, 1),
+            Err(PipelineError::Record(_)) => Metrics::inc(&self.metrics.record_errors, 1),
+            Ok(_) => {}
+        }
     }
 
     async fn frame_inner(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
@@ -335,12 +338,7 @@ impl Pipeline {
     /// Applies a presence-sensor reading to its zone.
     pub async fn on_sensor(&mut self, reading: SensorReading) -> Result<(), PipelineError> {
         let result = self.sensor_inner(reading).await;
-        if let Err(e) = &result {
-            match e {
-                PipelineError::Input(_) => Metrics::inc(&self.metrics.rejected, 1),
-                PipelineError::Record(_) => Metrics::inc(&self.metrics.record_errors, 1),
-            }
-        }
+        self.count_error(&result);
         result
     }
 
@@ -423,7 +421,7 @@ impl Pipeline {
         for t in &transitions {
             self.apply(i, t, &reading, frame).await?;
         }
-        self.save_state(i, &reading).await?;
+        self.save_state(i).await?;
         self.flush_events();
         Ok(())
     }
@@ -675,7 +673,7 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn save_state(&self, i: usize, _reading: &Reading) -> Result<(), RecordError> {
+    async fn save_state(&self, i: usize) -> Result<(), RecordError> {
         let z = &self.zones[i];
         self.store
             .save_zone_state(&ZoneStateRow {

@@ -158,6 +158,18 @@ async fn wait_event(
     }
 }
 
+/// Waits for the retained state of zone lane-1 to read `state`.
+async fn wait_state(
+    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    seen: &mut Vec<(String, Vec<u8>)>,
+    state: &str,
+) {
+    wait_event(rx, seen, "site/zones/lane-1/state", |p| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == state)
+    })
+    .await;
+}
+
 fn summary(seen: &[(String, Vec<u8>)]) -> Vec<String> {
     seen.iter()
         .map(|(t, p)| format!("{t}: {}", String::from_utf8_lossy(&p[..p.len().min(160)])))
@@ -230,10 +242,7 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
         pubr.frame(t0 + k * 10 * s, &send(k)).await;
     }
     wait_event(&mut rx, &mut seen, "site/violations", event_is("end")).await;
-    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
-        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "clear")
-    })
-    .await;
+    wait_state(&mut rx, &mut seen, "clear").await;
 
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
@@ -483,10 +492,7 @@ async fn connects_over_tls_with_the_sites_ca() {
     let t0 = firelane::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
-    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
-        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "obstructed")
-    })
-    .await;
+    wait_state(&mut rx, &mut seen, "obstructed").await;
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
 }
@@ -517,10 +523,7 @@ async fn reconnects_and_resubscribes_after_a_broker_restart() {
     let t0 = firelane::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
-    wait_event(&mut rx, &mut seen, "site/zones/lane-1/state", |p| {
-        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "obstructed")
-    })
-    .await;
+    wait_state(&mut rx, &mut seen, "obstructed").await;
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
 }

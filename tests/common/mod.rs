@@ -50,6 +50,13 @@ fn wait_port(port: u16, what: &str, child: &mut Child) {
     panic!("{what} did not listen on port {port} within 20 s");
 }
 
+fn mosquitto_bin() -> &'static str {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is not installed: apt-get install -y mosquitto (the tests start their own broker)")
+}
+
 /// A mosquitto broker of this test's own, on a free loopback port.
 pub struct Mosquitto {
     pub port: u16,
@@ -64,10 +71,7 @@ impl Mosquitto {
 
     /// On a given port (e.g. to restart a broker where clients expect it).
     pub fn start_on(port: u16) -> Mosquitto {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto is not installed: apt-get install -y mosquitto (the tests start their own broker)");
+        let bin = mosquitto_bin();
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
@@ -167,10 +171,7 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto installed");
+        let bin = mosquitto_bin();
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
