@@ -36,7 +36,7 @@ fn main() {
     println!();
     println!("| batch | ms per batch | ms per crop | crops/s |");
     println!("|---:|---:|---:|---:|");
-    for batch in [1usize, 8, 32, 51, 64] {
+    for batch in [1usize, 4, 16, 51, 64] {
         let data = vec![0.1f32; batch * len];
         let (secs, _) = time(Duration::from_secs(2), || {
             classifier.score_tensor(data.clone(), batch).unwrap();
