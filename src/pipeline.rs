@@ -125,6 +125,14 @@ struct ZoneRuntime {
     pending_evidence: Vec<&'static str>,
 }
 
+/// A camera's zones (indices into `Pipeline::zones`) and their polygons,
+/// built once so a frame's classify task borrows them instead of copying.
+#[derive(Debug)]
+struct CameraZones {
+    ids: Vec<usize>,
+    polygons: Vec<crate::config::ZonePolygon>,
+}
+
 /// What one frame did, for callers that want to see it (replay, tests).
 #[derive(Debug, Default, Clone)]
 pub struct FrameOutcome {
@@ -132,13 +140,12 @@ pub struct FrameOutcome {
 }
 
 pub struct Pipeline {
-    config: Arc<Config>,
     classifier: Arc<Classifier>,
     store: Store,
     evidence: EvidenceStore,
     zones: Vec<ZoneRuntime>,
     zone_index: HashMap<String, usize>,
-    camera_zones: HashMap<String, Vec<usize>>,
+    camera_zones: HashMap<String, Arc<CameraZones>>,
     sensors: HashMap<String, (usize, Option<SensorVote>)>,
     last_frame: HashMap<String, (Millis, Arc<Vec<u8>>)>,
     alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
@@ -174,24 +181,23 @@ impl Pipeline {
             .enumerate()
             .map(|(i, z)| (z.zone.id.clone(), i))
             .collect();
-        let mut camera_zones: HashMap<String, Vec<usize>> = config
+        let camera_zones = config
             .cameras
             .iter()
-            .map(|c| (c.id.clone(), Vec::new()))
+            .map(|c| {
+                let ids: Vec<usize> = (0..zones.len())
+                    .filter(|&i| zones[i].zone.camera == c.id)
+                    .collect();
+                let polygons = ids.iter().map(|&i| zones[i].zone.polygon.clone()).collect();
+                (c.id.clone(), Arc::new(CameraZones { ids, polygons }))
+            })
             .collect();
-        for (i, z) in zones.iter().enumerate() {
-            camera_zones
-                .entry(z.zone.camera.clone())
-                .or_default()
-                .push(i);
-        }
         let sensors = config
             .sensors
             .iter()
             .map(|s| (s.id.clone(), (zone_index[&s.zone], None)))
             .collect();
         Pipeline {
-            config,
             classifier,
             store,
             evidence,
@@ -204,14 +210,6 @@ impl Pipeline {
             outgoing: Vec::new(),
             metrics: Arc::new(Metrics::default()),
         }
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Picks up where the database left off: open obstructions and
@@ -264,7 +262,7 @@ impl Pipeline {
     }
 
     async fn frame_inner(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
-        let Some(zone_ids) = self.camera_zones.get(&frame.camera).cloned() else {
+        let Some(camera_zones) = self.camera_zones.get(&frame.camera).cloned() else {
             return Err(InputError::UnknownCamera(frame.camera).into());
         };
         if let Some((prev, _)) = self.last_frame.get(&frame.camera)
@@ -278,10 +276,7 @@ impl Pipeline {
             .into());
         }
         let classifier = self.classifier.clone();
-        let polygons: Vec<_> = zone_ids
-            .iter()
-            .map(|&i| self.zones[i].zone.polygon.clone())
-            .collect();
+        let zones = camera_zones.clone();
         let jpeg = frame.jpeg.clone();
         let camera = frame.camera.clone();
         let at = frame.captured_at;
@@ -292,7 +287,7 @@ impl Pipeline {
                 source,
             })?;
             let scores = classifier
-                .score_zones(&image, polygons.iter())
+                .score_zones(&image, zones.polygons.iter())
                 .map_err(|source| InputError::Model {
                     camera: camera.clone(),
                     source,
@@ -311,7 +306,7 @@ impl Pipeline {
         let image = Arc::new(image);
         let mut outcome = FrameOutcome::default();
         let mut first_error = None;
-        for (&i, &score) in zone_ids.iter().zip(&scores) {
+        for (&i, &score) in camera_zones.ids.iter().zip(&scores) {
             outcome.scores.push((self.zones[i].zone.id.clone(), score));
             self.zones[i].camera_score = Some((score as f64, frame.captured_at));
             let held = HeldFrame {
