@@ -71,24 +71,29 @@ impl Mosquitto {
 
     /// On a given port (e.g. to restart a broker where clients expect it).
     pub fn start_on(port: u16) -> Mosquitto {
-        let bin = mosquitto_bin();
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n"),
-        )
-        .unwrap();
-        let mut child = Command::new(bin)
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n"
+        );
+        Self::spawn(dir, &conf, &[port])
+    }
+
+    /// Runs mosquitto on `conf` (written into `dir`) and waits for `ports`.
+    fn spawn(dir: tempfile::TempDir, conf: &str, ports: &[u16]) -> Mosquitto {
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, conf).unwrap();
+        let mut child = Command::new(mosquitto_bin())
             .arg("-c")
-            .arg(&conf)
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_port(port, "mosquitto", &mut child);
+        for &port in ports {
+            wait_port(port, "mosquitto", &mut child);
+        }
         Mosquitto {
-            port,
+            port: ports[0],
             child: Some(child),
             _dir: Some(dir),
         }
@@ -160,37 +165,14 @@ impl Mosquitto {
             std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
         }
         let (port, tls_port) = (free_port(), free_port());
-        let conf = d.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nallow_anonymous true\npersistence false\nlistener {port} 127.0.0.1\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
-                ca = d.join("ca.pem").display(),
-                cert = d.join("server.pem").display(),
-                key = d.join("server.key").display(),
-            ),
-        )
-        .unwrap();
-        let bin = mosquitto_bin();
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_port(port, "mosquitto", &mut child);
-        wait_port(tls_port, "mosquitto (TLS)", &mut child);
+        let conf = format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nlistener {port} 127.0.0.1\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+            ca = d.join("ca.pem").display(),
+            cert = d.join("server.pem").display(),
+            key = d.join("server.key").display(),
+        );
         let ca = d.join("ca.pem");
-        (
-            Mosquitto {
-                port,
-                child: Some(child),
-                _dir: Some(dir),
-            },
-            tls_port,
-            ca,
-        )
+        (Self::spawn(dir, &conf, &[port, tls_port]), tls_port, ca)
     }
 
     /// A broker someone else runs (e.g. firelane's embedded one) on `port`.
