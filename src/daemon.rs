@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alerts;
+use crate::api::{self, ApiState};
+use crate::audit::AuditLog;
 use crate::config::{Config, ConfigError};
+use crate::evidence::signing::SiteKey;
 use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::ingest::{self, Inbound};
 use crate::pipeline::{Metrics, Pipeline};
@@ -32,6 +35,10 @@ pub enum DaemonError {
     Mqtt(#[from] ingest::mqtt::MqttError),
     #[error(transparent)]
     Broker(#[from] ingest::broker::BrokerError),
+    #[error(transparent)]
+    SiteKey(#[from] crate::evidence::signing::KeyError),
+    #[error(transparent)]
+    Http(#[from] crate::api::ServeError),
 }
 
 /// Loads the model and re-validates the config with the card's threshold as
@@ -53,6 +60,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let config = Arc::new(config);
     let store = Store::open(&config.raw.storage.database_url()).await?;
     let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
+    let site_key = Arc::new(SiteKey::load_or_create(&config.raw.storage.site_key())?);
+    let http = if config.raw.http.enabled {
+        let state = ApiState {
+            store: store.clone(),
+            evidence: Arc::new(EvidenceStore::open(&config.raw.storage.evidence_dir())?),
+            site_key,
+            audit: Arc::new(AuditLog::default()),
+        };
+        let (_, task) = api::serve(&config.raw.http.listen, state, shutdown.clone()).await?;
+        Some(task)
+    } else {
+        None
+    };
     if let Some(b) = &config.raw.mqtt.embedded_broker {
         ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
     }
@@ -110,6 +130,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     tokio::time::sleep(Duration::from_millis(200)).await; // let the last alerts reach the client
     stop_ingest.cancel();
     tasks.wait().await;
+    if let Some(task) = http {
+        let _ = task.await;
+    }
     log_metrics(&metrics, &ingest_metrics);
     Ok(())
 }

@@ -15,6 +15,9 @@
 //!   sqlx), written on state changes only.
 //! - [`evidence`]: content-addressed original and annotated frames.
 //! - [`alerts`]: MQTT violation events and retained zone state.
+//! - [`audit`]: the hash-chained log of evidence access and reviews.
+//! - [`api`]: the HTTP API (tokens and roles, violations, evidence, bundles,
+//!   reviews) and the officers' web page.
 //! - [`pipeline`]: one frame or reading through decode → classify → track →
 //!   store/evidence/alerts; shared by the daemon and the replay.
 //! - [`daemon`]: `firelane run` — wires MQTT ingest to the pipeline.
@@ -22,6 +25,8 @@
 //! - [`cli`]: the command line.
 
 pub mod alerts;
+pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;

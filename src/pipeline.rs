@@ -152,6 +152,7 @@ pub struct Pipeline {
     /// Events of the step in progress; sent only after its state is saved,
     /// so a crash never announces what a restart would announce again.
     outgoing: Vec<AlertEvent>,
+    config_sha256: String,
     pub metrics: Arc<Metrics>,
 }
 
@@ -198,6 +199,7 @@ impl Pipeline {
             .map(|s| (s.id.clone(), (zone_index[&s.zone], None)))
             .collect();
         Pipeline {
+            config_sha256: config.sha256.clone(),
             classifier,
             store,
             evidence,
@@ -481,6 +483,10 @@ impl Pipeline {
                     model_sha256: self.classifier.sha256.clone(),
                     status: "open".into(),
                     end_reason: None,
+                    zone_polygon: serde_json::to_string(zone.polygon.points())
+                        .expect("points serialise"),
+                    config_sha256: self.config_sha256.clone(),
+                    review_status: "pending".into(),
                 };
                 self.store.upsert_violation(&row).await?;
                 self.zones[i].violation_id = Some(id.clone());

@@ -6,189 +6,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
+use common::mqtt::*;
 use common::{Mosquitto, jpeg_frame, repo_root};
 use firelane::store::Store;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-
-fn config_toml(broker: &Mosquitto, data_dir: &Path) -> String {
-    format!(
-        r#"
-[storage]
-data_dir = "{data}"
-
-[model]
-path = "{model}"
-
-[mqtt]
-url = "{url}"
-client_id = "firelane-under-test"
-topic_prefix = "site"
-
-[tracking]
-grace_s = 60
-clear_s = 10
-# The presence sensor decides (the synthetic frames show no real car); the
-# frames still go through decode, the real model and evidence.
-sensor_weight = 10
-update_every_s = 0
-
-[[cameras]]
-id = "cam1"
-
-[[zones]]
-id = "lane-1"
-camera = "cam1"
-polygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 0.9], [0.1, 0.9]]
-
-[[sensors]]
-id = "loop-1"
-zone = "lane-1"
-"#,
-        data = data_dir.display(),
-        model = repo_root().join("models/obstruction-v1.onnx").display(),
-        url = broker.url(),
-    )
-}
-
-/// Subscribes to everything under `site/` and forwards (topic, payload).
-async fn listener(
-    broker: &Mosquitto,
-    id: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
-    opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    let (tx, rx) = mpsc::unbounded_channel();
-    client.subscribe("site/#", QoS::AtLeastOnce).await.unwrap();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    (client, rx)
-}
-
-fn rfc(ms: i64) -> String {
-    firelane::time::format_rfc3339(ms)
-}
-
-struct Publisher {
-    client: AsyncClient,
-}
-
-impl Publisher {
-    async fn frame(&self, at: i64, jpeg: &[u8]) {
-        let body = serde_json::json!({
-            "captured_at": rfc(at),
-            "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
-        });
-        self.raw("site/cameras/cam1/frame", body.to_string().into_bytes())
-            .await;
-    }
-    async fn sensor(&self, at: i64, occupied: bool) {
-        let body =
-            serde_json::json!({"sensor": "loop-1", "measured_at": rfc(at), "occupied": occupied});
-        self.raw("site/sensors/loop-1", body.to_string().into_bytes())
-            .await;
-    }
-    async fn raw(&self, topic: &str, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
-        // keep one ordered stream through the broker
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-async fn publisher(broker: &Mosquitto, id: &str) -> Publisher {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
-    opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    tokio::spawn(async move {
-        loop {
-            if eventloop.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
-    Publisher { client }
-}
-
-/// Waits for a message on `topic` whose JSON `event` is `event`.
-async fn wait_event(
-    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
-    seen: &mut Vec<(String, Vec<u8>)>,
-    topic: &str,
-    pred: impl Fn(&[u8]) -> bool,
-) {
-    if seen.iter().any(|(t, p)| t == topic && pred(p)) {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no matching message on {topic} within 60 s; saw {:?}",
-                    summary(seen)
-                )
-            })
-            .expect("listener alive");
-        let hit = msg.0 == topic && pred(&msg.1);
-        seen.push(msg);
-        if hit {
-            return;
-        }
-    }
-}
-
-/// Waits for the retained state of zone lane-1 to read `state`.
-async fn wait_state(
-    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
-    seen: &mut Vec<(String, Vec<u8>)>,
-    state: &str,
-) {
-    wait_event(rx, seen, "site/zones/lane-1/state", |p| {
-        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == state)
-    })
-    .await;
-}
-
-fn summary(seen: &[(String, Vec<u8>)]) -> Vec<String> {
-    seen.iter()
-        .map(|(t, p)| format!("{t}: {}", String::from_utf8_lossy(&p[..p.len().min(160)])))
-        .collect()
-}
-
-fn event_is(kind: &'static str) -> impl Fn(&[u8]) -> bool {
-    move |p| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["event"] == kind)
-}
-
-fn count_events(seen: &[(String, Vec<u8>)], kind: &str) -> usize {
-    seen.iter()
-        .filter(|(t, p)| t == "site/violations" && event_is_dyn(p, kind))
-        .count()
-}
-
-fn event_is_dyn(p: &[u8], kind: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["event"] == kind)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
@@ -415,6 +238,8 @@ topic_prefix = "site"
 [mqtt.embedded_broker]
 listen = "127.0.0.1:{v4}"
 listen_v5 = "127.0.0.1:{v5}"
+[http]
+listen = "127.0.0.1:0"
 [tracking]
 sensor_weight = 10
 grace_s = 0

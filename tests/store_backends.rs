@@ -21,6 +21,9 @@ async fn exercise(store: &Store) {
         model_sha256: "ab".repeat(32),
         status: "open".into(),
         end_reason: None,
+        zone_polygon: "[[0.1,0.5],[0.6,0.5],[0.6,0.9]]".into(),
+        config_sha256: "cd".repeat(32),
+        review_status: "pending".into(),
     };
     store.upsert_violation(&v).await.unwrap();
     // Same id again (a replay run twice): replaced, not duplicated.

@@ -59,6 +59,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub ingest: IngestConfig,
     #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
     pub cameras: Vec<CameraConfig>,
     #[serde(default)]
     pub zones: Vec<ZoneConfig>,
@@ -76,6 +78,9 @@ pub struct StorageConfig {
     pub database_url: Option<String>,
     /// Default `<data_dir>/evidence`.
     pub evidence_dir: Option<PathBuf>,
+    /// The Ed25519 key that signs evidence bundles, created on first use;
+    /// default `<data_dir>/site.key` (public half in `site.key.pub`).
+    pub site_key: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -88,6 +93,7 @@ impl Default for StorageConfig {
             data_dir: default_data_dir(),
             database_url: None,
             evidence_dir: None,
+            site_key: None,
         }
     }
 }
@@ -105,6 +111,11 @@ impl StorageConfig {
         self.evidence_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("evidence"))
+    }
+    pub fn site_key(&self) -> PathBuf {
+        self.site_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("site.key"))
     }
 }
 
@@ -176,6 +187,33 @@ impl Default for MqttConfig {
             ca_file: None,
             max_payload_bytes: default_max_payload(),
             embedded_broker: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the API and the web page.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `host:port`; keep it on loopback unless a TLS proxy is in front.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: default_http_listen(),
         }
     }
 }
@@ -328,6 +366,9 @@ pub struct Sensor {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: String,
+    /// SHA-256 of the validated settings (canonical JSON), recorded with
+    /// each violation so a bundle names the config it was judged under.
+    pub sha256: String,
     pub raw: RawConfig,
     pub cameras: Vec<Camera>,
     pub zones: Vec<Zone>,
@@ -443,6 +484,16 @@ impl Config {
                 "[ingest]".into(),
                 "queue_frames",
                 "must be at least 1".into(),
+            );
+        }
+        if raw.http.enabled && raw.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            push(
+                "[http]".into(),
+                "listen",
+                format!(
+                    "{:?} is not host:port with a numeric IP, e.g. \"127.0.0.1:8080\"",
+                    raw.http.listen
+                ),
             );
         }
 
@@ -598,8 +649,10 @@ impl Config {
         }
 
         if problems.is_empty() {
+            let canonical = serde_json::to_vec(&raw).expect("config serialises");
             Ok(Config {
                 source: file.to_string(),
+                sha256: crate::vision::model::sha256_hex(&canonical),
                 raw,
                 cameras,
                 zones,

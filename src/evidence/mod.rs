@@ -6,11 +6,13 @@
 //! that exists is complete and its name proves its content.
 
 pub mod annotate;
+pub mod bundle;
+pub mod signing;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::vision::model::sha256_hex;
+pub use crate::vision::model::sha256_hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {

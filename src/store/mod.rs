@@ -4,12 +4,16 @@
 //! one migrations folder per dialect. Rows are written on state changes
 //! only (a zone starting, confirming, reminding, clearing), never per frame.
 
+mod enforcement;
+
 use std::path::Path;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use crate::time::Millis;
+
+pub use enforcement::{AuditRow, ReviewRow, TokenRow, ViolationFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,6 +47,12 @@ pub struct ViolationRow {
     /// `open` or `cleared`.
     pub status: String,
     pub end_reason: Option<String>,
+    /// The zone's polygon (JSON, image fractions) when it was confirmed.
+    pub zone_polygon: String,
+    /// SHA-256 of the configuration it was confirmed under.
+    pub config_sha256: String,
+    /// `pending`, or an officer's latest review: `confirmed`, `dismissed`, `cited`.
+    pub review_status: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +89,7 @@ pub struct Store {
     pool: AnyPool,
 }
 
-const VIOLATION_COLUMNS: &str = "id, camera, zone, start_ms, confirmed_ms, cleared_ms, last_obstructed_ms, peak_score, model_name, model_sha256, status, end_reason";
+pub(crate) const VIOLATION_COLUMNS: &str = "id, camera, zone, start_ms, confirmed_ms, cleared_ms, last_obstructed_ms, peak_score, model_name, model_sha256, status, end_reason, zone_polygon, config_sha256, review_status";
 
 impl Store {
     /// Connects and migrates. `sqlite://` files (and their folder) are created.
@@ -126,12 +136,13 @@ impl Store {
     /// replay run twice): ids derive from camera, zone and start.
     pub async fn upsert_violation(&self, v: &ViolationRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO violations (id, camera, zone, start_ms, confirmed_ms, cleared_ms, last_obstructed_ms, peak_score, model_name, model_sha256, status, end_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            "INSERT INTO violations (id, camera, zone, start_ms, confirmed_ms, cleared_ms, last_obstructed_ms, peak_score, model_name, model_sha256, status, end_reason, zone_polygon, config_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (id) DO UPDATE SET confirmed_ms = excluded.confirmed_ms, cleared_ms = excluded.cleared_ms,
                last_obstructed_ms = excluded.last_obstructed_ms, peak_score = excluded.peak_score,
                model_name = excluded.model_name, model_sha256 = excluded.model_sha256,
-               status = excluded.status, end_reason = excluded.end_reason",
+               status = excluded.status, end_reason = excluded.end_reason,
+               zone_polygon = excluded.zone_polygon, config_sha256 = excluded.config_sha256",
         )
         .bind(&v.id)
         .bind(&v.camera)
@@ -145,6 +156,8 @@ impl Store {
         .bind(&v.model_sha256)
         .bind(&v.status)
         .bind(&v.end_reason)
+        .bind(&v.zone_polygon)
+        .bind(&v.config_sha256)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -350,7 +363,7 @@ impl Store {
     }
 }
 
-fn violation_from_row(r: &sqlx::any::AnyRow) -> Result<ViolationRow, sqlx::Error> {
+pub(crate) fn violation_from_row(r: &sqlx::any::AnyRow) -> Result<ViolationRow, sqlx::Error> {
     Ok(ViolationRow {
         id: r.try_get("id")?,
         camera: r.try_get("camera")?,
@@ -364,6 +377,9 @@ fn violation_from_row(r: &sqlx::any::AnyRow) -> Result<ViolationRow, sqlx::Error
         model_sha256: r.try_get("model_sha256")?,
         status: r.try_get("status")?,
         end_reason: r.try_get("end_reason")?,
+        zone_polygon: r.try_get("zone_polygon")?,
+        config_sha256: r.try_get("config_sha256")?,
+        review_status: r.try_get("review_status")?,
     })
 }
 

@@ -2,6 +2,8 @@
 //! the shared data folder, and real JPEG frames.
 #![allow(dead_code)]
 
+pub mod mqtt;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,11 +2,13 @@
 //! library; exit codes: 0 ok, 1 a problem was found (invalid config, failed
 //! check), 2 an error stopped the command.
 
+mod admin;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
@@ -28,17 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (logs: FIRELANE_LOG, e.g. `debug` or `info,rumqttd=info`).
     Run {
-        /// TOML configuration.
-        #[arg(
-            long,
-            short,
-            default_value = "config/firelane.toml",
-            env = "FIRELANE_CONFIG"
-        )]
-        config: PathBuf,
-        /// Overrides [storage] data_dir (database and evidence).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        site: SiteArgs,
     },
     /// Run a scenario folder (shared/scenarios/FORMAT.md) through the pipeline.
     Replay {
@@ -71,6 +64,95 @@ pub enum Command {
         #[arg(long, default_value = "models/obstruction-v1.onnx")]
         model: PathBuf,
     },
+    /// API tokens: create (printed once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// The audit log of evidence access and reviews.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Signed evidence bundles: export, verify, and the site's public key.
+    Evidence {
+        #[command(subcommand)]
+        action: EvidenceAction,
+    },
+}
+
+/// Which site's data a command works on; the same flags as `run`.
+#[derive(Args, Debug, Clone)]
+pub struct SiteArgs {
+    /// TOML configuration.
+    #[arg(
+        long,
+        short,
+        default_value = "config/firelane.toml",
+        env = "FIRELANE_CONFIG",
+        global = true
+    )]
+    pub config: PathBuf,
+    /// Overrides [storage] data_dir (database, evidence, site key); a
+    /// replay's folder works too.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Create a token and print it (only its hash is kept).
+    Create {
+        #[arg(long)]
+        role: crate::api::auth::Role,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    /// Revoke a token by its id (the 8 hex characters after `flt_`).
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Check the hash chain; exit 1 naming the first broken entries.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceAction {
+    /// Write a violation's signed evidence bundle (a ZIP).
+    Export {
+        id: String,
+        #[arg(long, short)]
+        output: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Check a bundle's hashes and signature; exit 1 naming what failed.
+    Verify {
+        bundle: PathBuf,
+        /// The site's public key (hex, as `evidence public-key` prints it);
+        /// without it the key inside the bundle is used.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the site key's public half (creating the key if needed).
+    PublicKey {
+        #[command(flatten)]
+        site: SiteArgs,
+    },
 }
 
 pub fn init_tracing() {
@@ -85,14 +167,11 @@ pub fn init_tracing() {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, data_dir } => {
-            let mut cfg = match Config::load(&config) {
+        Command::Run { site } => {
+            let cfg = match site.load() {
                 Ok(c) => c,
                 Err(e) => return Ok(config_failure(&e)),
             };
-            if let Some(d) = data_dir {
-                cfg.raw.storage.data_dir = d;
-            }
             let shutdown = CancellationToken::new();
             let s = shutdown.clone();
             tokio::spawn(async move {
@@ -178,10 +257,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => crate::vision::eval::print_scores(&classifier, &paths, json),
             }
         }
+        Command::Token { action, site } => admin::token(action, &site).await,
+        Command::Audit { action, site } => admin::audit(action, &site).await,
+        Command::Evidence { action } => admin::evidence(action).await,
     }
 }
 
-fn config_failure(e: &ConfigError) -> ExitCode {
+impl SiteArgs {
+    /// The config with `--data-dir` applied.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(&self.config)?;
+        if let Some(d) = &self.data_dir {
+            cfg.raw.storage.data_dir = d.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+pub(crate) fn config_failure(e: &ConfigError) -> ExitCode {
     eprintln!("{e}");
     ExitCode::from(1)
 }

@@ -1,0 +1,132 @@
+//! The site key: an Ed25519 key pair created on first use, which signs
+//! evidence bundles. The private key never leaves the data folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("site key {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("site key {path}: {message}")]
+    Malformed { path: String, message: String },
+}
+
+pub struct SiteKey {
+    key: SigningKey,
+    path: PathBuf,
+}
+
+impl SiteKey {
+    /// Reads the key at `path` (hex seed), or creates it there (mode 0600)
+    /// with its public half beside it as `<path>.pub`.
+    pub fn load_or_create(path: &Path) -> Result<SiteKey, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let key = if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            let seed: [u8; 32] = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| KeyError::Malformed {
+                    path: path.display().to_string(),
+                    message: "expected 64 hex characters (an Ed25519 seed)".into(),
+                })?;
+            SigningKey::from_bytes(&seed)
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut seed = [0u8; 32];
+            rand::fill(&mut seed);
+            let key = SigningKey::from_bytes(&seed);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(path).map_err(io)?;
+            writeln!(f, "{}", hex::encode(seed)).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            tracing::info!(path = %path.display(), public_key = %hex::encode(key.verifying_key().as_bytes()), "created the site signing key");
+            key
+        };
+        let site = SiteKey {
+            key,
+            path: path.to_path_buf(),
+        };
+        let pub_path = site.public_key_path();
+        if !pub_path.exists() {
+            std::fs::write(&pub_path, format!("{}\n", site.public_key_hex())).map_err(
+                |source| KeyError::Io {
+                    path: pub_path.display().to_string(),
+                    source,
+                },
+            )?;
+        }
+        Ok(site)
+    }
+
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+
+    pub fn public_key_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".pub");
+        PathBuf::from(p)
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+/// Parses a public key given as 64 hex characters (surrounding whitespace
+/// allowed), as `firelane evidence public-key` prints it.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .map_err(|e| format!("not hex: {e}"))?
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, an Ed25519 public key has 32", b.len()))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an Ed25519 point: {e}"))
+}
+
+pub fn verify_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(sig) = Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify(message, &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_once_then_reloads_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/site.key");
+        let a = SiteKey::load_or_create(&path).unwrap();
+        let b = SiteKey::load_or_create(&path).unwrap();
+        assert_eq!(a.public_key_hex(), b.public_key_hex());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let published = std::fs::read_to_string(a.public_key_path()).unwrap();
+        let key = parse_public_key(&published).unwrap();
+        let sig = a.sign(b"manifest");
+        assert!(verify_signature(&key, b"manifest", &sig));
+        assert!(!verify_signature(&key, b"manifest!", &sig));
+        assert!(parse_public_key("abcd").unwrap_err().contains("2 bytes"));
+    }
+}
