@@ -69,6 +69,47 @@ async fn cnrpark_a_replay_reaches_f1_090() {
         store.violations().await.unwrap().len(),
         report.violations.len()
     );
+
+    // An officer can export a replay's violation as a signed bundle of the
+    // real frames, and it verifies against the folder's site key.
+    let bundle = data.path().join("bundle.zip");
+    let id = &report.violations[0].id;
+    let firelane = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .current_dir(common::repo_root())
+            .output()
+            .unwrap()
+    };
+    let out = firelane(&["evidence", "export", id, "-o", bundle.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+        .args([
+            "evidence",
+            "verify",
+            bundle.to_str().unwrap(),
+            "--public-key",
+        ])
+        .arg(data.path().join("site.key.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = firelane(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
