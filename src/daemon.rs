@@ -76,6 +76,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     if let Some(b) = &config.raw.mqtt.embedded_broker {
         ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
     }
+    let store_for_alerts = store.clone();
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
     let mut pipeline = Pipeline::new(
         config.clone(),
@@ -84,6 +85,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         evidence,
         Some(alert_tx),
     );
+    let outbox = Arc::new(alerts::outbox::Outbox::new(&config));
+    pipeline.set_outbox(outbox.clone());
     let resumed = pipeline.resume().await?;
     tracing::info!(
         zones = config.zones.len(),
@@ -112,6 +115,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         config.prefix().to_string(),
         alert_rx,
     ));
+    let dispatcher = alerts::dispatch::Dispatcher {
+        store: store_for_alerts,
+        config: config.clone(),
+        outbox,
+        client: client.clone(),
+        mqtt: ingest_metrics.clone(),
+        evidence: EvidenceStore::open(&config.raw.storage.evidence_dir())?,
+    };
+    let stop_dispatch = CancellationToken::new();
+    tasks.spawn(dispatcher.run(stop_dispatch.clone()));
     let metrics = pipeline.metrics.clone();
     let processing = tokio::spawn(process(pipeline, queue_rx, shutdown.clone()));
     tasks.close();
@@ -127,6 +140,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     tracing::info!("shutting down");
     // The pipeline drains what is queued, then drops its alert sender.
     let _ = processing.await;
+    // One more outbox round for what the last inputs caused, then stop;
+    // anything undelivered stays in the outbox for the next start.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop_dispatch.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await; // let the last alerts reach the client
     stop_ingest.cancel();
     tasks.wait().await;

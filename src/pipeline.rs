@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use image::RgbImage;
 use tokio::sync::mpsc;
 
-use crate::alerts::{AlertEvent, ViolationEventKind, ViolationView, ZoneStateView};
+use crate::alerts::outbox::Outbox;
+use crate::alerts::{
+    AlertEvent, SiteRef, ViolationEventKind, ViolationMessage, ViolationView, ZoneStateView,
+};
 use crate::config::{Config, Zone};
 use crate::evidence::annotate::{Caption, annotate};
 use crate::evidence::{EvidenceError, EvidenceStore};
@@ -153,6 +156,10 @@ pub struct Pipeline {
     /// so a crash never announces what a restart would announce again.
     outgoing: Vec<AlertEvent>,
     config_sha256: String,
+    sites: HashMap<String, SiteRef>,
+    /// Where violation alerts are written before the state that caused
+    /// them (the daemon's; a replay has none).
+    outbox: Option<Arc<Outbox>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -200,6 +207,20 @@ impl Pipeline {
             .collect();
         Pipeline {
             config_sha256: config.sha256.clone(),
+            sites: config
+                .sites
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        SiteRef {
+                            id: s.id.clone(),
+                            name: s.name.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            outbox: None,
             classifier,
             store,
             evidence,
@@ -212,6 +233,11 @@ impl Pipeline {
             outgoing: Vec::new(),
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Sends violation alerts through `outbox` from now on.
+    pub fn set_outbox(&mut self, outbox: Arc<Outbox>) {
+        self.outbox = Some(outbox);
     }
 
     /// Picks up where the database left off: open obstructions and
@@ -418,6 +444,10 @@ impl Pipeline {
         for t in &transitions {
             self.apply(i, t, &reading, frame).await?;
         }
+        // Alerts are in the outbox before the state that caused them is
+        // saved: a crash in between repeats the step, and the outbox's
+        // keys make the repeat add nothing.
+        self.enqueue_alerts().await?;
         self.save_state(i).await?;
         self.flush_events();
         Ok(())
@@ -513,7 +543,7 @@ impl Pipeline {
                 }
                 Metrics::inc(&self.metrics.violations_opened, 1);
                 tracing::info!(violation = %id, zone = %zone.id, start = %format_rfc3339(start), "violation confirmed");
-                self.emit_violation(ViolationEventKind::New, &row, confirmed_at);
+                self.emit_violation(ViolationEventKind::New, None, &row, confirmed_at);
                 self.publish_state(i, reading, Some(id));
             }
             Transition::ClearingStarted { .. } => {
@@ -526,11 +556,17 @@ impl Pipeline {
                 ..
             } => {
                 if let Some(id) = self.zones[i].violation_id.clone() {
+                    let before = self.store.violation(&id).await?;
                     self.store
                         .update_progress(&id, last_obstructed, peak)
                         .await?;
-                    if let Some(row) = self.store.violation(&id).await? {
-                        self.emit_violation(ViolationEventKind::Update, &row, at);
+                    if let Some(before) = before {
+                        let after = ViolationRow {
+                            last_obstructed_ms: last_obstructed,
+                            peak_score: peak,
+                            ..before.clone()
+                        };
+                        self.emit_violation(ViolationEventKind::Update, Some(&before), &after, at);
                     }
                 }
             }
@@ -542,6 +578,7 @@ impl Pipeline {
                 ..
             } => {
                 if let Some(id) = self.zones[i].violation_id.take() {
+                    let before = self.store.violation(&id).await?;
                     self.store
                         .end_violation(&id, cleared_at, last_obstructed, peak, "cleared")
                         .await?;
@@ -556,7 +593,12 @@ impl Pipeline {
                     Metrics::inc(&self.metrics.violations_ended, 1);
                     tracing::info!(violation = %id, zone = %zone.id, cleared = %format_rfc3339(cleared_at), "violation ended");
                     if let Some(row) = self.store.violation(&id).await? {
-                        self.emit_violation(ViolationEventKind::End, &row, decided_at);
+                        self.emit_violation(
+                            ViolationEventKind::End,
+                            before.as_ref(),
+                            &row,
+                            decided_at,
+                        );
                     }
                 }
                 self.zones[i].first = None;
@@ -691,16 +733,58 @@ impl Pipeline {
         Ok(())
     }
 
-    fn emit_violation(&mut self, kind: ViolationEventKind, row: &ViolationRow, at: Millis) {
-        self.outgoing.push(AlertEvent::Violation {
-            kind,
-            violation: ViolationView::from(row),
-            at,
-        });
+    fn emit_violation(
+        &mut self,
+        kind: ViolationEventKind,
+        before: Option<&ViolationRow>,
+        after: &ViolationRow,
+        at: Millis,
+    ) {
+        let site = self
+            .zone_index
+            .get(&after.zone)
+            .and_then(|&i| self.sites.get(&self.zones[i].zone.site))
+            .cloned()
+            .unwrap_or_else(|| SiteRef {
+                id: "default".into(),
+                name: "default".into(),
+            });
+        self.outgoing
+            .push(AlertEvent::Violation(Box::new(ViolationMessage {
+                event: kind,
+                at,
+                site,
+                violation: ViolationView::from(after),
+                before: before.map(ViolationView::from),
+            })));
+    }
+
+    async fn enqueue_alerts(&self) -> Result<(), StoreError> {
+        let Some(outbox) = &self.outbox else {
+            return Ok(());
+        };
+        let rows: Vec<_> = self
+            .outgoing
+            .iter()
+            .filter_map(|e| match e {
+                AlertEvent::Violation(m) => Some(outbox.rows_for(m)),
+                AlertEvent::ZoneState(_) => None,
+            })
+            .flatten()
+            .collect();
+        if !rows.is_empty() {
+            self.store.enqueue_outbox(&rows).await?;
+        }
+        Ok(())
     }
 
     fn flush_events(&mut self) {
         let events = std::mem::take(&mut self.outgoing);
+        if let Some(outbox) = &self.outbox
+            && events.iter().any(|e| matches!(e, AlertEvent::Violation(_)))
+        {
+            outbox.wake.notify_one();
+        }
         if let Some(tx) = &self.alerts {
             for e in events {
                 let _ = tx.send(e);

@@ -109,8 +109,8 @@ zone = "lane"
 
     let mut kinds = Vec::new();
     while let Ok(e) = rx.try_recv() {
-        if let firelane::alerts::AlertEvent::Violation { kind, .. } = e {
-            kinds.push(format!("{kind:?}"));
+        if let firelane::alerts::AlertEvent::Violation(m) = e {
+            kinds.push(format!("{:?}", m.event));
         }
     }
     assert_eq!(

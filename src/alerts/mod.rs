@@ -1,17 +1,24 @@
 //! Alerts: what the pipeline tells the outside world.
 //!
-//! The pipeline emits [`AlertEvent`]s on state changes; [`mqtt`] publishes
-//! them as `<prefix>/violations` events (`new`, `update`, `end`) and
-//! retained `<prefix>/zones/<zone>/state`.
+//! The pipeline emits [`AlertEvent`]s on state changes. Violation events
+//! (`new`, `update`, `end`) go through the durable [`outbox`] in the
+//! database to every channel of the zone's site — MQTT, webhooks, email —
+//! and [`dispatch`] delivers them with retries; retained zone state goes
+//! straight to MQTT ([`mqtt`]); [`homeassistant`] adds MQTT discovery.
 
+pub mod dispatch;
+pub mod email;
+pub mod homeassistant;
 pub mod mqtt;
+pub mod outbox;
+pub mod webhook;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::ViolationRow;
 use crate::time::{Millis, rfc3339};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ViolationEventKind {
     New,
@@ -19,8 +26,18 @@ pub enum ViolationEventKind {
     End,
 }
 
+impl ViolationEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationEventKind::New => "new",
+            ViolationEventKind::Update => "update",
+            ViolationEventKind::End => "end",
+        }
+    }
+}
+
 /// A violation as published: times in RFC 3339.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViolationView {
     pub id: String,
     pub camera: String,
@@ -72,19 +89,37 @@ pub struct ZoneStateView {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertEvent {
-    Violation {
-        kind: ViolationEventKind,
-        violation: ViolationView,
-        at: Millis,
-    },
+    Violation(Box<ViolationMessage>),
     ZoneState(ZoneStateView),
 }
 
-/// The JSON body of a `<prefix>/violations` message.
-#[derive(Serialize)]
-pub struct ViolationMessage<'a> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One violation alert, as every channel gets it (the JSON body of a
+/// `<prefix>/violations` message and of a webhook POST).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViolationMessage {
     pub event: ViolationEventKind,
+    /// Event time of the change.
     #[serde(with = "rfc3339")]
     pub at: Millis,
-    pub violation: &'a ViolationView,
+    pub site: SiteRef,
+    /// After the change.
+    pub violation: ViolationView,
+    /// Before the change; `null` for `new`.
+    pub before: Option<ViolationView>,
+}
+
+impl ViolationMessage {
+    /// Stable per alert: a repeated step produces the same key.
+    pub fn event_key(&self) -> String {
+        match self.event {
+            ViolationEventKind::Update => format!("{}/update/{}", self.violation.id, self.at),
+            k => format!("{}/{}", self.violation.id, k.as_str()),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! and the field, and where it can, says how to fix it.
 
 pub mod polygon;
+pub mod sites;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use polygon::{PixelRect, PolygonError, ZonePolygon};
+pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
 
 /// One problem found in a configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,10 @@ pub struct RawConfig {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
     #[serde(default)]
@@ -220,6 +226,60 @@ impl Default for HttpConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// First retry delay of a failed delivery; doubles per attempt, with
+    /// jitter, up to `retry_max_s`.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_s: f64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_s: f64,
+    /// A delivery still failing after this long is given up (and logged).
+    #[serde(default = "default_give_up")]
+    pub give_up_after_s: f64,
+    /// `smtp://host:port` (plain or STARTTLS with `?tls=required`) or
+    /// `smtps://user:pass@host:465`.
+    pub smtp_url: Option<String>,
+    #[serde(default = "default_email_from")]
+    pub email_from: String,
+    /// Publish Home Assistant MQTT discovery for every zone and site.
+    #[serde(default)]
+    pub home_assistant: bool,
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+}
+
+fn default_retry_base() -> f64 {
+    2.0
+}
+fn default_retry_max() -> f64 {
+    300.0
+}
+fn default_give_up() -> f64 {
+    7.0 * 86_400.0
+}
+fn default_email_from() -> String {
+    "firelane <firelane@localhost>".into()
+}
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            retry_base_s: default_retry_base(),
+            retry_max_s: default_retry_max(),
+            give_up_after_s: default_give_up(),
+            smtp_url: None,
+            email_from: default_email_from(),
+            home_assistant: false,
+            discovery_prefix: default_discovery_prefix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbeddedBrokerConfig {
     /// MQTT 3.1.1 listener (what most cameras speak).
     pub listen: String,
@@ -249,6 +309,15 @@ pub struct TrackingDefaults {
     /// Event time between `update` events of an open violation.
     #[serde(default = "default_update_every")]
     pub update_every_s: f64,
+    /// A violation whose lane is blocked again within this many seconds
+    /// of clearing continues (one parked vehicle, one violation); its end
+    /// is announced once the lane stayed clear this long.
+    #[serde(default = "default_reattach")]
+    pub reattach_s: f64,
+}
+
+fn default_reattach() -> f64 {
+    60.0
 }
 
 fn default_grace() -> f64 {
@@ -276,6 +345,7 @@ impl Default for TrackingDefaults {
             camera_stale_s: default_camera_stale(),
             sensor_weight: default_sensor_weight(),
             update_every_s: default_update_every(),
+            reattach_s: default_reattach(),
         }
     }
 }
@@ -325,6 +395,8 @@ pub struct ZoneConfig {
     pub threshold: Option<f64>,
     pub grace_s: Option<f64>,
     pub clear_s: Option<f64>,
+    /// The `[[sites]]` id; may be left out when there is one site or none.
+    pub site: Option<String>,
     /// Sensors watching this zone (each sensor also names its zone).
     #[serde(default)]
     pub sensors: Vec<String>,
@@ -344,6 +416,7 @@ pub struct SensorConfig {
 pub struct Zone {
     pub id: String,
     pub camera: String,
+    pub site: String,
     pub polygon: ZonePolygon,
     pub params: crate::tracking::ZoneParams,
     pub sensors: Vec<String>,
@@ -366,6 +439,7 @@ pub struct Sensor {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: String,
+    pub sites: Vec<Site>,
     /// SHA-256 of the validated settings (canonical JSON), recorded with
     /// each violation so a bundle names the config it was judged under.
     pub sha256: String,
@@ -468,6 +542,36 @@ impl Config {
             "update_every_s",
             Some(t.update_every_s),
         );
+        check_seconds(&mut push, "[tracking]", "reattach_s", Some(t.reattach_s));
+        let a = &raw.alerts;
+        check_seconds(&mut push, "[alerts]", "retry_base_s", Some(a.retry_base_s));
+        check_seconds(&mut push, "[alerts]", "retry_max_s", Some(a.retry_max_s));
+        check_seconds(
+            &mut push,
+            "[alerts]",
+            "give_up_after_s",
+            Some(a.give_up_after_s),
+        );
+        if let Some(u) = &a.smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            push(
+                "[alerts]".into(),
+                "smtp_url",
+                format!("{u:?} is not smtp://host:port or smtps://host:port"),
+            );
+        }
+        if a.email_from.parse::<lettre::message::Mailbox>().is_err() {
+            push(
+                "[alerts]".into(),
+                "email_from",
+                format!(
+                    "{:?} is not a mailbox like \"firelane <firelane@example.com>\"",
+                    a.email_from
+                ),
+            );
+        }
+        let sites = sites::resolve(&raw.sites, a.smtp_url.is_some(), &mut push);
         check_threshold(&mut push, "[tracking]", t.threshold);
         if !(0.0..=10.0).contains(&t.sensor_weight) {
             push(
@@ -557,9 +661,34 @@ impl Config {
                 }
             };
             if let Some(polygon) = polygon {
+                let site = match &z.site {
+                    Some(id) => sites
+                        .iter()
+                        .find(|s| &s.id == id)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            let known: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
+                            push(
+                                item.clone(),
+                                "site",
+                                format!("unknown site \"{id}\"; known: {}", list(&known)),
+                            );
+                            Site::implicit()
+                        }),
+                    None if sites.len() == 1 => sites[0].clone(),
+                    None => {
+                        push(
+                            item.clone(),
+                            "site",
+                            "required: more than one [[sites]] is configured".into(),
+                        );
+                        Site::implicit()
+                    }
+                };
                 zones.push(Zone {
                     id: z.id.clone(),
                     camera: z.camera.clone(),
+                    site: site.id.clone(),
                     polygon,
                     params: crate::tracking::ZoneParams {
                         threshold: z
@@ -571,7 +700,12 @@ impl Config {
                         clear_ms: crate::time::secs_to_ms(z.clear_s.unwrap_or(t.clear_s)),
                         camera_stale_ms: crate::time::secs_to_ms(t.camera_stale_s),
                         sensor_weight: t.sensor_weight,
-                        update_every_ms: crate::time::secs_to_ms(t.update_every_s),
+                        update_every_ms: crate::time::secs_to_ms(
+                            site.reminder_every_s.unwrap_or(t.update_every_s),
+                        ),
+                        reattach_ms: crate::time::secs_to_ms(
+                            site.reattach_s.unwrap_or(t.reattach_s),
+                        ),
                     },
                     sensors: Vec::new(),
                 });
@@ -652,6 +786,7 @@ impl Config {
             let canonical = serde_json::to_vec(&raw).expect("config serialises");
             Ok(Config {
                 source: file.to_string(),
+                sites,
                 sha256: crate::vision::model::sha256_hex(&canonical),
                 raw,
                 cameras,
@@ -676,7 +811,7 @@ impl Config {
 }
 
 /// Ids become MQTT topic levels: no wildcards, no control characters.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty() && !id.contains(['+', '#']) && !id.chars().any(char::is_control)
 }
 

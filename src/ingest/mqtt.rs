@@ -38,6 +38,8 @@ pub struct IngestMetrics {
     pub rejected: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Between a ConnAck and the next connection error.
+    pub connected: std::sync::atomic::AtomicBool,
 }
 
 pub fn availability_topic(prefix: &str) -> String {
@@ -117,6 +119,7 @@ pub async fn run_event_loop(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(250);
+                metrics.connected.store(true, Ordering::Relaxed);
                 tracing::info!(url = %config.raw.mqtt.url, "MQTT connected");
                 // From another task: the request channel is drained by this loop.
                 let client = client.clone();
@@ -160,6 +163,7 @@ pub async fn run_event_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                metrics.connected.store(false, Ordering::Relaxed);
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
                 tokio::select! {

@@ -199,13 +199,10 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
             tracing::warn!(error = %e, "tick failed");
         }
         while let Ok(ev) = rx.try_recv() {
-            if let AlertEvent::Violation {
-                kind: ViolationEventKind::New,
-                violation,
-                ..
-            } = ev
+            if let AlertEvent::Violation(m) = ev
+                && m.event == ViolationEventKind::New
             {
-                ids.push(violation.id);
+                ids.push(m.violation.id);
             }
         }
     }

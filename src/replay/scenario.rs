@@ -205,6 +205,7 @@ impl Scenario {
                     threshold: None,
                     grace_s: None,
                     clear_s: None,
+                    site: None,
                     sensors: Vec::new(),
                 });
             }

@@ -5,6 +5,7 @@
 //! only (a zone starting, confirming, reminding, clearing), never per frame.
 
 mod enforcement;
+mod outbox;
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use sqlx::{AnyPool, Row};
 use crate::time::Millis;
 
 pub use enforcement::{AuditRow, ReviewRow, TokenRow, ViolationFilter};
+pub use outbox::OutboxRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,6 +15,9 @@
 //!   `Ended`, cleared at the first clear reading). One misread frame can
 //!   therefore neither end a violation nor, being shorter than any grace,
 //!   start one;
+//! - a violation ends only once clear for the longer of `clear` and the
+//!   re-attach window: a lane blocked again sooner continues the same
+//!   violation (one parked vehicle, one violation);
 //! - while a violation is open, `Reminder` every `update_every` of event
 //!   time, carrying the latest peak score.
 
@@ -35,6 +38,10 @@ pub struct ZoneParams {
     pub camera_stale_ms: Millis,
     pub sensor_weight: f64,
     pub update_every_ms: Millis,
+    /// Re-attach window: a violation ends only once its lane stayed clear
+    /// this long (and `clear_ms`), so a vehicle that leaves and comes back,
+    /// or a flicker, continues the same violation.
+    pub reattach_ms: Millis,
 }
 
 impl Default for ZoneParams {
@@ -46,6 +53,7 @@ impl Default for ZoneParams {
             camera_stale_ms: 900_000,
             sensor_weight: 0.5,
             update_every_ms: 300_000,
+            reattach_ms: 60_000,
         }
     }
 }
@@ -183,7 +191,7 @@ impl ZoneTracker {
                     *last_obstructed = at;
                     *peak = peak.max(r.score);
                     self.try_confirm(p, at, &mut out);
-                } else if let Some(cleared_at) = note_clear(clear_run, at, p) {
+                } else if let Some(cleared_at) = note_clear(clear_run, at, p.clear_ms) {
                     out.push(Transition::Dropped {
                         start: *start,
                         cleared_at,
@@ -214,7 +222,8 @@ impl ZoneTracker {
                     }
                 } else {
                     let first = clear_run.is_none();
-                    if let Some(cleared_at) = note_clear(clear_run, at, p) {
+                    let needed = p.clear_ms.max(p.reattach_ms);
+                    if let Some(cleared_at) = note_clear(clear_run, at, needed) {
                         out.push(Transition::Ended {
                             start: *start,
                             confirmed_at: *confirmed_at,
@@ -260,14 +269,14 @@ impl ZoneTracker {
 }
 
 /// Counts a clear reading; returns the first clear time once the run is
-/// long enough (both `clear_ms` and two readings) to end an obstruction.
-fn note_clear(run: &mut Option<ClearRun>, at: Millis, p: &ZoneParams) -> Option<Millis> {
+/// long enough (both `needed_ms` and two readings) to end an obstruction.
+fn note_clear(run: &mut Option<ClearRun>, at: Millis, needed_ms: Millis) -> Option<Millis> {
     let r = run.get_or_insert(ClearRun {
         since: at,
         readings: 0,
     });
     r.readings += 1;
-    (r.readings >= 2 && at - r.since >= p.clear_ms).then_some(r.since)
+    (r.readings >= 2 && at - r.since >= needed_ms).then_some(r.since)
 }
 
 #[cfg(test)]
@@ -281,8 +290,62 @@ mod tests {
             grace_ms: 10 * MIN,
             clear_ms: 30_000,
             update_every_ms: 0,
+            reattach_ms: 0,
             ..ZoneParams::default()
         }
+    }
+
+    /// Confirmed and ended transitions of one reading per minute.
+    fn run_minutes(p: &ZoneParams, seq: &str) -> Vec<Transition> {
+        let mut t = ZoneTracker::default();
+        let mut out = Vec::new();
+        for (k, c) in seq.chars().enumerate() {
+            let obstructed = c == '1';
+            let reading = Reading {
+                at: k as Millis * MIN,
+                obstructed,
+                score: if obstructed { 0.9 } else { 0.1 },
+            };
+            out.extend(
+                t.step(p, reading).into_iter().filter(|t| {
+                    matches!(t, Transition::Confirmed { .. } | Transition::Ended { .. })
+                }),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_vehicle_back_within_the_reattach_window_is_the_same_violation() {
+        // Blocked 0-3 min, clear 4-5, blocked again 6-8, then clear.
+        let seq = "1111001110000000000";
+        let p = ZoneParams {
+            grace_ms: 2 * MIN,
+            reattach_ms: 5 * MIN,
+            ..params()
+        };
+        let got = run_minutes(&p, seq);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            matches!(got[0], Transition::Confirmed { start: 0, confirmed_at, .. } if confirmed_at == 2 * MIN)
+        );
+        // Ends once clear for the whole window, cleared at the first clear reading.
+        assert!(
+            matches!(got[1], Transition::Ended { start: 0, cleared_at, decided_at, .. }
+            if cleared_at == 9 * MIN && decided_at == 14 * MIN)
+        );
+
+        // Without the window the same car is two violations.
+        let p0 = ZoneParams {
+            reattach_ms: 0,
+            ..p
+        };
+        let got = run_minutes(&p0, seq);
+        let confirmed = got
+            .iter()
+            .filter(|t| matches!(t, Transition::Confirmed { .. }))
+            .count();
+        assert_eq!(confirmed, 2, "{got:?}");
     }
 
     /// Runs a sequence of readings (1 obstructed / 0 clear, one every

@@ -44,6 +44,8 @@ clear_s = 10
 # frames still go through decode, the real model and evidence.
 sensor_weight = 10
 update_every_s = 0
+# Ends after clear_s alone; the re-attach window has tests of its own.
+reattach_s = 0
 
 [[cameras]]
 id = "cam1"
@@ -68,11 +70,20 @@ pub async fn listener(
     broker: &Mosquitto,
     id: &str,
 ) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    listener_on(broker, id, "site/#").await
+}
+
+/// Subscribes to `filter` and forwards (topic, payload).
+pub async fn listener_on(
+    broker: &Mosquitto,
+    id: &str,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     let (tx, rx) = mpsc::unbounded_channel();
-    client.subscribe("site/#", QoS::AtLeastOnce).await.unwrap();
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     tokio::spawn(async move {
         loop {
             match eventloop.poll().await {

@@ -1,0 +1,282 @@
+//! Delivers the outbox. Rows are tried in order per target (a target's
+//! `end` never overtakes its `new`); a failure is retried with exponential
+//! backoff and jitter until `give_up_after_s`. A row is marked sent only
+//! after its channel accepted it, so a restart or an outage delays alerts
+//! and loses none; a crash between a receiver's 2xx and the mark can repeat
+//! one, which `X-Firelane-Delivery` lets the receiver drop.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::Outbox;
+use super::{ViolationEventKind, ViolationMessage, email, homeassistant, webhook};
+use crate::config::Config;
+use crate::evidence::EvidenceStore;
+use crate::ingest::mqtt::IngestMetrics;
+use crate::store::{OutboxRow, Store, StoreError};
+use crate::time::{Millis, secs_to_ms, wall_clock_ms};
+
+pub struct Dispatcher {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub outbox: Arc<Outbox>,
+    pub client: AsyncClient,
+    pub mqtt: Arc<IngestMetrics>,
+    pub evidence: EvidenceStore,
+}
+
+/// Delay before attempt `attempts + 1`: base·2^attempts capped at max,
+/// scaled by a random factor in [0.5, 1] so many failed targets do not
+/// retry in step.
+pub fn backoff_ms(attempts: i64, base_ms: Millis, max_ms: Millis, jitter: f64) -> Millis {
+    let exp = base_ms.saturating_mul(1i64 << attempts.clamp(0, 30));
+    let capped = exp.min(max_ms).max(1);
+    ((capped as f64) * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as Millis
+}
+
+impl Dispatcher {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let http = webhook::client();
+        let mailer = match &self.config.raw.alerts.smtp_url {
+            Some(url) => match email::mailer(url) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "email alerts disabled");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut announced = false;
+        loop {
+            let connected = self.mqtt.connected.load(Ordering::Relaxed);
+            if connected && !announced {
+                self.announce().await;
+            }
+            announced = connected;
+            if let Err(e) = self.round(&http, mailer.as_ref()).await {
+                tracing::error!(error = %e, "outbox: database error; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.outbox.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Home Assistant discovery and the site counts, after each connect.
+    async fn announce(&self) {
+        let prefix = self.config.prefix();
+        if self.config.raw.alerts.home_assistant {
+            for (topic, payload) in homeassistant::discovery(&self.config) {
+                let _ = self
+                    .client
+                    .publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+                    .await;
+            }
+        }
+        self.publish_counts(prefix).await;
+    }
+
+    async fn publish_counts(&self, prefix: &str) {
+        let Ok(by_zone) = self.store.open_violations_by_zone().await else {
+            return;
+        };
+        for site in &self.config.sites {
+            let n: i64 = by_zone
+                .iter()
+                .filter(|(zone, _)| {
+                    self.config
+                        .zones
+                        .iter()
+                        .any(|z| &z.id == zone && z.site == site.id)
+                })
+                .map(|(_, n)| n)
+                .sum();
+            let _ = self
+                .client
+                .publish(
+                    homeassistant::open_count_topic(prefix, &site.id),
+                    QoS::AtLeastOnce,
+                    true,
+                    n.to_string(),
+                )
+                .await;
+        }
+    }
+
+    async fn round(
+        &self,
+        http: &reqwest::Client,
+        mailer: Option<&email::Mailer>,
+    ) -> Result<(), StoreError> {
+        let a = &self.config.raw.alerts;
+        let now = wall_clock_ms();
+        let mut held: HashSet<(String, String)> = HashSet::new();
+        for row in self.store.outbox_due(now, 200).await? {
+            let target = (row.channel.clone(), row.target.clone());
+            if held.contains(&target)
+                || self
+                    .store
+                    .outbox_pending_before(&row.channel, &row.target, row.id)
+                    .await?
+                    > 0
+            {
+                // An older alert to this target is waiting: keep the order.
+                held.insert(target);
+                continue;
+            }
+            match self.deliver(&row, http, mailer).await {
+                Ok(()) => {
+                    self.store.outbox_sent(row.id, wall_clock_ms()).await?;
+                    tracing::info!(channel = %row.channel, target = %redact(&row.target), event = %row.event, violation = %row.violation_id, "alert delivered");
+                }
+                Err(e) => {
+                    held.insert(target);
+                    let age = now - row.event_ms.min(now);
+                    if age > secs_to_ms(a.give_up_after_s) {
+                        tracing::error!(channel = %row.channel, target = %redact(&row.target), error = %e, "alert given up");
+                        self.store.outbox_expire(row.id, &e).await?;
+                    } else {
+                        let wait = backoff_ms(
+                            row.attempts,
+                            secs_to_ms(a.retry_base_s),
+                            secs_to_ms(a.retry_max_s),
+                            rand::random::<f64>(),
+                        );
+                        tracing::warn!(channel = %row.channel, target = %redact(&row.target), attempt = row.attempts + 1, retry_in_ms = wait, error = %e, "alert not delivered");
+                        self.store.outbox_retry(row.id, now + wait, &e).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        row: &OutboxRow,
+        http: &reqwest::Client,
+        mailer: Option<&email::Mailer>,
+    ) -> Result<(), String> {
+        match row.channel.as_str() {
+            "mqtt" => {
+                if !self.mqtt.connected.load(Ordering::Relaxed) {
+                    return Err("MQTT broker not connected".into());
+                }
+                self.client
+                    .publish(
+                        row.target.clone(),
+                        QoS::AtLeastOnce,
+                        false,
+                        row.payload.clone(),
+                    )
+                    .await
+                    .map_err(|e| format!("MQTT client closed: {e}"))?;
+                self.after_mqtt(row).await;
+                Ok(())
+            }
+            "webhook" => {
+                let secret = self
+                    .outbox
+                    .site(&row.site)
+                    .and_then(|s| s.webhooks.iter().find(|w| w.url == row.target))
+                    .and_then(|w| w.secret.clone());
+                webhook::deliver(
+                    http,
+                    &row.target,
+                    secret.as_deref(),
+                    &row.event,
+                    &row.event_key,
+                    &row.payload,
+                    wall_clock_ms() / 1000,
+                )
+                .await
+            }
+            "email" => {
+                let mailer = mailer.ok_or("no working [alerts] smtp_url")?;
+                let msg: ViolationMessage = serde_json::from_str(&row.payload)
+                    .map_err(|e| format!("outbox row {}: {e}", row.id))?;
+                let frame = self.annotated_frame(&row.violation_id).await;
+                email::deliver(
+                    mailer,
+                    &self.config.raw.alerts.email_from,
+                    &row.target,
+                    &msg,
+                    frame,
+                )
+                .await
+            }
+            other => Err(format!("unknown channel {other:?}")),
+        }
+    }
+
+    /// The best annotated frame of a violation: the confirming one, else
+    /// the first.
+    async fn annotated_frame(&self, violation_id: &str) -> Option<Vec<u8>> {
+        let rows = self.store.evidence(violation_id).await.ok()?;
+        let pick = |kind: &str| {
+            rows.iter()
+                .find(|e| e.kind == kind && e.variant == "annotated")
+        };
+        let row = pick("confirm").or_else(|| pick("first"))?;
+        self.evidence.get(&row.sha256).ok()
+    }
+
+    /// Keeps the Home Assistant image and the site counts current.
+    async fn after_mqtt(&self, row: &OutboxRow) {
+        let prefix = self.config.prefix();
+        if row.event == ViolationEventKind::New.as_str() && self.config.raw.alerts.home_assistant {
+            let zone = serde_json::from_str::<ViolationMessage>(&row.payload)
+                .map(|m| m.violation.zone)
+                .ok();
+            if let (Some(zone), Some(jpeg)) = (zone, self.annotated_frame(&row.violation_id).await)
+            {
+                let _ = self
+                    .client
+                    .publish(
+                        homeassistant::evidence_topic(prefix, &zone),
+                        QoS::AtLeastOnce,
+                        true,
+                        jpeg,
+                    )
+                    .await;
+            }
+        }
+        if row.event != ViolationEventKind::Update.as_str() {
+            self.publish_counts(prefix).await;
+        }
+    }
+}
+
+/// A webhook URL without its query (which may carry a key), for logs.
+fn redact(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(mut u) if u.query().is_some() => {
+            u.set_query(Some("…"));
+            u.to_string()
+        }
+        _ => target.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        assert_eq!(backoff_ms(0, 1000, 60_000, 1.0), 1000);
+        assert_eq!(backoff_ms(3, 1000, 60_000, 1.0), 8000);
+        assert_eq!(backoff_ms(20, 1000, 60_000, 1.0), 60_000);
+        assert_eq!(backoff_ms(3, 1000, 60_000, 0.0), 4000);
+        assert_eq!(backoff_ms(200, 1000, 60_000, 0.5), 45_000);
+    }
+}

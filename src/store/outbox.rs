@@ -1,0 +1,169 @@
+//! The alert outbox's rows. Enqueueing is idempotent on (event key,
+//! channel, target), so a step repeated after a crash adds nothing.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::time::Millis;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    /// `<violation>/<event>[/<at>]`: the same alert always has the same key.
+    pub event_key: String,
+    /// `mqtt`, `webhook` or `email`.
+    pub channel: String,
+    /// Topic, URL or address.
+    pub target: String,
+    pub site: String,
+    pub violation_id: String,
+    /// `new`, `update` or `end`.
+    pub event: String,
+    /// The JSON alert.
+    pub payload: String,
+    /// `pending`, `sent`, `suppressed` (quiet hours) or `expired`.
+    pub status: String,
+    pub attempts: i64,
+    /// Wall-clock ms before which it is not tried (retry backoff, quiet hours).
+    pub next_attempt_ms: Millis,
+    pub event_ms: Millis,
+    pub sent_ms: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "id, event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms, sent_ms, last_error";
+
+impl Store {
+    /// Adds rows not yet there; returns how many were new.
+    pub async fn enqueue_outbox(&self, rows: &[OutboxRow]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for r in rows {
+            added += sqlx::query(
+                "INSERT INTO outbox (event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)
+                 ON CONFLICT (event_key, channel, target) DO NOTHING",
+            )
+            .bind(&r.event_key)
+            .bind(&r.channel)
+            .bind(&r.target)
+            .bind(&r.site)
+            .bind(&r.violation_id)
+            .bind(&r.event)
+            .bind(&r.payload)
+            .bind(&r.status)
+            .bind(r.next_attempt_ms)
+            .bind(r.event_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Pending rows due by `now`, oldest first.
+    pub async fn outbox_due(&self, now: Millis, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(outbox_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Pending rows of one target older than `id` (to keep its order).
+    pub async fn outbox_pending_before(
+        &self,
+        channel: &str,
+        target: &str,
+        id: i64,
+    ) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND channel = $1 AND target = $2 AND id < $3",
+        )
+        .bind(channel)
+        .bind(target)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(n)
+    }
+
+    /// Every row, oldest first (for tests and the status output).
+    pub async fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(outbox_from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn outbox_sent(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_ms = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_ms: Millis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = $1, last_error = $2 WHERE id = $3")
+            .bind(next_attempt_ms)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_expire(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'expired', attempts = attempts + 1, last_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Open violations per zone (for the Home Assistant site sensors).
+    pub async fn open_violations_by_zone(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT zone, COUNT(*) AS n FROM violations WHERE status = 'open' GROUP BY zone",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("zone")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+fn outbox_from_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        event_key: r.try_get("event_key")?,
+        channel: r.try_get("channel")?,
+        target: r.try_get("target")?,
+        site: r.try_get("site")?,
+        violation_id: r.try_get("violation_id")?,
+        event: r.try_get("event")?,
+        payload: r.try_get("payload")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_ms: r.try_get("next_attempt_ms")?,
+        event_ms: r.try_get("event_ms")?,
+        sent_ms: r.try_get("sent_ms")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
