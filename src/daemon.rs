@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -13,12 +13,12 @@ use crate::alerts;
 use crate::api::{self, ApiState};
 use crate::audit::AuditLog;
 use crate::config::{Config, ConfigError};
+use crate::engine::Engine;
 use crate::evidence::signing::SiteKey;
 use crate::evidence::{EvidenceError, EvidenceStore};
-use crate::ingest::{self, Inbound};
+use crate::ingest;
 use crate::pipeline::{Metrics, Pipeline};
 use crate::store::{Store, StoreError};
-use crate::time::Millis;
 use crate::vision::{Classifier, ModelError};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     );
 
     let (client, eventloop) = ingest::mqtt::connect(&config)?;
-    let (queue_tx, queue_rx) = mpsc::channel(config.raw.ingest.queue_frames);
+    let workers = crate::engine::worker_count(config.raw.ingest.workers);
+    let engine = Engine::start(
+        pipeline,
+        workers,
+        config.raw.ingest.queue_readings,
+        shutdown.clone(),
+    );
+    let frames = engine.frames.clone();
     let ingest_metrics = Arc::new(ingest::mqtt::IngestMetrics::default());
     let tasks = TaskTracker::new();
     let stop_ingest = CancellationToken::new();
@@ -106,7 +113,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         config.clone(),
         client.clone(),
         eventloop,
-        queue_tx,
+        engine.frames.clone(),
+        engine.readings.clone(),
         ingest_metrics.clone(),
         stop_ingest.clone(),
     ));
@@ -125,8 +133,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     };
     let stop_dispatch = CancellationToken::new();
     tasks.spawn(dispatcher.run(stop_dispatch.clone()));
-    let metrics = pipeline.metrics.clone();
-    let processing = tokio::spawn(process(pipeline, queue_rx, shutdown.clone()));
+    let metrics = engine.metrics.clone();
     tasks.close();
 
     let mut report = tokio::time::interval(Duration::from_secs(60));
@@ -134,12 +141,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = report.tick() => log_metrics(&metrics, &ingest_metrics),
+            _ = report.tick() => log_metrics(&metrics, &ingest_metrics, &frames),
         }
     }
     tracing::info!("shutting down");
-    // The pipeline drains what is queued, then drops its alert sender.
-    let _ = processing.await;
+    // The engine finishes what is waiting, then drops its alert sender.
+    engine.finished().await;
     // One more outbox round for what the last inputs caused, then stop;
     // anything undelivered stays in the outbox for the next start.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -150,79 +157,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     if let Some(task) = http {
         let _ = task.await;
     }
-    log_metrics(&metrics, &ingest_metrics);
+    log_metrics(&metrics, &ingest_metrics, &frames);
     Ok(())
 }
 
-fn log_metrics(m: &Metrics, i: &ingest::mqtt::IngestMetrics) {
+fn log_metrics(m: &Metrics, i: &ingest::mqtt::IngestMetrics, frames: &ingest::FrameSlots) {
     tracing::info!(
         frames = Metrics::get(&m.frames),
         crops = Metrics::get(&m.crops),
         sensor_readings = Metrics::get(&m.sensor_readings),
         rejected = Metrics::get(&m.rejected) + i.rejected.load(Ordering::Relaxed),
-        dropped = i.dropped_queue_full.load(Ordering::Relaxed),
+        frames_superseded = frames.dropped(),
+        readings_dropped = i.dropped_queue_full.load(Ordering::Relaxed),
         reconnects = i.reconnects.load(Ordering::Relaxed),
         violations_opened = Metrics::get(&m.violations_opened),
         violations_ended = Metrics::get(&m.violations_ended),
         record_errors = Metrics::get(&m.record_errors),
         "metrics"
     );
-}
-
-/// Feeds queued input to the pipeline; once a second, ticks sensor-only
-/// zones on the event clock: the latest capture time seen, advanced by the
-/// wall time since it arrived.
-async fn process(
-    mut pipeline: Pipeline,
-    mut queue: mpsc::Receiver<Inbound>,
-    shutdown: CancellationToken,
-) {
-    let mut latest: Option<(Millis, Instant)> = None;
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let input = tokio::select! {
-            biased;
-            input = queue.recv() => match input { Some(i) => i, None => break },
-            _ = ticker.tick() => {
-                if let Some((at, seen)) = latest {
-                    let now = at + seen.elapsed().as_millis() as Millis;
-                    if let Err(e) = pipeline.tick(now).await {
-                        tracing::error!(error = %e, "tick failed");
-                    }
-                }
-                continue;
-            }
-            _ = shutdown.cancelled() => break,
-        };
-        let at = match &input {
-            Inbound::Frame(f) => f.captured_at,
-            Inbound::Sensor(s) => s.measured_at,
-        };
-        match handle(&mut pipeline, input).await {
-            // Only accepted input moves the event clock.
-            Ok(()) => {
-                if latest.is_none_or(|(l, _)| at >= l) {
-                    latest = Some((at, Instant::now()));
-                }
-            }
-            Err(e) => tracing::warn!(reason = %e, "input skipped"),
-        }
-    }
-    // Finish what is already queued so nothing received is lost on shutdown.
-    queue.close();
-    while let Ok(input) = queue.try_recv() {
-        if let Err(e) = handle(&mut pipeline, input).await {
-            tracing::warn!(reason = %e, "input skipped");
-        }
-    }
-}
-
-async fn handle(
-    pipeline: &mut Pipeline,
-    input: Inbound,
-) -> Result<(), crate::pipeline::PipelineError> {
-    match input {
-        Inbound::Frame(f) => pipeline.on_frame(f).await.map(|_| ()),
-        Inbound::Sensor(s) => pipeline.on_sensor(s).await,
-    }
 }

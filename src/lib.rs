@@ -20,16 +20,21 @@
 //!   reviews) and the officers' web page.
 //! - [`pipeline`]: one frame or reading through decode → classify → track →
 //!   store/evidence/alerts; shared by the daemon and the replay.
-//! - [`daemon`]: `firelane run` — wires MQTT ingest to the pipeline.
+//! - [`engine`]: runs the pipeline on live input — parallel scoring
+//!   workers, latest frame per camera, one tracker in order.
+//! - [`daemon`]: `firelane run` — wires MQTT ingest to the engine.
 //! - [`replay`]: scenario folders (`FORMAT.md`), the replay report and scoring.
+//! - [`bench`]: `firelane bench` — the pipeline under load beside a peer.
 //! - [`cli`]: the command line.
 
 pub mod alerts;
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod evidence;
 pub mod ingest;
 pub mod pipeline;

@@ -4,9 +4,10 @@
 //! The daemon (MQTT) and the replay (scenario folder) both feed this same
 //! code; only the transport differs. All decisions use capture time.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::store::{EvidenceRow, Store, StoreError, ViolationRow, ZoneStateRow, violation_id};
 use crate::time::{Millis, format_rfc3339};
 use crate::tracking::{Phase, Reading, SensorVote, Transition, ZoneTracker, fuse};
+use crate::vision::decode::decode_jpeg_for_zones;
 use crate::vision::{Classifier, DecodeError, ModelError, decode_jpeg};
 
 /// A camera frame as received: the JPEG bytes, untouched.
@@ -29,7 +31,81 @@ pub struct Frame {
     pub camera: String,
     pub captured_at: Millis,
     pub jpeg: Arc<Vec<u8>>,
+    /// When it reached firelane (for the latency metric only).
+    pub arrived: Option<Instant>,
 }
+
+/// A frame after the CPU-heavy half: its zones' scores.
+#[derive(Debug)]
+pub struct ScoredFrame {
+    pub frame: Frame,
+    scores: Vec<f32>,
+    /// The decoded frame when it was decoded at full size (annotation
+    /// reuses it); a reduced-scale decode is not kept.
+    image: Option<Arc<RgbImage>>,
+    pub times: FrameTimes,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTimes {
+    pub decode: Duration,
+    pub crop: Duration,
+    pub inference: Duration,
+}
+
+/// Decode, crop and classify: the CPU-heavy half of a frame. Cheap to
+/// clone and safe on any thread, so frames of different cameras are scored
+/// in parallel; the pipeline then applies results one at a time.
+#[derive(Clone)]
+pub struct Scorer {
+    classifier: Arc<Classifier>,
+    cameras: Arc<HashMap<String, Arc<CameraZones>>>,
+    scaled_decode: bool,
+}
+
+impl Scorer {
+    pub fn score(&self, frame: Frame) -> Result<ScoredFrame, InputError> {
+        let Some(zones) = self.cameras.get(&frame.camera) else {
+            return Err(InputError::UnknownCamera(frame.camera));
+        };
+        let started = Instant::now();
+        let decode_error = |source| InputError::Decode {
+            camera: frame.camera.clone(),
+            at: format_rfc3339(frame.captured_at),
+            source,
+        };
+        let (image, full) = if self.scaled_decode {
+            let (img, denominator) =
+                decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
+                    .map_err(decode_error)?;
+            (img, denominator == 1)
+        } else {
+            (decode_jpeg(&frame.jpeg).map_err(decode_error)?, true)
+        };
+        let decode = started.elapsed();
+        let (scores, stage) = self
+            .classifier
+            .score_zones_timed(&image, zones.polygons.iter(), INFERENCE_CHUNK)
+            .map_err(|source| InputError::Model {
+                camera: frame.camera.clone(),
+                source,
+            })?;
+        Ok(ScoredFrame {
+            frame,
+            scores,
+            image: full.then(|| Arc::new(image)),
+            times: FrameTimes {
+                decode,
+                crop: stage.crop,
+                inference: stage.inference,
+            },
+        })
+    }
+}
+
+/// Crops per inference call: tract runs this small network fastest per
+/// crop one at a time (`cargo bench --bench vision`).
+const INFERENCE_CHUNK: usize = 1;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SensorReading {
@@ -88,6 +164,15 @@ pub struct Metrics {
     pub record_errors: AtomicU64,
     pub violations_opened: AtomicU64,
     pub violations_ended: AtomicU64,
+    /// Nanoseconds spent per stage, summed over frames.
+    pub decode_ns: AtomicU64,
+    pub crop_ns: AtomicU64,
+    pub inference_ns: AtomicU64,
+    pub tracking_ns: AtomicU64,
+    pub store_ns: AtomicU64,
+    /// Arrival-to-decision latency of frames that carry `arrived`, in µs
+    /// (the first million; for benchmarks).
+    pub latencies_us: Mutex<Vec<u32>>,
 }
 
 impl Metrics {
@@ -96,6 +181,9 @@ impl Metrics {
     }
     fn inc(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+    fn add_time(c: &AtomicU64, d: Duration) {
+        c.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -134,6 +222,8 @@ struct ZoneRuntime {
 struct CameraZones {
     ids: Vec<usize>,
     polygons: Vec<crate::config::ZonePolygon>,
+    /// Bounding boxes as fractions, for the decode scale.
+    bounds: Vec<[f64; 4]>,
 }
 
 /// What one frame did, for callers that want to see it (replay, tests).
@@ -148,9 +238,14 @@ pub struct Pipeline {
     evidence: EvidenceStore,
     zones: Vec<ZoneRuntime>,
     zone_index: HashMap<String, usize>,
-    camera_zones: HashMap<String, Arc<CameraZones>>,
+    camera_zones: Arc<HashMap<String, Arc<CameraZones>>>,
+    /// Cameras with a sensor-watched zone keep their last JPEG: a sensor
+    /// can confirm a violation between frames and it needs a picture.
+    keep_last_jpeg: HashSet<String>,
+    scaled_decode: bool,
     sensors: HashMap<String, (usize, Option<SensorVote>)>,
-    last_frame: HashMap<String, (Millis, Arc<Vec<u8>>)>,
+    last_frame_at: HashMap<String, Millis>,
+    last_jpeg: HashMap<String, (Millis, Arc<Vec<u8>>)>,
     alerts: Option<mpsc::UnboundedSender<AlertEvent>>,
     /// Events of the step in progress; sent only after its state is saved,
     /// so a crash never announces what a restart would announce again.
@@ -189,15 +284,23 @@ impl Pipeline {
             .enumerate()
             .map(|(i, z)| (z.zone.id.clone(), i))
             .collect();
-        let camera_zones = config
+        let camera_zones: HashMap<_, _> = config
             .cameras
             .iter()
             .map(|c| {
                 let ids: Vec<usize> = (0..zones.len())
                     .filter(|&i| zones[i].zone.camera == c.id)
                     .collect();
-                let polygons = ids.iter().map(|&i| zones[i].zone.polygon.clone()).collect();
-                (c.id.clone(), Arc::new(CameraZones { ids, polygons }))
+                let polygons: Vec<_> = ids.iter().map(|&i| zones[i].zone.polygon.clone()).collect();
+                let bounds = polygons.iter().map(|p| p.fraction_bounds()).collect();
+                (
+                    c.id.clone(),
+                    Arc::new(CameraZones {
+                        ids,
+                        polygons,
+                        bounds,
+                    }),
+                )
             })
             .collect();
         let sensors = config
@@ -226,9 +329,17 @@ impl Pipeline {
             evidence,
             zones,
             zone_index,
-            camera_zones,
+            camera_zones: Arc::new(camera_zones),
             sensors,
-            last_frame: HashMap::new(),
+            last_frame_at: HashMap::new(),
+            last_jpeg: HashMap::new(),
+            keep_last_jpeg: config
+                .zones
+                .iter()
+                .filter(|z| !z.sensors.is_empty())
+                .map(|z| z.camera.clone())
+                .collect(),
+            scaled_decode: config.raw.ingest.scaled_decode,
             alerts,
             outgoing: Vec::new(),
             metrics: Arc::new(Metrics::default()),
@@ -289,11 +400,49 @@ impl Pipeline {
         }
     }
 
+    /// The scoring half, to run on a worker thread ([`Scorer::score`]).
+    pub fn scorer(&self) -> Scorer {
+        Scorer {
+            classifier: self.classifier.clone(),
+            cameras: self.camera_zones.clone(),
+            scaled_decode: self.scaled_decode,
+        }
+    }
+
     async fn frame_inner(&mut self, frame: Frame) -> Result<FrameOutcome, PipelineError> {
+        let scorer = self.scorer();
+        let scored = tokio::task::spawn_blocking(move || scorer.score(frame))
+            .await
+            .expect("classifier task panicked");
+        self.scored_inner(scored?).await
+    }
+
+    /// Applies a scored frame: tracking, records, alerts. Frames of one
+    /// camera must come in capture order.
+    pub async fn on_scored(
+        &mut self,
+        scored: Result<ScoredFrame, InputError>,
+    ) -> Result<FrameOutcome, PipelineError> {
+        let result = match scored {
+            Ok(s) => self.scored_inner(s).await,
+            Err(e) => Err(e.into()),
+        };
+        self.count_error(&result);
+        result
+    }
+
+    async fn scored_inner(&mut self, scored: ScoredFrame) -> Result<FrameOutcome, PipelineError> {
+        let started = Instant::now();
+        let ScoredFrame {
+            frame,
+            scores,
+            image,
+            times,
+        } = scored;
         let Some(camera_zones) = self.camera_zones.get(&frame.camera).cloned() else {
             return Err(InputError::UnknownCamera(frame.camera).into());
         };
-        if let Some((prev, _)) = self.last_frame.get(&frame.camera)
+        if let Some(prev) = self.last_frame_at.get(&frame.camera)
             && frame.captured_at < *prev
         {
             return Err(InputError::Backwards {
@@ -303,35 +452,21 @@ impl Pipeline {
             }
             .into());
         }
-        let classifier = self.classifier.clone();
-        let zones = camera_zones.clone();
-        let jpeg = frame.jpeg.clone();
-        let camera = frame.camera.clone();
-        let at = frame.captured_at;
-        let (image, scores) = tokio::task::spawn_blocking(move || {
-            let image = decode_jpeg(&jpeg).map_err(|source| InputError::Decode {
-                camera: camera.clone(),
-                at: format_rfc3339(at),
-                source,
-            })?;
-            let scores = classifier
-                .score_zones(&image, zones.polygons.iter())
-                .map_err(|source| InputError::Model {
-                    camera: camera.clone(),
-                    source,
-                })?;
-            Ok::<_, InputError>((image, scores))
-        })
-        .await
-        .expect("classifier task panicked")?;
         Metrics::inc(&self.metrics.frames, 1);
         Metrics::inc(&self.metrics.crops, scores.len() as u64);
-        self.last_frame.insert(
-            frame.camera.clone(),
-            (frame.captured_at, frame.jpeg.clone()),
-        );
+        Metrics::add_time(&self.metrics.decode_ns, times.decode);
+        Metrics::add_time(&self.metrics.crop_ns, times.crop);
+        Metrics::add_time(&self.metrics.inference_ns, times.inference);
+        self.last_frame_at
+            .insert(frame.camera.clone(), frame.captured_at);
+        if self.keep_last_jpeg.contains(&frame.camera) {
+            self.last_jpeg.insert(
+                frame.camera.clone(),
+                (frame.captured_at, frame.jpeg.clone()),
+            );
+        }
 
-        let image = Arc::new(image);
+        let store_before = Metrics::get(&self.metrics.store_ns);
         let mut outcome = FrameOutcome::default();
         let mut first_error = None;
         for (&i, &score) in camera_zones.ids.iter().zip(&scores) {
@@ -343,13 +478,22 @@ impl Pipeline {
                 score: Some(score as f64),
             };
             if let Err(e) = self
-                .step_zone(i, frame.captured_at, Some((&held, &image)))
+                .step_zone(i, frame.captured_at, Some((&held, image.as_ref())))
                 .await
             {
                 first_error.get_or_insert(e);
             }
-            if let Err(e) = self.fill_missing_evidence(i, &held, &image).await {
+            if let Err(e) = self.fill_missing_evidence(i, &held, image.as_deref()).await {
                 first_error.get_or_insert(e);
+            }
+        }
+        let store_ns = Metrics::get(&self.metrics.store_ns) - store_before;
+        let total = started.elapsed().as_nanos() as u64;
+        Metrics::inc(&self.metrics.tracking_ns, total.saturating_sub(store_ns));
+        if let Some(arrived) = frame.arrived {
+            let mut l = self.metrics.latencies_us.lock().expect("metrics lock");
+            if l.len() < 1_000_000 {
+                l.push(arrived.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
         }
         match first_error {
@@ -429,7 +573,7 @@ impl Pipeline {
         &mut self,
         i: usize,
         at: Millis,
-        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
     ) -> Result<(), RecordError> {
         let votes = self.sensor_votes(i);
         let z = &mut self.zones[i];
@@ -440,6 +584,7 @@ impl Pipeline {
         if transitions.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         self.outgoing.clear();
         for t in &transitions {
             self.apply(i, t, &reading, frame).await?;
@@ -450,6 +595,7 @@ impl Pipeline {
         self.enqueue_alerts().await?;
         self.save_state(i).await?;
         self.flush_events();
+        Metrics::add_time(&self.metrics.store_ns, started.elapsed());
         Ok(())
     }
 
@@ -458,13 +604,13 @@ impl Pipeline {
     fn frame_for(
         &self,
         i: usize,
-        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
     ) -> Option<(HeldFrame, Option<Arc<RgbImage>>)> {
         if let Some((h, img)) = frame {
-            return Some((h.clone(), Some(img.clone())));
+            return Some((h.clone(), img.cloned()));
         }
         let camera = &self.zones[i].zone.camera;
-        self.last_frame.get(camera).map(|(t, jpeg)| {
+        self.last_jpeg.get(camera).map(|(t, jpeg)| {
             (
                 HeldFrame {
                     jpeg: jpeg.clone(),
@@ -481,7 +627,7 @@ impl Pipeline {
         i: usize,
         t: &Transition,
         reading: &Reading,
-        frame: Option<(&HeldFrame, &Arc<RgbImage>)>,
+        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
     ) -> Result<(), RecordError> {
         let zone = self.zones[i].zone.clone();
         match *t {
@@ -630,13 +776,12 @@ impl Pipeline {
         &mut self,
         i: usize,
         held: &HeldFrame,
-        image: &RgbImage,
+        image: Option<&RgbImage>,
     ) -> Result<(), RecordError> {
         if let Some(id) = self.zones[i].violation_id.clone() {
             let zone = self.zones[i].zone.clone();
             for kind in std::mem::take(&mut self.zones[i].pending_evidence) {
-                self.record_evidence(&id, &zone, kind, held, Some(image))
-                    .await?;
+                self.record_evidence(&id, &zone, kind, held, image).await?;
             }
         }
         let z = &self.zones[i];

@@ -75,6 +75,7 @@ zone = "lane"
     // The camera's next frame becomes the first and confirm evidence.
     let jpeg = Arc::new(common::jpeg_frame(320, 240, 7));
     p.on_frame(Frame {
+        arrived: None,
         camera: "cam".into(),
         captured_at: t0 + 6 * MIN,
         jpeg: jpeg.clone(),

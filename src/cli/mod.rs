@@ -64,6 +64,47 @@ pub enum Command {
         #[arg(long, default_value = "models/obstruction-v1.onnx")]
         model: PathBuf,
     },
+    /// Measure the pipeline under load (in-process and through mosquitto),
+    /// optionally beside the Python peer; prints a Markdown table.
+    Bench {
+        /// Scenario whose frames and first camera's zones are used.
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Offered frames per second over all cameras (0: as fast as it goes).
+        #[arg(long, default_value_t = 0.0)]
+        fps: f64,
+        /// Frames to send in all.
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// Frame size the scenario's frames are resized to.
+        #[arg(long, default_value = "1920x1080")]
+        resolution: String,
+        /// Zones per camera (the scenario camera's first ones).
+        #[arg(long, default_value_t = 6)]
+        zones: usize,
+        /// Scoring threads (default: cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Also run through a mosquitto started on a free port.
+        #[arg(long)]
+        mqtt: bool,
+        /// Also run bench/peer.py on the same frames and zones.
+        #[arg(long)]
+        peer: bool,
+        /// Python with Pillow, NumPy and onnxruntime (bench/requirements.txt).
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "models/obstruction-v1.onnx")]
+        model: PathBuf,
+        /// Prepared frames and the runs' databases; default data/bench.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Also write the rows as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// API tokens: create (printed once), list, revoke.
     Token {
         #[command(subcommand)]
@@ -256,6 +297,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(dir) => crate::vision::eval::print_eval(&classifier, &dir),
                 None => crate::vision::eval::print_scores(&classifier, &paths, json),
             }
+        }
+        Command::Bench {
+            scenario,
+            cameras,
+            fps,
+            frames,
+            resolution,
+            zones,
+            workers,
+            mqtt,
+            peer,
+            python,
+            model,
+            work_dir,
+            json,
+        } => {
+            let Some((w, h)) = resolution
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            else {
+                eprintln!("bench: --resolution {resolution:?} is not WIDTHxHEIGHT");
+                return Ok(ExitCode::from(1));
+            };
+            let opts = crate::bench::BenchOptions {
+                scenario,
+                cameras: cameras.max(1),
+                fps,
+                frames: frames.max(1),
+                width: w,
+                height: h,
+                zones: zones.max(1),
+                workers: crate::engine::worker_count(workers),
+                mqtt,
+                peer,
+                python,
+                model,
+                work_dir: work_dir.unwrap_or_else(crate::bench::default_work_dir),
+            };
+            let rows = crate::bench::run(&opts).await?;
+            crate::bench::print_table(&opts, &rows);
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Token { action, site } => admin::token(action, &site).await,
         Command::Audit { action, site } => admin::audit(action, &site).await,

@@ -356,10 +356,17 @@ pub struct IngestConfig {
     /// Capture times further than this ahead of the wall clock are refused.
     #[serde(default = "default_future_skew")]
     pub max_future_skew_s: f64,
-    /// Frames waiting for the classifier; beyond it frames are dropped and
-    /// counted.
-    #[serde(default = "default_queue")]
-    pub queue_frames: usize,
+    /// Sensor readings waiting for the pipeline; beyond it they are dropped
+    /// and counted. (Frames do not queue: each camera's latest frame waits,
+    /// a newer one replaces it and the replaced one is counted as dropped.)
+    #[serde(default = "default_queue", alias = "queue_frames")]
+    pub queue_readings: usize,
+    /// Decode each frame at the smallest DCT scale its zones allow.
+    #[serde(default = "default_true")]
+    pub scaled_decode: bool,
+    /// Threads scoring frames (decode, crop, inference); default: the
+    /// machine's cores.
+    pub workers: Option<usize>,
 }
 
 fn default_future_skew() -> f64 {
@@ -373,7 +380,9 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_future_skew_s: default_future_skew(),
-            queue_frames: default_queue(),
+            queue_readings: default_queue(),
+            scaled_decode: true,
+            workers: None,
         }
     }
 }
@@ -583,10 +592,10 @@ impl Config {
                 ),
             );
         }
-        if raw.ingest.queue_frames == 0 {
+        if raw.ingest.queue_readings == 0 {
             push(
                 "[ingest]".into(),
-                "queue_frames",
+                "queue_readings",
                 "must be at least 1".into(),
             );
         }

@@ -96,6 +96,18 @@ impl ZonePolygon {
 
     /// Smallest pixel rectangle that covers the polygon, clamped to the frame
     /// and at least one pixel each way.
+    /// Bounding box as image fractions `[x0, y0, x1, y1]`.
+    pub fn fraction_bounds(&self) -> [f64; 4] {
+        let mut b = [1.0f64, 1.0, 0.0, 0.0];
+        for p in &self.points {
+            b[0] = b[0].min(p[0]);
+            b[1] = b[1].min(p[1]);
+            b[2] = b[2].max(p[0]);
+            b[3] = b[3].max(p[1]);
+        }
+        b
+    }
+
     pub fn bounding_box(&self, width: u32, height: u32) -> PixelRect {
         let (mut minx, mut miny, mut maxx, mut maxy) = (1.0f64, 1.0f64, 0.0f64, 0.0f64);
         for p in &self.points {

@@ -9,5 +9,7 @@
 pub mod broker;
 pub mod mqtt;
 pub mod payload;
+pub mod slots;
 
 pub use payload::{Inbound, PayloadError, TopicRouter};
+pub use slots::FrameSlots;

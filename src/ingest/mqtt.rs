@@ -100,7 +100,8 @@ pub async fn run_event_loop(
     config: Arc<Config>,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    queue: mpsc::Sender<Inbound>,
+    frames: Arc<super::FrameSlots>,
+    readings: mpsc::Sender<crate::pipeline::SensorReading>,
     metrics: Arc<IngestMetrics>,
     shutdown: CancellationToken,
 ) {
@@ -149,10 +150,12 @@ pub async fn run_event_loop(
                     .map(|pp| pp.user_properties)
                     .unwrap_or_default();
                 match router.parse(&topic, &p.payload, &props, wall_clock_ms(), &limits) {
-                    Ok(input) => {
-                        if queue.try_send(input).is_err() {
+                    // Never waits: the event loop must keep up with the broker.
+                    Ok(Inbound::Frame(frame)) => frames.push(frame),
+                    Ok(Inbound::Sensor(reading)) => {
+                        if readings.try_send(reading).is_err() {
                             metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%topic, "pipeline queue full; message dropped");
+                            tracing::warn!(%topic, "sensor queue full; reading dropped");
                         }
                     }
                     Err(e) => {

@@ -146,6 +146,7 @@ pub fn parse_frame(
         camera: camera.to_string(),
         captured_at,
         jpeg: Arc::new(jpeg),
+        arrived: Some(std::time::Instant::now()),
     })
 }
 

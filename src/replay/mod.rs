@@ -175,6 +175,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
                     match tokio::fs::read(&path).await {
                         Ok(bytes) => {
                             let frame = Frame {
+                                arrived: None,
                                 camera: f.camera.clone(),
                                 captured_at: f.captured_at,
                                 jpeg: Arc::new(bytes),

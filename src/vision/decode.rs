@@ -22,16 +22,72 @@ pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8])
 }
 
-pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+/// Refuses what is not a whole JPEG. Decoders fill a truncated scan with
+/// grey and succeed; a frame cut off in transit must not be scored as a
+/// picture of an empty lane.
+fn check_whole(bytes: &[u8]) -> Result<(), DecodeError> {
     if !looks_like_jpeg(bytes) {
         return Err(DecodeError::NotJpeg);
     }
-    // Decoders fill a truncated scan with grey and succeed; a frame cut off
-    // in transit must not be scored as a picture of an empty lane.
     let tail_start = bytes.len().saturating_sub(64);
     if !bytes[tail_start..].windows(2).any(|w| w == [0xFF, 0xD9]) {
         return Err(DecodeError::Truncated(bytes.len()));
     }
+    Ok(())
+}
+
+/// Decodes at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that still gives
+/// every zone at least `min_px` pixels in width and height, so the crops
+/// lose nothing the model's input could use. `zones` are bounding boxes as
+/// image fractions `[x0, y0, x1, y1]`. Returns the image and the
+/// denominator of the scale used. The scaling happens inside the inverse
+/// DCT, so a quarter-scale decode does a fraction of the work.
+pub fn decode_jpeg_for_zones(
+    bytes: &[u8],
+    zones: &[[f64; 4]],
+    min_px: u32,
+) -> Result<(RgbImage, u32), DecodeError> {
+    check_whole(bytes)?;
+    let corrupt = |e: jpeg_decoder::Error| DecodeError::Corrupt(e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.read_info().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    let (width, height) = (info.width as u32, info.height as u32);
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
+    }
+    if info.pixel_format != jpeg_decoder::PixelFormat::RGB24 {
+        // Greyscale or CMYK cameras are rare: the general decoder handles them.
+        return decode_jpeg(bytes).map(|img| (img, 1));
+    }
+    // The largest factor any zone needs to keep min_px across.
+    let need = zones
+        .iter()
+        .map(|b| {
+            let zw = ((b[2] - b[0]) * width as f64).max(1.0);
+            let zh = ((b[3] - b[1]) * height as f64).max(1.0);
+            (min_px as f64 / zw).max(min_px as f64 / zh)
+        })
+        .fold(1.0 / 8.0, f64::max)
+        .min(1.0);
+    let want_w = (width as f64 * need).ceil() as u16;
+    let want_h = (height as f64 * need).ceil() as u16;
+    let (w, h) = decoder.scale(want_w, want_h).map_err(corrupt)?;
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let img = RgbImage::from_raw(w as u32, h as u32, pixels)
+        .ok_or_else(|| DecodeError::Corrupt("decoded size does not match".into()))?;
+    let denominator = (width / (w as u32).max(1)).max(1);
+    Ok((img, denominator))
+}
+
+pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    check_whole(bytes)?;
     let mut reader =
         image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg);
     reader.no_limits();
@@ -53,6 +109,36 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaled_decode_keeps_every_zone_at_least_the_models_size() {
+        let bytes = jpeg(1920, 1080);
+        // A zone a quarter of the width and height: 480x270 px; 64 px
+        // needs only 1/4 scale (120x67).
+        let (img, d) = decode_jpeg_for_zones(&bytes, &[[0.0, 0.0, 0.25, 0.25]], 64).unwrap();
+        assert_eq!((img.width(), img.height(), d), (480, 270, 4));
+        // A small zone (100x60 px) needs the full frame.
+        let small = [0.5, 0.5, 0.5 + 100.0 / 1920.0, 0.5 + 60.0 / 1080.0];
+        let (img, d) = decode_jpeg_for_zones(&bytes, &[[0.0, 0.0, 0.25, 0.25], small], 64).unwrap();
+        assert_eq!((img.width(), img.height(), d), (1920, 1080, 1));
+        // The same refusals as the full decoder.
+        assert!(matches!(
+            decode_jpeg_for_zones(&bytes[..bytes.len() / 2], &[], 64),
+            Err(DecodeError::Truncated(_))
+        ));
+        // The same picture, averaged down: channel means agree.
+        let mean = |img: &RgbImage, c: usize| {
+            img.pixels().map(|p| p[c] as f64).sum::<f64>() / (img.width() * img.height()) as f64
+        };
+        let full = decode_jpeg(&bytes).unwrap();
+        let (quarter, _) = decode_jpeg_for_zones(&bytes, &[[0.0, 0.0, 0.25, 0.25]], 64).unwrap();
+        for c in 0..3 {
+            assert!(
+                (mean(&full, c) - mean(&quarter, c)).abs() < 2.0,
+                "channel {c}"
+            );
+        }
+    }
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));

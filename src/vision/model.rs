@@ -184,6 +184,20 @@ impl Classifier {
         frame: &RgbImage,
         zones: impl ExactSizeIterator<Item = &'a ZonePolygon>,
     ) -> Result<Vec<f32>, ModelError> {
+        self.score_zones_timed(frame, zones, usize::MAX)
+            .map(|(scores, _)| scores)
+    }
+
+    /// Crops every zone, then runs the model on chunks of at most `chunk`
+    /// crops (tract runs this small network faster per crop in small
+    /// batches). Also returns the time spent cropping and in inference.
+    pub fn score_zones_timed<'a>(
+        &self,
+        frame: &RgbImage,
+        zones: impl ExactSizeIterator<Item = &'a ZonePolygon>,
+        chunk: usize,
+    ) -> Result<(Vec<f32>, StageTimes), ModelError> {
+        let started = std::time::Instant::now();
         let n = zones.len();
         let len = crop::crop_len(&self.card.input);
         let mut data = vec![0.0f32; n * len];
@@ -191,7 +205,24 @@ impl Classifier {
             let c = crop::zone_crop(frame, zone, &self.card.input);
             crop::normalise_into(&c, &self.card.input, out);
         }
-        self.score_tensor(data, n)
+        let cropped = std::time::Instant::now();
+        let chunk = chunk.clamp(1, n.max(1));
+        let mut scores = Vec::with_capacity(n);
+        for part in data.chunks(chunk * len) {
+            scores.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
+        }
+        Ok((
+            scores,
+            StageTimes {
+                crop: cropped - started,
+                inference: cropped.elapsed(),
+            },
+        ))
+    }
+
+    /// The model's input side in pixels (the smaller of width and height).
+    pub fn input_px(&self) -> u32 {
+        self.card.input.width.min(self.card.input.height)
     }
 
     /// Scores whole images (patches), each resized to the input size.
@@ -206,4 +237,11 @@ impl Classifier {
         }
         self.score_tensor(data, images.len())
     }
+}
+
+/// Where a frame's scoring time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub crop: std::time::Duration,
+    pub inference: std::time::Duration,
 }

@@ -1,0 +1,119 @@
+//! Criterion micro-benchmarks of the frame path: decode (full and at the
+//! zones' DCT scale), crop + resize + normalise, and inference per batch
+//! size. `cargo bench --bench vision`. Frames: a real scenario frame
+//! resized to 1920x1080 when `$FIRELANE_SHARED` (or ../shared) has
+//! cnrpark-a, else a synthetic one; zones: six boxes of 1/8 the width.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use firelane::config::ZonePolygon;
+use firelane::vision::Classifier;
+use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones};
+
+fn frame_1080p() -> Vec<u8> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shared = std::env::var_os("FIRELANE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared"));
+    let dir = shared.join("scenarios/cnrpark-a/frames");
+    let img = std::fs::read_dir(&dir)
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| image::open(e.ok()?.path()).ok())
+        .map(|i| i.into_rgb8())
+        .unwrap_or_else(|| {
+            image::RgbImage::from_fn(1440, 960, |x, y| {
+                image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 239) as u8])
+            })
+        });
+    let img = image::imageops::resize(&img, 1920, 1080, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+fn zones() -> Vec<ZonePolygon> {
+    (0..6)
+        .map(|i| {
+            let x = 0.05 + 0.15 * i as f64;
+            ZonePolygon::new(vec![[x, 0.5], [x + 0.12, 0.5], [x + 0.12, 0.62], [x, 0.62]]).unwrap()
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let classifier = Classifier::load(&root.join("models/obstruction-v1.onnx")).unwrap();
+    let jpeg = frame_1080p();
+    let zones = zones();
+    let bounds: Vec<[f64; 4]> = zones.iter().map(|z| z.fraction_bounds()).collect();
+
+    let mut g = c.benchmark_group("decode_1080p");
+    g.bench_function("full", |b| {
+        b.iter(|| decode_jpeg(black_box(&jpeg)).unwrap())
+    });
+    g.bench_function("scaled_for_6_zones", |b| {
+        b.iter(|| decode_jpeg_for_zones(black_box(&jpeg), &bounds, classifier.input_px()).unwrap())
+    });
+    g.finish();
+
+    let full = decode_jpeg(&jpeg).unwrap();
+    let (scaled, _) = decode_jpeg_for_zones(&jpeg, &bounds, classifier.input_px()).unwrap();
+    let input = &classifier.card.input;
+    let len = firelane::vision::crop::crop_len(input);
+    let mut g = c.benchmark_group("crop_resize_normalise_6_zones");
+    for (name, img) in [("from_full", &full), ("from_scaled", &scaled)] {
+        g.bench_function(name, |b| {
+            let mut out = vec![0.0f32; len];
+            b.iter(|| {
+                for z in &zones {
+                    let crop = firelane::vision::crop::zone_crop(img, z, input);
+                    firelane::vision::crop::normalise_into(&crop, input, &mut out);
+                }
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("inference");
+    for batch in [1usize, 6, 32] {
+        let data = vec![0.1f32; batch * len];
+        g.bench_with_input(BenchmarkId::new("batch", batch), &batch, |b, &n| {
+            b.iter(|| classifier.score_tensor(data.clone(), n).unwrap())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("frame_6_zones");
+    for chunk in [1usize, 6] {
+        g.bench_with_input(
+            BenchmarkId::new("decode_scaled_score_chunk", chunk),
+            &chunk,
+            |b, &chunk| {
+                b.iter(|| {
+                    let (img, _) =
+                        decode_jpeg_for_zones(&jpeg, &bounds, classifier.input_px()).unwrap();
+                    classifier
+                        .score_zones_timed(&img, zones.iter(), chunk)
+                        .unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = vision;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(vision);

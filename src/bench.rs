@@ -1,0 +1,582 @@
+//! `firelane bench`: the real pipeline under load, measured, beside a
+//! plain Python peer on the same frames and zones.
+//!
+//! It prepares frames from a scenario (resized to the asked resolution,
+//! JPEG q90) and a zone list, then drives them through the engine
+//! in-process and through a real mosquitto on loopback, and prints one
+//! table: frames/s, zone crops/s, frames per CPU-second (per core),
+//! arrival-to-decision latency p50/p99, time per stage, peak RSS and frames
+//! dropped. Nothing here is used by the daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CameraConfig, Config, RawConfig, ZoneConfig};
+use crate::engine::Engine;
+use crate::evidence::EvidenceStore;
+use crate::pipeline::{Frame, Metrics, Pipeline};
+use crate::replay::Scenario;
+use crate::store::Store;
+use crate::vision::Classifier;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub scenario: PathBuf,
+    pub cameras: usize,
+    /// Offered frames per second over all cameras; 0: as fast as it goes.
+    pub fps: f64,
+    pub frames: usize,
+    pub width: u32,
+    pub height: u32,
+    pub zones: usize,
+    pub workers: usize,
+    pub mqtt: bool,
+    pub peer: bool,
+    pub python: String,
+    pub model: PathBuf,
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub run: String,
+    pub frames: u64,
+    pub crops: u64,
+    pub seconds: f64,
+    pub frames_per_s: f64,
+    pub crops_per_s: f64,
+    /// Frames per second of CPU time used: the per-core rate.
+    pub frames_per_cpu_s: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub decode_ms: f64,
+    pub crop_ms: f64,
+    pub inference_ms: f64,
+    pub tracking_ms: f64,
+    pub store_ms: f64,
+    pub peak_rss_mb: f64,
+    pub dropped: u64,
+}
+
+/// (user + system) CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14, 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set (VmHWM) in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    Some(sorted[i] as f64 / 1000.0)
+}
+
+/// Zone polygons as image fractions.
+pub type Polygons = Vec<Vec<[f64; 2]>>;
+
+/// Writes the frames (resized, JPEG q90) and `zones.json` the runs and the
+/// peer share; returns the JPEG bytes and the zone polygons.
+pub fn prepare(opts: &BenchOptions) -> anyhow::Result<(Vec<Arc<Vec<u8>>>, Polygons)> {
+    let sc = Scenario::load(&opts.scenario)?;
+    let camera = sc.file.cameras.first().context("scenario has no camera")?;
+    let zones: Polygons = camera
+        .zones
+        .iter()
+        .take(opts.zones)
+        .map(|z| z.polygon.clone())
+        .collect();
+    if zones.is_empty() {
+        bail!("scenario camera {} has no zones", camera.id);
+    }
+    let dir = opts.work_dir.join("frames");
+    std::fs::create_dir_all(&dir)?;
+    let mut jpegs = Vec::new();
+    let distinct = sc
+        .frames
+        .iter()
+        .filter(|f| f.camera == camera.id)
+        .take(opts.frames.clamp(1, 24));
+    for (k, line) in distinct.enumerate() {
+        let path = sc.frame_path(line);
+        let img = image::open(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .into_rgb8();
+        let resized = image::imageops::resize(
+            &img,
+            opts.width,
+            opts.height,
+            image::imageops::FilterType::Triangle,
+        );
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&resized)?;
+        std::fs::write(dir.join(format!("{k:04}.jpg")), &out)?;
+        jpegs.push(Arc::new(out));
+    }
+    let zones_json = serde_json::json!({
+        "zones": zones.iter().enumerate().map(|(i, p)| serde_json::json!({"id": format!("z{i}"), "polygon": p})).collect::<Vec<_>>()
+    });
+    std::fs::write(opts.work_dir.join("zones.json"), zones_json.to_string())?;
+    Ok((jpegs, zones))
+}
+
+/// The config of `cameras` cameras, each with the same zones; alerts and
+/// HTTP off, a long grace so the run measures scoring, not violations.
+fn bench_config(
+    opts: &BenchOptions,
+    zones: &[Vec<[f64; 2]>],
+    mqtt_url: Option<String>,
+) -> anyhow::Result<Config> {
+    let mut raw = RawConfig::default();
+    raw.storage.data_dir = opts.work_dir.join(if mqtt_url.is_some() {
+        "data-mqtt"
+    } else {
+        "data"
+    });
+    raw.model.path = opts.model.clone();
+    raw.http.enabled = false;
+    raw.tracking.grace_s = 600.0;
+    raw.mqtt.topic_prefix = "bench".into();
+    raw.mqtt.client_id = format!("firelane-bench-{}", std::process::id());
+    raw.mqtt.max_payload_bytes = 32 * 1024 * 1024;
+    if let Some(url) = mqtt_url {
+        raw.mqtt.url = url;
+    }
+    raw.ingest.max_future_skew_s = 86_400.0;
+    for c in 0..opts.cameras {
+        raw.cameras.push(CameraConfig {
+            id: format!("cam{c}"),
+            topic: None,
+        });
+        for (j, p) in zones.iter().enumerate() {
+            raw.zones.push(ZoneConfig {
+                id: format!("cam{c}-z{j}"),
+                camera: format!("cam{c}"),
+                polygon: p.clone(),
+                threshold: None,
+                grace_s: None,
+                clear_s: None,
+                site: None,
+                sensors: Vec::new(),
+            });
+        }
+    }
+    Ok(Config::from_raw(raw, "bench", None)?)
+}
+
+async fn pipeline_for(config: &Config) -> anyhow::Result<Pipeline> {
+    let (config, classifier) = crate::daemon::load_with_model(config.clone())?;
+    let _ = std::fs::remove_dir_all(&config.raw.storage.data_dir);
+    let store = Store::open(&config.raw.storage.database_url()).await?;
+    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
+    Ok(Pipeline::new(
+        Arc::new(config),
+        classifier,
+        store,
+        evidence,
+        None,
+    ))
+}
+
+/// Sends `total` frames round-robin over the cameras at `fps` (0: keeps
+/// at most `in_flight` unfinished), via `send`.
+async fn drive(
+    opts: &BenchOptions,
+    jpegs: &[Arc<Vec<u8>>],
+    metrics: &Metrics,
+    dropped: impl Fn() -> u64,
+    in_flight: u64,
+    mut send: impl AsyncFnMut(Frame),
+) {
+    let base = crate::time::wall_clock_ms() - 86_400_000;
+    let period = if opts.fps > 0.0 {
+        Some(Duration::from_secs_f64(1.0 / opts.fps))
+    } else {
+        None
+    };
+    let start = Instant::now();
+    for k in 0..opts.frames {
+        let camera = k % opts.cameras;
+        let round = (k / opts.cameras) as i64;
+        match period {
+            Some(p) => {
+                let due = start + p * k as u32;
+                tokio::time::sleep_until(due.into()).await;
+            }
+            None => {
+                while (k as u64)
+                    >= Metrics::get(&metrics.frames)
+                        + Metrics::get(&metrics.rejected)
+                        + dropped()
+                        + in_flight
+                {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }
+        send(Frame {
+            camera: format!("cam{camera}"),
+            captured_at: base + round * 1000,
+            jpeg: jpegs[k % jpegs.len()].clone(),
+            arrived: Some(Instant::now()),
+        })
+        .await;
+    }
+}
+
+async fn wait_done(metrics: &Metrics, dropped: impl Fn() -> u64, total: u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Metrics::get(&metrics.frames) + Metrics::get(&metrics.rejected) + dropped() < total
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn row(run: &str, m: &Metrics, dropped: u64, seconds: f64, cpu: f64) -> BenchRow {
+    let frames = Metrics::get(&m.frames);
+    let per = |ns: u64| {
+        if frames == 0 {
+            0.0
+        } else {
+            ns as f64 / frames as f64 / 1e6
+        }
+    };
+    let mut lat = m.latencies_us.lock().expect("metrics lock").clone();
+    lat.sort_unstable();
+    BenchRow {
+        run: run.to_string(),
+        frames,
+        crops: Metrics::get(&m.crops),
+        seconds,
+        frames_per_s: frames as f64 / seconds,
+        crops_per_s: Metrics::get(&m.crops) as f64 / seconds,
+        frames_per_cpu_s: if cpu > 0.0 { frames as f64 / cpu } else { 0.0 },
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        decode_ms: per(Metrics::get(&m.decode_ns)),
+        crop_ms: per(Metrics::get(&m.crop_ns)),
+        inference_ms: per(Metrics::get(&m.inference_ns)),
+        tracking_ms: per(Metrics::get(&m.tracking_ns)),
+        store_ms: per(Metrics::get(&m.store_ns)),
+        peak_rss_mb: peak_rss_mb(),
+        dropped,
+    }
+}
+
+/// The engine fed directly, no broker.
+pub async fn run_in_process(
+    opts: &BenchOptions,
+    jpegs: &[Arc<Vec<u8>>],
+    zones: &[Vec<[f64; 2]>],
+) -> anyhow::Result<BenchRow> {
+    let config = bench_config(opts, zones, None)?;
+    let pipeline = pipeline_for(&config).await?;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::start(pipeline, opts.workers, 64, shutdown.clone());
+    let metrics = engine.metrics.clone();
+    let slots = engine.frames.clone();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let s2 = slots.clone();
+    drive(
+        opts,
+        jpegs,
+        &metrics,
+        || s2.dropped(),
+        opts.workers as u64 * 2,
+        async |f| slots.push(f),
+    )
+    .await;
+    wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    shutdown.cancel();
+    engine.finished().await;
+    Ok(row(
+        &format!("firelane in-process, {} workers", opts.workers),
+        &metrics,
+        slots.dropped(),
+        seconds,
+        cpu,
+    ))
+}
+
+fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Through a mosquitto it starts on a free loopback port.
+pub async fn run_mqtt(
+    opts: &BenchOptions,
+    jpegs: &[Arc<Vec<u8>>],
+    zones: &[Vec<[f64; 2]>],
+) -> anyhow::Result<BenchRow> {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    let bin =
+        mosquitto_binary().context("mosquitto is not installed (apt-get install mosquitto)")?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let conf = opts.work_dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n"),
+    )?;
+    let mut broker = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not start on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let config = Arc::new(bench_config(
+            opts,
+            zones,
+            Some(format!("mqtt://127.0.0.1:{port}")),
+        )?);
+        let pipeline = pipeline_for(&config).await?;
+        let shutdown = CancellationToken::new();
+        let engine = Engine::start(pipeline, opts.workers, 64, shutdown.clone());
+        let metrics = engine.metrics.clone();
+        let slots = engine.frames.clone();
+        let (client, eventloop) = crate::ingest::mqtt::connect(&config)?;
+        let ingest = Arc::new(crate::ingest::mqtt::IngestMetrics::default());
+        let stop = CancellationToken::new();
+        let loop_task = tokio::spawn(crate::ingest::mqtt::run_event_loop(
+            config.clone(),
+            client.clone(),
+            eventloop,
+            engine.frames.clone(),
+            engine.readings.clone(),
+            ingest.clone(),
+            stop.clone(),
+        ));
+        while !ingest.connected.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions
+        let mut popts = rumqttc::v5::MqttOptions::new(
+            format!("bench-camera-{}", std::process::id()),
+            "127.0.0.1",
+            port,
+        );
+        popts.set_max_packet_size(Some(32 * 1024 * 1024));
+        let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
+        tokio::spawn(async move { while pl.poll().await.is_ok() {} });
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let s2 = slots.clone();
+        drive(
+            opts,
+            jpegs,
+            &metrics,
+            || s2.dropped(),
+            opts.workers as u64 * 2,
+            async |f: Frame| {
+                let props = PublishProperties {
+                    user_properties: vec![(
+                        "captured_at".into(),
+                        crate::time::format_rfc3339(f.captured_at),
+                    )],
+                    ..Default::default()
+                };
+                let _ = publisher
+                    .publish_with_properties(
+                        format!("bench/cameras/{}/frame", f.camera),
+                        QoS::AtMostOnce,
+                        false,
+                        f.jpeg.to_vec(),
+                        props,
+                    )
+                    .await;
+            },
+        )
+        .await;
+        wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
+        let seconds = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        stop.cancel();
+        let _ = loop_task.await;
+        shutdown.cancel();
+        engine.finished().await;
+        Ok(row(
+            &format!("firelane via mosquitto, {} workers", opts.workers),
+            &metrics,
+            slots.dropped(),
+            seconds,
+            cpu,
+        ))
+    }
+    .await;
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}
+
+/// Runs `bench/peer.py` on the prepared frames.
+pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+    let repeat = (opts.frames / 24).max(1).to_string();
+    let out = std::process::Command::new(&opts.python)
+        .arg("bench/peer.py")
+        .arg("--frames")
+        .arg(opts.work_dir.join("frames"))
+        .arg("--zones")
+        .arg(opts.work_dir.join("zones.json"))
+        .arg("--model")
+        .arg(&opts.model)
+        .arg("--repeat")
+        .arg(&repeat)
+        .output()
+        .with_context(|| format!("running {} bench/peer.py", opts.python))?;
+    if !out.status.success() {
+        bail!(
+            "bench/peer.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default(),
+    )
+    .context("bench/peer.py output")?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    Ok(BenchRow {
+        run: format!(
+            "Python peer (Pillow, NumPy, onnxruntime {}), 1 thread",
+            v["onnxruntime"].as_str().unwrap_or("?")
+        ),
+        frames: f("frames") as u64,
+        crops: f("crops") as u64,
+        seconds: f("seconds"),
+        frames_per_s: f("frames_per_s"),
+        crops_per_s: f("crops_per_s"),
+        frames_per_cpu_s: f("frames_per_s"),
+        p50_ms: None,
+        p99_ms: None,
+        decode_ms: f("decode_ms"),
+        crop_ms: f("crop_ms"),
+        inference_ms: f("inference_ms"),
+        tracking_ms: 0.0,
+        store_ms: 0.0,
+        peak_rss_mb: 0.0,
+        dropped: 0,
+    })
+}
+
+pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
+    println!(
+        "frames {}x{}, {} zones each, {} cameras, offered {}, {} frames",
+        opts.width,
+        opts.height,
+        opts.zones,
+        opts.cameras,
+        if opts.fps > 0.0 {
+            format!("{} frames/s", opts.fps)
+        } else {
+            "as fast as it goes".into()
+        },
+        opts.frames
+    );
+    println!(
+        "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped |"
+    );
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.run,
+            r.frames_per_s,
+            r.crops_per_s,
+            r.frames_per_cpu_s,
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            r.decode_ms,
+            r.crop_ms,
+            r.inference_ms,
+            r.tracking_ms,
+            r.store_ms,
+            if r.peak_rss_mb > 0.0 {
+                format!("{:.0}", r.peak_rss_mb)
+            } else {
+                "-".into()
+            },
+            r.dropped
+        );
+    }
+    if let Some(peer) = rows.iter().find(|r| r.run.starts_with("Python")) {
+        for r in rows.iter().filter(|r| !r.run.starts_with("Python")) {
+            if peer.frames_per_cpu_s > 0.0 {
+                println!(
+                    "{}: {:.2}x the peer's frames per CPU-second",
+                    r.run,
+                    r.frames_per_cpu_s / peer.frames_per_cpu_s
+                );
+            }
+        }
+    }
+}
+
+pub async fn run(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    // Load the model once up front so a bad path fails before preparing.
+    Classifier::load(&opts.model)?;
+    let (jpegs, zones) = prepare(opts)?;
+    let mut rows = vec![run_in_process(opts, &jpegs, &zones).await?];
+    if opts.mqtt {
+        rows.push(run_mqtt(opts, &jpegs, &zones).await?);
+    }
+    if opts.peer {
+        rows.push(run_peer(opts)?);
+    }
+    Ok(rows)
+}
+
+/// Default work folder for prepared frames and the runs' databases.
+pub fn default_work_dir() -> PathBuf {
+    Path::new("data").join("bench")
+}
