@@ -202,6 +202,13 @@ async fn pipeline_for(config: &Config) -> anyhow::Result<Pipeline> {
     ))
 }
 
+/// Unfinished frames allowed when offering as fast as it goes: enough to
+/// keep every worker busy, no more than one per camera (a second would
+/// only replace the first in its slot).
+fn in_flight(opts: &BenchOptions) -> u64 {
+    (opts.workers * 2).min(opts.cameras).max(1) as u64
+}
+
 /// Sends `total` frames round-robin over the cameras at `fps` (0: keeps
 /// at most `in_flight` unfinished), via `send`.
 async fn drive(
@@ -249,7 +256,7 @@ async fn drive(
 }
 
 async fn wait_done(metrics: &Metrics, dropped: impl Fn() -> u64, total: u64) {
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while Metrics::get(&metrics.frames) + Metrics::get(&metrics.rejected) + dropped() < total
         && Instant::now() < deadline
     {
@@ -308,7 +315,7 @@ pub async fn run_in_process(
         jpegs,
         &metrics,
         || s2.dropped(),
-        opts.workers as u64 * 2,
+        in_flight(opts),
         async |f| slots.push(f),
     )
     .await;
@@ -403,7 +410,14 @@ pub async fn run_mqtt(
         );
         popts.set_max_packet_size(Some(32 * 1024 * 1024));
         let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
-        tokio::spawn(async move { while pl.poll().await.is_ok() {} });
+        tokio::spawn(async move {
+            loop {
+                if pl.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
         let s2 = slots.clone();
@@ -412,7 +426,7 @@ pub async fn run_mqtt(
             jpegs,
             &metrics,
             || s2.dropped(),
-            opts.workers as u64 * 2,
+            in_flight(opts),
             async |f: Frame| {
                 let props = PublishProperties {
                     user_properties: vec![(

@@ -80,6 +80,7 @@ impl Engine {
             };
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             let mut closing = false;
+            let mut readings_open = true;
             loop {
                 tokio::select! {
                     biased;
@@ -91,13 +92,17 @@ impl Engine {
                             Err(e) => tracing::warn!(reason = %e, "input skipped"),
                         }
                     }
-                    reading = readings_rx.recv(), if !closing => {
-                        if let Some(r) = reading {
-                            let at = r.measured_at;
-                            match pipeline.on_sensor(r).await {
-                                Ok(()) => seen(at, &mut latest),
-                                Err(e) => tracing::warn!(reason = %e, "input skipped"),
+                    // A closed queue would be ready forever: stop polling it.
+                    reading = readings_rx.recv(), if readings_open && !closing => {
+                        match reading {
+                            Some(r) => {
+                                let at = r.measured_at;
+                                match pipeline.on_sensor(r).await {
+                                    Ok(()) => seen(at, &mut latest),
+                                    Err(e) => tracing::warn!(reason = %e, "input skipped"),
+                                }
                             }
+                            None => readings_open = false,
                         }
                     }
                     _ = ticker.tick() => {

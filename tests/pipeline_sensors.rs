@@ -145,3 +145,77 @@ zone = "lane"
         "{err}"
     );
 }
+
+async fn two_camera_pipeline(dir: &std::path::Path) -> Pipeline {
+    let text = format!(
+        r#"
+[storage]
+data_dir = "{}"
+[[cameras]]
+id = "a"
+[[cameras]]
+id = "b"
+[[zones]]
+id = "za"
+camera = "a"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+[[zones]]
+id = "zb"
+camera = "b"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+"#,
+        dir.display()
+    );
+    let config = Arc::new(Config::from_toml(&text, "t.toml").unwrap());
+    let classifier = Arc::new(Classifier::load(&common::model_path()).unwrap());
+    let store = Store::open(&config.raw.storage.database_url())
+        .await
+        .unwrap();
+    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir()).unwrap();
+    Pipeline::new(config, classifier, store, evidence, None)
+}
+
+/// The engine: frames of several cameras scored in parallel reach the
+/// tracker, a newer frame replaces a waiting one (counted), and the engine
+/// stops on shutdown even when its input queues close at the same moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_scores_in_parallel_and_stops_cleanly() {
+    use firelane::pipeline::Metrics;
+    use std::time::{Duration, Instant};
+    for round in 0..5u32 {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let engine = firelane::engine::Engine::start(
+            two_camera_pipeline(dir.path()).await,
+            2,
+            8,
+            shutdown.clone(),
+        );
+        let jpeg = Arc::new(common::jpeg_frame(320, 240, round));
+        for k in 0..20 {
+            for camera in ["a", "b"] {
+                engine.frames.push(Frame {
+                    camera: camera.into(),
+                    captured_at: 1_700_000_000_000 + k * 1000,
+                    jpeg: jpeg.clone(),
+                    arrived: Some(Instant::now()),
+                });
+            }
+        }
+        let metrics = engine.metrics.clone();
+        let frames = engine.frames.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Metrics::get(&metrics.frames) + frames.dropped() < 40 {
+            assert!(Instant::now() < deadline, "frames lost");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(frames.dropped() > 0, "40 frames at once must replace some");
+        assert!(Metrics::get(&metrics.frames) >= 2);
+        assert!(!metrics.latencies_us.lock().unwrap().is_empty());
+        // Cancel and close the queues at once: the tracker must still end.
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), engine.finished())
+            .await
+            .expect("engine did not stop");
+    }
+}

@@ -76,6 +76,10 @@ pub fn decode_jpeg_for_zones(
         })
         .fold(1.0 / 8.0, f64::max)
         .min(1.0);
+    if need > 0.5 {
+        // No reduced scale fits: the general decoder is faster at full size.
+        return decode_jpeg(bytes).map(|img| (img, 1));
+    }
     let want_w = (width as f64 * need).ceil() as u16;
     let want_h = (height as f64 * need).ceil() as u16;
     let (w, h) = decoder.scale(want_w, want_h).map_err(corrupt)?;
