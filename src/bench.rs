@@ -182,6 +182,8 @@ fn bench_config(
                 clear_s: None,
                 site: None,
                 sensors: Vec::new(),
+                name: None,
+                schedule: None,
             });
         }
     }

@@ -4,7 +4,8 @@
 //! The modules follow the data as it flows through the daemon:
 //!
 //! - [`config`]: the TOML configuration, its defaults and its validation
-//!   (file, zone and field named in every message); zone polygons.
+//!   (file, zone and field named in every message); zone polygons and
+//!   schedules; edits that keep comments; the live, versioned config.
 //! - [`ingest`]: MQTT in — the client with reconnects and availability, the
 //!   embedded broker, and parsing of frame and sensor payloads.
 //! - [`vision`]: JPEG decode, per-zone crop/resize/normalise, the ONNX
@@ -23,7 +24,10 @@
 //! - [`engine`]: runs the pipeline on live input — parallel scoring
 //!   workers, latest frame per camera, one tracker in order.
 //! - [`daemon`]: `firelane run` — wires MQTT ingest to the engine.
+//! - [`recording`]: the rolling window of recent frames and readings, and
+//!   `firelane record`, which exports it as a scenario.
 //! - [`replay`]: scenario folders (`FORMAT.md`), the replay report and scoring.
+//! - [`whatif`]: `firelane whatif` — a scenario under two configs, compared.
 //! - [`bench`]: `firelane bench` — the pipeline under load beside a peer.
 //! - [`cli`]: the command line.
 
@@ -38,8 +42,10 @@ pub mod engine;
 pub mod evidence;
 pub mod ingest;
 pub mod pipeline;
+pub mod recording;
 pub mod replay;
 pub mod store;
 pub mod time;
 pub mod tracking;
 pub mod vision;
+pub mod whatif;

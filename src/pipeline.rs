@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -20,7 +20,7 @@ use crate::config::{Config, Zone};
 use crate::evidence::annotate::{Caption, annotate};
 use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::store::{EvidenceRow, Store, StoreError, ViolationRow, ZoneStateRow, violation_id};
-use crate::time::{Millis, format_rfc3339};
+use crate::time::{Millis, format_rfc3339, rfc3339};
 use crate::tracking::{Phase, Reading, SensorVote, Transition, ZoneTracker, fuse};
 use crate::vision::decode::decode_jpeg_for_zones;
 use crate::vision::{Classifier, DecodeError, ModelError, decode_jpeg};
@@ -39,6 +39,8 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct ScoredFrame {
     pub frame: Frame,
+    /// The zones as they were when scored (a config change may come between).
+    zones: Arc<CameraZones>,
     scores: Vec<f32>,
     /// The decoded frame when it was decoded at full size (annotation
     /// reuses it); a reduced-scale decode is not kept.
@@ -59,13 +61,22 @@ pub struct FrameTimes {
 #[derive(Clone)]
 pub struct Scorer {
     classifier: Arc<Classifier>,
-    cameras: Arc<HashMap<String, Arc<CameraZones>>>,
+    cameras: SharedCameraZones,
     scaled_decode: bool,
 }
 
+/// Each camera's zones, swapped whole when the configuration changes.
+type SharedCameraZones = Arc<RwLock<Arc<HashMap<String, Arc<CameraZones>>>>>;
+
 impl Scorer {
     pub fn score(&self, frame: Frame) -> Result<ScoredFrame, InputError> {
-        let Some(zones) = self.cameras.get(&frame.camera) else {
+        let zones = self
+            .cameras
+            .read()
+            .expect("camera zones lock")
+            .get(&frame.camera)
+            .cloned();
+        let Some(zones) = zones else {
             return Err(InputError::UnknownCamera(frame.camera));
         };
         let started = Instant::now();
@@ -92,6 +103,7 @@ impl Scorer {
             })?;
         Ok(ScoredFrame {
             frame,
+            zones,
             scores,
             image: full.then(|| Arc::new(image)),
             times: FrameTimes {
@@ -220,7 +232,7 @@ struct ZoneRuntime {
 /// built once so a frame's classify task borrows them instead of copying.
 #[derive(Debug)]
 struct CameraZones {
-    ids: Vec<usize>,
+    zone_ids: Vec<String>,
     polygons: Vec<crate::config::ZonePolygon>,
     /// Bounding boxes as fractions, for the decode scale.
     bounds: Vec<[f64; 4]>,
@@ -232,13 +244,97 @@ pub struct FrameOutcome {
     pub scores: Vec<(String, f32)>,
 }
 
+/// What each zone is doing now, for the zone editor's live overlay.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZoneLive {
+    /// `clear`, `obstructed`, `violation`, or `inactive` (outside its schedule).
+    pub state: &'static str,
+    pub score: Option<f64>,
+    #[serde(with = "rfc3339::option")]
+    pub at: Option<Millis>,
+    pub violation_id: Option<String>,
+}
+
+/// A camera's latest frame, as received.
+#[derive(Debug, Clone)]
+pub struct LatestFrame {
+    pub captured_at: Millis,
+    pub jpeg: Arc<Vec<u8>>,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct LiveView {
+    pub zones: HashMap<String, ZoneLive>,
+    /// Only kept when asked for ([`Pipeline::keep_latest_frames`]): a JPEG
+    /// per camera is memory a site of hundreds of cameras may not spare.
+    pub frames: HashMap<String, LatestFrame>,
+}
+
+impl ZoneRuntime {
+    fn new(zone: Zone) -> ZoneRuntime {
+        ZoneRuntime {
+            zone,
+            tracker: ZoneTracker::default(),
+            camera_score: None,
+            violation_id: None,
+            first: None,
+            clearing: None,
+            pending_evidence: Vec::new(),
+        }
+    }
+}
+
+fn site_refs(config: &Config) -> HashMap<String, SiteRef> {
+    config
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                SiteRef {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn camera_zones(config: &Config, zones: &[ZoneRuntime]) -> HashMap<String, Arc<CameraZones>> {
+    config
+        .cameras
+        .iter()
+        .map(|c| {
+            let of_camera: Vec<&Zone> = zones
+                .iter()
+                .map(|z| &z.zone)
+                .filter(|z| z.camera == c.id)
+                .collect();
+            let polygons: Vec<_> = of_camera.iter().map(|z| z.polygon.clone()).collect();
+            let bounds = polygons.iter().map(|p| p.fraction_bounds()).collect();
+            (
+                c.id.clone(),
+                Arc::new(CameraZones {
+                    zone_ids: of_camera.iter().map(|z| z.id.clone()).collect(),
+                    polygons,
+                    bounds,
+                }),
+            )
+        })
+        .collect()
+}
+
 pub struct Pipeline {
     classifier: Arc<Classifier>,
     store: Store,
     evidence: EvidenceStore,
     zones: Vec<ZoneRuntime>,
     zone_index: HashMap<String, usize>,
-    camera_zones: Arc<HashMap<String, Arc<CameraZones>>>,
+    camera_zones: SharedCameraZones,
+    live: Arc<RwLock<LiveView>>,
+    keep_latest_frames: bool,
     /// Cameras with a sensor-watched zone keep their last JPEG: a sensor
     /// can confirm a violation between frames and it needs a picture.
     keep_last_jpeg: HashSet<String>,
@@ -269,40 +365,14 @@ impl Pipeline {
         let zones: Vec<ZoneRuntime> = config
             .zones
             .iter()
-            .map(|z| ZoneRuntime {
-                zone: z.clone(),
-                tracker: ZoneTracker::default(),
-                camera_score: None,
-                violation_id: None,
-                first: None,
-                clearing: None,
-                pending_evidence: Vec::new(),
-            })
+            .map(|z| ZoneRuntime::new(z.clone()))
             .collect();
         let zone_index: HashMap<String, usize> = zones
             .iter()
             .enumerate()
             .map(|(i, z)| (z.zone.id.clone(), i))
             .collect();
-        let camera_zones: HashMap<_, _> = config
-            .cameras
-            .iter()
-            .map(|c| {
-                let ids: Vec<usize> = (0..zones.len())
-                    .filter(|&i| zones[i].zone.camera == c.id)
-                    .collect();
-                let polygons: Vec<_> = ids.iter().map(|&i| zones[i].zone.polygon.clone()).collect();
-                let bounds = polygons.iter().map(|p| p.fraction_bounds()).collect();
-                (
-                    c.id.clone(),
-                    Arc::new(CameraZones {
-                        ids,
-                        polygons,
-                        bounds,
-                    }),
-                )
-            })
-            .collect();
+        let camera_zones = camera_zones(&config, &zones);
         let sensors = config
             .sensors
             .iter()
@@ -310,26 +380,16 @@ impl Pipeline {
             .collect();
         Pipeline {
             config_sha256: config.sha256.clone(),
-            sites: config
-                .sites
-                .iter()
-                .map(|s| {
-                    (
-                        s.id.clone(),
-                        SiteRef {
-                            id: s.id.clone(),
-                            name: s.name.clone(),
-                        },
-                    )
-                })
-                .collect(),
+            sites: site_refs(&config),
             outbox: None,
             classifier,
             store,
             evidence,
             zones,
             zone_index,
-            camera_zones: Arc::new(camera_zones),
+            camera_zones: Arc::new(RwLock::new(Arc::new(camera_zones))),
+            live: Arc::new(RwLock::new(LiveView::default())),
+            keep_latest_frames: false,
             sensors,
             last_frame_at: HashMap::new(),
             last_jpeg: HashMap::new(),
@@ -343,6 +403,213 @@ impl Pipeline {
             alerts,
             outgoing: Vec::new(),
             metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    /// Keeps each camera's latest frame in [`LiveView`] (for the editor).
+    pub fn keep_latest_frames(&mut self, keep: bool) {
+        self.keep_latest_frames = keep;
+    }
+
+    /// Zone states and latest frames, updated as inputs are applied.
+    pub fn live(&self) -> Arc<RwLock<LiveView>> {
+        self.live.clone()
+    }
+
+    /// Switches to `config` between two inputs. Zones whose camera and
+    /// polygon are unchanged keep their state and open violation; a moved
+    /// or removed zone's open violation ends (`zone_changed`,
+    /// `zone_removed`): it was judged on a picture that no longer applies.
+    pub async fn reconfigure(&mut self, config: Arc<Config>) -> Result<(), PipelineError> {
+        let mut old: HashMap<String, ZoneRuntime> = self
+            .zones
+            .drain(..)
+            .map(|z| (z.zone.id.clone(), z))
+            .collect();
+        let mut ended = Vec::new();
+        for z in &config.zones {
+            match old.remove(&z.id) {
+                Some(mut rt) if rt.zone.camera == z.camera && rt.zone.polygon == z.polygon => {
+                    rt.zone = z.clone();
+                    self.zones.push(rt);
+                }
+                Some(rt) => {
+                    ended.push((rt, "zone_changed"));
+                    self.zones.push(ZoneRuntime::new(z.clone()));
+                }
+                None => self.zones.push(ZoneRuntime::new(z.clone())),
+            }
+        }
+        ended.extend(old.into_values().map(|rt| (rt, "zone_removed")));
+        self.zone_index = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (z.zone.id.clone(), i))
+            .collect();
+        *self.camera_zones.write().expect("camera zones lock") =
+            Arc::new(camera_zones(&config, &self.zones));
+        let mut votes: HashMap<String, Option<SensorVote>> = self
+            .sensors
+            .drain()
+            .map(|(id, (_, vote))| (id, vote))
+            .collect();
+        self.sensors = config
+            .sensors
+            .iter()
+            .map(|s| {
+                let vote = votes.remove(&s.id).flatten();
+                (s.id.clone(), (self.zone_index[&s.zone], vote))
+            })
+            .collect();
+        self.keep_last_jpeg = config
+            .zones
+            .iter()
+            .filter(|z| !z.sensors.is_empty())
+            .map(|z| z.camera.clone())
+            .collect();
+        self.config_sha256 = config.sha256.clone();
+        self.scaled_decode = config.raw.ingest.scaled_decode;
+        self.sites = site_refs(&config);
+        {
+            let mut live = self.live.write().expect("live lock");
+            live.zones.retain(|id, _| self.zone_index.contains_key(id));
+            live.frames
+                .retain(|camera, _| config.cameras.iter().any(|c| &c.id == camera));
+        }
+        let mut first_error = None;
+        for (rt, reason) in ended {
+            if let Err(e) = self.end_detached(rt, reason).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Ends the open violation of a zone that left the configuration (or
+    /// was redrawn) and resets its stored state.
+    async fn end_detached(&mut self, rt: ZoneRuntime, reason: &str) -> Result<(), RecordError> {
+        self.outgoing.clear();
+        let at = rt.tracker.last_at.unwrap_or_default();
+        if let Some(id) = &rt.violation_id {
+            self.end_with_reason(&rt.zone, &rt.tracker.phase, id, at, reason)
+                .await?;
+        }
+        self.enqueue_alerts().await?;
+        self.store
+            .save_zone_state(&ZoneStateRow {
+                zone: rt.zone.id.clone(),
+                camera: rt.zone.camera.clone(),
+                phase: Phase::Clear,
+                last_at_ms: rt.tracker.last_at,
+                violation_id: None,
+                first_sha256: None,
+                first_captured_ms: None,
+                first_score: None,
+            })
+            .await?;
+        self.flush_events();
+        Ok(())
+    }
+
+    /// Closes violation `id` of `zone` at `at` for `reason` (not a clear
+    /// lane: a schedule window's end, a zone removed) and announces it.
+    async fn end_with_reason(
+        &mut self,
+        zone: &Zone,
+        phase: &Phase,
+        id: &str,
+        at: Millis,
+        reason: &str,
+    ) -> Result<(), RecordError> {
+        let before = self.store.violation(id).await?;
+        let (last_obstructed, peak) = match *phase {
+            Phase::Violation {
+                last_obstructed,
+                peak,
+                ..
+            } => (last_obstructed.min(at), peak),
+            _ => (at, 0.0),
+        };
+        self.store
+            .end_violation(id, at, last_obstructed, peak, reason)
+            .await?;
+        Metrics::inc(&self.metrics.violations_ended, 1);
+        tracing::info!(violation = %id, zone = %zone.id, ended = %format_rfc3339(at), reason, "violation ended");
+        if let Some(row) = self.store.violation(id).await? {
+            self.emit_violation(ViolationEventKind::End, before.as_ref(), &row, at, &zone.site);
+        }
+        Ok(())
+    }
+
+    /// Whether zone `i` is enforced at `at` (its schedule).
+    fn is_active(&self, i: usize, at: Millis) -> bool {
+        self.zones[i]
+            .zone
+            .schedule
+            .as_ref()
+            .is_none_or(|s| s.is_active(at))
+    }
+
+    /// A zone outside its schedule: an open obstruction is forgotten and an
+    /// open violation ends at the instant the enforced window closed.
+    async fn deactivate(&mut self, i: usize, at: Millis) -> Result<(), RecordError> {
+        let z = &self.zones[i];
+        if matches!(z.tracker.phase, Phase::Clear) && z.violation_id.is_none() {
+            return Ok(());
+        }
+        let ended_at = match (&z.zone.schedule, z.tracker.last_at) {
+            (Some(s), Some(last)) if last < at && s.is_active(last) => s.change_between(last, at),
+            _ => at,
+        };
+        let started = Instant::now();
+        self.outgoing.clear();
+        let zone = z.zone.clone();
+        let phase = z.tracker.phase.clone();
+        if let Some(id) = self.zones[i].violation_id.take() {
+            self.end_with_reason(&zone, &phase, &id, ended_at, "schedule_ended")
+                .await?;
+        }
+        let z = &mut self.zones[i];
+        z.tracker = ZoneTracker::resume(Phase::Clear, Some(at));
+        z.first = None;
+        z.clearing = None;
+        z.pending_evidence.clear();
+        self.outgoing.push(AlertEvent::ZoneState(ZoneStateView {
+            zone: zone.id.clone(),
+            camera: zone.camera.clone(),
+            state: "inactive".into(),
+            since: ended_at,
+            score: None,
+            violation_id: None,
+        }));
+        self.enqueue_alerts().await?;
+        self.save_state(i).await?;
+        self.flush_events();
+        Metrics::add_time(&self.metrics.store_ns, started.elapsed());
+        Ok(())
+    }
+
+    /// Publishes zone `i`'s state to the live view.
+    fn update_live(&self, i: usize, at: Millis) {
+        let z = &self.zones[i];
+        let state = if self.is_active(i, at) {
+            z.tracker.phase.name()
+        } else {
+            "inactive"
+        };
+        let entry = ZoneLive {
+            state,
+            score: z.camera_score.map(|(s, _)| s),
+            at: Some(at),
+            violation_id: z.violation_id.clone(),
+        };
+        let mut live = self.live.write().expect("live lock");
+        match live.zones.get_mut(&z.zone.id) {
+            Some(e) => *e = entry,
+            None => {
+                live.zones.insert(z.zone.id.clone(), entry);
+            }
         }
     }
 
@@ -435,13 +702,19 @@ impl Pipeline {
         let started = Instant::now();
         let ScoredFrame {
             frame,
+            zones: camera_zones,
             scores,
             image,
             times,
         } = scored;
-        let Some(camera_zones) = self.camera_zones.get(&frame.camera).cloned() else {
+        let known = self
+            .camera_zones
+            .read()
+            .expect("camera zones lock")
+            .contains_key(&frame.camera);
+        if !known {
             return Err(InputError::UnknownCamera(frame.camera).into());
-        };
+        }
         if let Some(prev) = self.last_frame_at.get(&frame.camera)
             && frame.captured_at < *prev
         {
@@ -459,6 +732,19 @@ impl Pipeline {
         Metrics::add_time(&self.metrics.inference_ns, times.inference);
         self.last_frame_at
             .insert(frame.camera.clone(), frame.captured_at);
+        if self.keep_latest_frames
+            && let Some((width, height)) = crate::vision::decode::jpeg_dimensions(&frame.jpeg)
+        {
+            self.live.write().expect("live lock").frames.insert(
+                frame.camera.clone(),
+                LatestFrame {
+                    captured_at: frame.captured_at,
+                    jpeg: frame.jpeg.clone(),
+                    width,
+                    height,
+                },
+            );
+        }
         if self.keep_last_jpeg.contains(&frame.camera) {
             self.last_jpeg.insert(
                 frame.camera.clone(),
@@ -469,8 +755,21 @@ impl Pipeline {
         let store_before = Metrics::get(&self.metrics.store_ns);
         let mut outcome = FrameOutcome::default();
         let mut first_error = None;
-        for (&i, &score) in camera_zones.ids.iter().zip(&scores) {
-            outcome.scores.push((self.zones[i].zone.id.clone(), score));
+        for ((id, polygon), &score) in camera_zones
+            .zone_ids
+            .iter()
+            .zip(&camera_zones.polygons)
+            .zip(&scores)
+        {
+            // Scored under an earlier config: only a zone still drawn the
+            // same takes the score; a new or redrawn one waits for the next.
+            let Some(&i) = self.zone_index.get(id) else {
+                continue;
+            };
+            if self.zones[i].zone.camera != frame.camera || &self.zones[i].zone.polygon != polygon {
+                continue;
+            }
+            outcome.scores.push((id.clone(), score));
             self.zones[i].camera_score = Some((score as f64, frame.captured_at));
             let held = HeldFrame {
                 jpeg: frame.jpeg.clone(),
@@ -486,6 +785,7 @@ impl Pipeline {
             if let Err(e) = self.fill_missing_evidence(i, &held, image.as_deref()).await {
                 first_error.get_or_insert(e);
             }
+            self.update_live(i, frame.captured_at);
         }
         let store_ns = Metrics::get(&self.metrics.store_ns) - store_before;
         let total = started.elapsed().as_nanos() as u64;
@@ -534,6 +834,7 @@ impl Pipeline {
             .await
             .map_err(RecordError::from)?;
         self.step_zone(zone, reading.measured_at, None).await?;
+        self.update_live(zone, reading.measured_at);
         Ok(())
     }
 
@@ -575,6 +876,9 @@ impl Pipeline {
         at: Millis,
         frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
     ) -> Result<(), RecordError> {
+        if !self.is_active(i, at) {
+            return self.deactivate(i, at).await;
+        }
         let votes = self.sensor_votes(i);
         let z = &mut self.zones[i];
         let Some(reading) = fuse(&z.zone.params, at, z.camera_score, &votes) else {
@@ -689,7 +993,13 @@ impl Pipeline {
                 }
                 Metrics::inc(&self.metrics.violations_opened, 1);
                 tracing::info!(violation = %id, zone = %zone.id, start = %format_rfc3339(start), "violation confirmed");
-                self.emit_violation(ViolationEventKind::New, None, &row, confirmed_at);
+                self.emit_violation(
+                    ViolationEventKind::New,
+                    None,
+                    &row,
+                    confirmed_at,
+                    &zone.site,
+                );
                 self.publish_state(i, reading, Some(id));
             }
             Transition::ClearingStarted { .. } => {
@@ -712,7 +1022,13 @@ impl Pipeline {
                             peak_score: peak,
                             ..before.clone()
                         };
-                        self.emit_violation(ViolationEventKind::Update, Some(&before), &after, at);
+                        self.emit_violation(
+                            ViolationEventKind::Update,
+                            Some(&before),
+                            &after,
+                            at,
+                            &zone.site,
+                        );
                     }
                 }
             }
@@ -744,6 +1060,7 @@ impl Pipeline {
                             before.as_ref(),
                             &row,
                             decided_at,
+                            &zone.site,
                         );
                     }
                 }
@@ -884,11 +1201,11 @@ impl Pipeline {
         before: Option<&ViolationRow>,
         after: &ViolationRow,
         at: Millis,
+        site: &str,
     ) {
         let site = self
-            .zone_index
-            .get(&after.zone)
-            .and_then(|&i| self.sites.get(&self.zones[i].zone.site))
+            .sites
+            .get(site)
             .cloned()
             .unwrap_or_else(|| SiteRef {
                 id: "default".into(),

@@ -19,6 +19,7 @@ async fn cnrpark_a_replay_reaches_f1_090() {
         grace_s: None,
         model: model_path(),
         base_config: None,
+        progress: None,
     };
     let report = replay::run(&scenario, &opts).await.unwrap();
     let score = report.score.clone().expect("cnrpark-a has truth.json");
@@ -122,6 +123,7 @@ async fn grace_override_changes_what_counts() {
         grace_s: Some(4.0 * 3600.0),
         model: model_path(),
         base_config: None,
+        progress: None,
     };
     let report = replay::run(&scenario, &long).await.unwrap();
     assert_eq!(report.grace_s, 4.0 * 3600.0);

@@ -53,6 +53,9 @@ pub struct ViolationView {
     pub duration_s: f64,
     pub peak_score: f64,
     pub status: String,
+    /// Why it ended: `cleared`, or `schedule_ended`, `zone_changed`, `zone_removed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
     pub model: String,
 }
 
@@ -70,6 +73,7 @@ impl From<&ViolationRow> for ViolationView {
             duration_s: (end - v.start_ms) as f64 / 1000.0,
             peak_score: v.peak_score,
             status: v.status.clone(),
+            end_reason: v.end_reason.clone(),
             model: v.model_name.clone(),
         }
     }

@@ -105,6 +105,39 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Export the daemon's rolling recording ([recording]) as a scenario
+    /// folder, with the zones and the config it ran under.
+    Record {
+        /// The scenario folder to write (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// The scenario's name; default the folder's name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Run a scenario under the current and a new config and show, per
+    /// zone, the violations the change adds, removes and changes.
+    Whatif {
+        /// The new configuration (TOML). Without zones it takes the
+        /// scenario's, to try tracking settings alone.
+        #[arg(long)]
+        config: PathBuf,
+        /// The current configuration; default the scenario's config.toml
+        /// (written by `firelane record`), else its scenario.json zones.
+        #[arg(long)]
+        current: Option<PathBuf>,
+        scenario: PathBuf,
+        #[arg(long, default_value = "models/obstruction-v1.onnx")]
+        model: PathBuf,
+        /// The two runs' databases; default data/whatif.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Also write the comparison as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// API tokens: create (printed once), list, revoke.
     Token {
         #[command(subcommand)]
@@ -236,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 grace_s,
                 model,
                 base_config: None,
+                progress: None,
             };
             let rep = replay::run(&sc, &opts).await?;
             if let Some(path) = &report {
@@ -339,6 +373,78 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::bench::print_table(&opts, &rows);
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record { out, name, site } => {
+            let cfg = match site.load() {
+                Ok(c) => c,
+                Err(e) => return Ok(config_failure(&e)),
+            };
+            let text = std::fs::read_to_string(&site.config)
+                .with_context(|| format!("reading {}", site.config.display()))?;
+            let name = name.unwrap_or_else(|| {
+                out.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "recording".into())
+            });
+            let dir = cfg.raw.recording.dir(&cfg.raw.storage);
+            let summary = crate::recording::export_scenario(&cfg, &text, &dir, &out, &name)?;
+            println!(
+                "scenario {} written to {}: {} frames of {} cameras, {} sensor readings, {} to {}",
+                name,
+                summary.dir.display(),
+                summary.frames,
+                summary.cameras,
+                summary.sensor_readings,
+                summary.from,
+                summary.to
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whatif {
+            config,
+            current,
+            scenario,
+            model,
+            work_dir,
+            json,
+        } => {
+            let sc = Scenario::load(&scenario)?;
+            let current = current.or_else(|| {
+                let recorded = scenario.join("config.toml");
+                recorded.exists().then_some(recorded)
+            });
+            let sides = (|| {
+                let cur = match &current {
+                    Some(path) => crate::whatif::Side::load(path, &sc)?,
+                    None => crate::whatif::Side {
+                        label: format!("{} (its own zones)", scenario.join("scenario.json").display()),
+                        raw: None,
+                    },
+                };
+                Ok::<_, crate::whatif::WhatIfError>((cur, crate::whatif::Side::load(&config, &sc)?))
+            })();
+            let (cur, new) = match sides {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let bar = indicatif::ProgressBar::new(2 * sc.frames.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} frames  {elapsed}  {msg}",
+                )
+                .expect("progress template"),
+            );
+            let work_dir = work_dir.unwrap_or_else(|| PathBuf::from("data/whatif"));
+            let result =
+                crate::whatif::run(&sc, &cur, &new, &model, &work_dir, Some(bar)).await?;
+            print!("{}", result.render());
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -3,7 +3,10 @@
 //! Every validation message names the file, the item (zone, camera, sensor)
 //! and the field, and where it can, says how to fix it.
 
+pub mod edit;
+pub mod live;
 pub mod polygon;
+pub mod schedule;
 pub mod sites;
 
 use std::collections::{BTreeMap, HashSet};
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use polygon::{PixelRect, PolygonError, ZonePolygon};
+pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
 
 /// One problem found in a configuration.
@@ -64,6 +68,8 @@ pub struct RawConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub recording: RecordingConfig,
     #[serde(default)]
     pub sites: Vec<SiteConfig>,
     #[serde(default)]
@@ -387,6 +393,26 @@ impl Default for IngestConfig {
     }
 }
 
+/// `[recording]`: a rolling window of recent frames and readings on disk,
+/// exported as a replay scenario by `firelane record` (for what-if runs).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Frames kept per camera, oldest deleted first; 0 records nothing.
+    #[serde(default)]
+    pub frames_per_camera: usize,
+    /// Default `<data_dir>/recording`.
+    pub dir: Option<PathBuf>,
+}
+
+impl RecordingConfig {
+    pub fn dir(&self, storage: &StorageConfig) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| storage.data_dir.join("recording"))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
@@ -395,10 +421,13 @@ pub struct CameraConfig {
     pub topic: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     pub id: String,
+    /// Shown on the web pages; default the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub camera: String,
     pub polygon: Vec<[f64; 2]>,
     pub threshold: Option<f64>,
@@ -409,6 +438,9 @@ pub struct ZoneConfig {
     /// Sensors watching this zone (each sensor also names its zone).
     #[serde(default)]
     pub sensors: Vec<String>,
+    /// When the zone is enforced; default always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -424,11 +456,13 @@ pub struct SensorConfig {
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub id: String,
+    pub name: Option<String>,
     pub camera: String,
     pub site: String,
     pub polygon: ZonePolygon,
     pub params: crate::tracking::ZoneParams,
     pub sensors: Vec<String>,
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone)]
@@ -659,6 +693,15 @@ impl Config {
                     ),
                 );
             }
+            if let Some(name) = &z.name
+                && (name.trim().is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control))
+            {
+                push(
+                    item.clone(),
+                    "name",
+                    "must be 1 to 80 characters without control characters".into(),
+                );
+            }
             check_threshold(&mut push, &item, z.threshold);
             check_seconds(&mut push, &item, "grace_s", z.grace_s);
             check_seconds(&mut push, &item, "clear_s", z.clear_s);
@@ -694,8 +737,18 @@ impl Config {
                         Site::implicit()
                     }
                 };
+                let schedule = z.schedule.as_ref().and_then(|sc| {
+                    sc.resolve(site.timezone)
+                        .map_err(|problems| {
+                            for (field, message) in problems {
+                                push(item.clone(), &field, message);
+                            }
+                        })
+                        .ok()
+                });
                 zones.push(Zone {
                     id: z.id.clone(),
+                    name: z.name.clone(),
                     camera: z.camera.clone(),
                     site: site.id.clone(),
                     polygon,
@@ -717,6 +770,7 @@ impl Config {
                         ),
                     },
                     sensors: Vec::new(),
+                    schedule,
                 });
             }
         }

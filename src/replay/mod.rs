@@ -50,6 +50,8 @@ pub struct ReplayOptions {
     /// Tracking and zone settings to replay under instead of the scenario's
     /// own zones (e.g. a what-if config); `None` uses the scenario's.
     pub base_config: Option<RawConfig>,
+    /// Advanced by one per frame (what-if runs draw it on the terminal).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +173,9 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
                     }
                 }
                 Event::Frame(f) => {
+                    if let Some(p) = &opts.progress {
+                        p.inc(1);
+                    }
                     let path = scenario.frame_path(f);
                     match tokio::fs::read(&path).await {
                         Ok(bytes) => {

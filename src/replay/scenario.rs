@@ -207,6 +207,8 @@ impl Scenario {
                     clear_s: None,
                     site: None,
                     sensors: Vec::new(),
+                    name: None,
+                    schedule: None,
                 });
             }
         }

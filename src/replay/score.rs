@@ -18,7 +18,7 @@ pub struct Span {
 }
 
 impl Span {
-    fn overlaps(&self, other: &Span) -> bool {
+    pub fn overlaps(&self, other: &Span) -> bool {
         let a_end = self.end.unwrap_or(Millis::MAX);
         let b_end = other.end.unwrap_or(Millis::MAX);
         self.start <= b_end && other.start <= a_end

@@ -4,6 +4,7 @@
 //! one migrations folder per dialect. Rows are written on state changes
 //! only (a zone starting, confirming, reminding, clearing), never per frame.
 
+mod config_versions;
 mod enforcement;
 mod outbox;
 
@@ -14,6 +15,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::time::Millis;
 
+pub use config_versions::ConfigVersionRow;
 pub use enforcement::{AuditRow, ReviewRow, TokenRow, ViolationFilter};
 pub use outbox::OutboxRow;
 

@@ -91,6 +91,13 @@ pub fn decode_jpeg_for_zones(
     Ok((img, denominator))
 }
 
+/// Width and height from the JPEG header, without decoding.
+pub fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
+        .into_dimensions()
+        .ok()
+}
+
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     check_whole(bytes)?;
     let mut reader =

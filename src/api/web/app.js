@@ -116,10 +116,12 @@
   // ---------------------------------------------------------------- errors
 
   class ApiError extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, body) {
       super(message);
       this.status = status;
       this.code = code;
+      // The parsed JSON error body (or null): the zone editor reads `problems` from a 422.
+      this.body = body === undefined ? null : body;
     }
   }
 
@@ -148,14 +150,16 @@
   async function readError(res) {
     let code = `http_${res.status}`;
     let message = res.statusText || `HTTP ${res.status}`;
+    let parsed = null;
     try {
       const body = await res.json();
       if (body && typeof body === 'object') {
+        parsed = body;
         if (typeof body.error === 'string') code = body.error;
         if (typeof body.message === 'string' && body.message) message = body.message;
       }
     } catch (_) { /* not JSON */ }
-    return new ApiError(res.status, code, message);
+    return new ApiError(res.status, code, message, parsed);
   }
 
   /**
@@ -203,6 +207,7 @@
       this.blobUrls = new Set();
       this.images = new Map(); // api url -> Promise<{src, sha256}>
       this.observer = null;
+      this.cleanups = []; // registered by the zone editor (timers, listeners)
     }
     get alive() { return state.view === this && !this.abort.signal.aborted; }
     dispose() {
@@ -212,6 +217,9 @@
       this.blobUrls.clear();
       this.images.clear();
       this.evidenceNode = null;
+      for (const fn of this.cleanups.splice(0)) {
+        try { fn(); } catch (err) { console.error('view cleanup failed', err); }
+      }
     }
     /** Fetch an image with the Bearer header, return a blob: URL (cached per view). */
     image(url, { verify = false } = {}) {
@@ -269,10 +277,15 @@
     const me = state.me;
     $('#user').textContent = me ? `${me.name} (${me.role})` : '';
     show($('#session'), !!me);
+    show($('#nav-zones'), canEditZones());
   }
 
   function canReview() {
     return !!state.me && (state.me.role === 'officer' || state.me.role === 'admin');
+  }
+
+  function canEditZones() {
+    return !!state.me && (state.me.role === 'operator' || state.me.role === 'admin');
   }
 
   function showLogin(message) {
@@ -282,8 +295,10 @@
     setUserHeader();
     show($('#list-view'), false);
     show($('#detail-view'), false);
+    show($('#zones-view'), false);
     show($('#login-view'), true);
     $('#detail').replaceChildren();
+    $('#zones').replaceChildren();
     $('#violations').replaceChildren();
     $('#login-error').textContent = message || '';
     const input = $('#token');
@@ -345,14 +360,16 @@
 
   // ---------------------------------------------------------------- routing
 
+  function decodePart(s) {
+    try { return decodeURIComponent(s); } catch (_) { return s; }
+  }
+
   function parseHash() {
     const h = location.hash.replace(/^#/, '') || '/';
     const m = /^\/v\/([^/?#]+)\/?$/.exec(h);
-    if (m) {
-      let id;
-      try { id = decodeURIComponent(m[1]); } catch (_) { id = m[1]; }
-      return { name: 'detail', id };
-    }
+    if (m) return { name: 'detail', id: decodePart(m[1]) };
+    const z = /^\/zones(?:\/([^/?#]+))?\/?$/.exec(h);
+    if (z) return { name: 'zones', camera: z[1] ? decodePart(z[1]) : null };
     const q = h.indexOf('?');
     return { name: 'list', params: new URLSearchParams(q >= 0 ? h.slice(q + 1) : '') };
   }
@@ -361,13 +378,23 @@
     if (!state.token || !state.me) return;
     clearError();
     const r = parseHash();
-    if (r.name === 'detail') {
+    const zones = r.name === 'zones';
+    show($('#zones-view'), zones);
+    $('#nav-zones').classList.toggle('active', zones);
+    document.title = zones ? 'firelane — zones' : 'firelane — violations';
+    if (zones) {
+      show($('#list-view'), false);
+      show($('#detail-view'), false);
+      renderZones(r.camera);
+    } else if (r.name === 'detail') {
+      $('#zones').replaceChildren();
       show($('#list-view'), false);
       show($('#detail-view'), true);
       $('#back').setAttribute('href', state.lastListHash);
       renderDetail(r.id);
     } else {
       state.lastListHash = location.hash || '#/';
+      $('#zones').replaceChildren();
       show($('#detail-view'), false);
       show($('#list-view'), true);
       renderList(r.params);
@@ -731,6 +758,50 @@
     } catch (err) {
       if (!view.alive) return;
       box.replaceChildren(el('p', { class: 'muted' }, 'Could not load this violation.'));
+      showError(err);
+    }
+  }
+
+  // ---------------------------------------------------------------- zones view (editor.js)
+
+  /**
+   * Hands the zones view to editor.js (window.firelaneEditor.render). The editor gets
+   * the API helpers and the view's lifetime: `signal` aborts and `onDispose` callbacks
+   * run when the user navigates away, logs out or the session expires.
+   */
+  function renderZones(camera) {
+    const view = newView();
+    const box = $('#zones');
+    box.replaceChildren();
+    if (!canEditZones()) {
+      box.append(el('p', { class: 'muted' }, 'The zone editor is for operators and admins.'));
+      return;
+    }
+    const editor = window.firelaneEditor;
+    if (!editor || typeof editor.render !== 'function') {
+      box.append(el('p', { class: 'muted' }, 'The zone editor did not load (editor.js).'));
+      return;
+    }
+    try {
+      editor.render(box, {
+        camera,
+        me: state.me,
+        apiFetch,
+        apiJson,
+        ApiError,
+        showError,
+        clearError,
+        el,
+        fmtTime,
+        signal: view.abort.signal,
+        alive: () => view.alive,
+        onDispose: (fn) => { view.cleanups.push(fn); },
+        openCamera: (id) => {
+          const h = id ? `#/zones/${encodeURIComponent(id)}` : '#/zones';
+          if (location.hash !== h) location.hash = h;
+        },
+      });
+    } catch (err) {
       showError(err);
     }
   }

@@ -1,0 +1,290 @@
+//! The running configuration: changed from the web page or on disk without
+//! a restart, every version kept.
+//!
+//! The TOML file stays the source of truth. An edit through the API is
+//! validated like `check-config`, written to the file (comments kept, see
+//! [`super::edit`]), recorded in `config_versions` and then published to the
+//! pipeline and ingest through a `watch` channel. An edit of the file on
+//! disk is picked up by [`LiveConfig::watch_file`]; a bad file is refused
+//! with its problems logged and shown, and the running config stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::edit::EditError;
+use super::{Config, ConfigError, RawConfig};
+use crate::store::{Store, StoreError};
+use crate::time::wall_clock_ms;
+use crate::vision::model::sha256_hex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no configuration version {0}")]
+    UnknownVersion(i64),
+}
+
+/// What the API shows about the running configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigStatus {
+    /// SHA-256 of the validated settings (as recorded with violations).
+    pub sha256: String,
+    pub file: String,
+    /// The `config_versions` id of the running text.
+    pub version: Option<i64>,
+    /// Why the file on disk was refused, while it still is.
+    pub reload_error: Option<String>,
+}
+
+/// The outcome of an accepted change.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub config: Arc<Config>,
+    pub version: i64,
+    /// Sections that changed but are read only at start.
+    pub restart_needed: Vec<&'static str>,
+}
+
+struct Running {
+    text: String,
+    text_sha256: String,
+    version: Option<i64>,
+    /// A refused file's hash, so it is reported once, not every poll.
+    refused_sha256: Option<String>,
+}
+
+pub struct LiveConfig {
+    path: PathBuf,
+    file: String,
+    card_threshold: Option<f64>,
+    store: Store,
+    tx: watch::Sender<Arc<Config>>,
+    running: tokio::sync::Mutex<Running>,
+    reload_error: Mutex<Option<String>>,
+}
+
+/// Sections only read at start: changing them needs a restart.
+fn restart_sections(old: &RawConfig, new: &RawConfig) -> Vec<&'static str> {
+    let pairs: [(&'static str, String, String); 7] = [
+        ("[storage]", json(&old.storage), json(&new.storage)),
+        ("[model]", json(&old.model), json(&new.model)),
+        ("[mqtt]", json(&old.mqtt), json(&new.mqtt)),
+        ("[http]", json(&old.http), json(&new.http)),
+        ("[alerts]", json(&old.alerts), json(&new.alerts)),
+        ("[[sites]]", json(&old.sites), json(&new.sites)),
+        (
+            "[ingest]/[recording]",
+            json(&(&old.ingest, &old.recording)),
+            json(&(&new.ingest, &new.recording)),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl LiveConfig {
+    /// Starts from `config` (already validated, loaded from `path`) and
+    /// records its text as a version unless it is the latest one already.
+    pub async fn start(
+        path: &Path,
+        config: Arc<Config>,
+        card_threshold: Option<f64>,
+        store: Store,
+    ) -> Result<Arc<LiveConfig>, ApplyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            ApplyError::Invalid(ConfigError::Read {
+                file: file.clone(),
+                source,
+            })
+        })?;
+        let text_sha256 = sha256_hex(text.as_bytes());
+        let latest = store.config_versions(1).await?.into_iter().next();
+        let version = match latest {
+            Some(v) if v.sha256 == text_sha256 => v.id,
+            _ => {
+                store
+                    .add_config_version(wall_clock_ms(), "firelane", "start", &text_sha256, &text)
+                    .await?
+            }
+        };
+        let (tx, _) = watch::channel(config);
+        Ok(Arc::new(LiveConfig {
+            path: path.to_path_buf(),
+            file,
+            card_threshold,
+            store,
+            tx,
+            running: tokio::sync::Mutex::new(Running {
+                text,
+                text_sha256,
+                version: Some(version),
+                refused_sha256: None,
+            }),
+            reload_error: Mutex::new(None),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<Config> {
+        self.tx.borrow().clone()
+    }
+
+    /// Receives every accepted configuration.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Config>> {
+        self.tx.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn status(&self) -> ConfigStatus {
+        let version = self.running.lock().await.version;
+        ConfigStatus {
+            sha256: self.current().sha256.clone(),
+            file: self.file.clone(),
+            version,
+            reload_error: self.reload_error.lock().expect("lock").clone(),
+        }
+    }
+
+    fn validate(&self, text: &str) -> Result<Config, ConfigError> {
+        let config = Config::from_toml(text, &self.file)?;
+        Config::from_raw(config.raw, &self.file, self.card_threshold)
+    }
+
+    /// Applies `edit` to the file's text: validated, written, recorded,
+    /// published. Nothing changes when any step before the write fails.
+    pub async fn edit(
+        &self,
+        actor: &str,
+        edit: impl FnOnce(&str, &str) -> Result<String, EditError>,
+    ) -> Result<Applied, ApplyError> {
+        let mut running = self.running.lock().await;
+        let text = edit(&running.text, &self.file)?;
+        self.accept(&mut running, text, actor, "api", true).await
+    }
+
+    /// Makes version `id` the running configuration (written to the file).
+    pub async fn restore(&self, id: i64, actor: &str) -> Result<Applied, ApplyError> {
+        let old = self
+            .store
+            .config_version(id)
+            .await?
+            .ok_or(ApplyError::UnknownVersion(id))?;
+        let mut running = self.running.lock().await;
+        self.accept(&mut running, old.toml, actor, "restore", true)
+            .await
+    }
+
+    async fn accept(
+        &self,
+        running: &mut Running,
+        text: String,
+        actor: &str,
+        source: &str,
+        write: bool,
+    ) -> Result<Applied, ApplyError> {
+        let config = Arc::new(self.validate(&text)?);
+        if write {
+            write_atomically(&self.path, &text).map_err(|source| ApplyError::Write {
+                path: self.file.clone(),
+                source,
+            })?;
+        }
+        let sha = sha256_hex(text.as_bytes());
+        let version = self
+            .store
+            .add_config_version(wall_clock_ms(), actor, source, &sha, &text)
+            .await?;
+        let restart_needed = restart_sections(&self.current().raw, &config.raw);
+        if !restart_needed.is_empty() {
+            tracing::warn!(sections = ?restart_needed, "configuration changes that take effect after a restart");
+        }
+        running.text = text;
+        running.text_sha256 = sha;
+        running.version = Some(version);
+        running.refused_sha256 = None;
+        *self.reload_error.lock().expect("lock") = None;
+        self.tx.send_replace(config.clone());
+        tracing::info!(version, actor, source, zones = config.zones.len(), "configuration applied");
+        Ok(Applied {
+            config,
+            version,
+            restart_needed,
+        })
+    }
+
+    /// Checks the file once: a changed, valid file is applied; a changed,
+    /// bad one is refused (logged once) and the running config kept.
+    pub async fn reload_if_changed(&self) -> Option<Result<Applied, ApplyError>> {
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(t) => t,
+            // Editors replace files by rename: a moment without one is normal.
+            Err(_) => return None,
+        };
+        let sha = sha256_hex(text.as_bytes());
+        let mut running = self.running.lock().await;
+        if sha == running.text_sha256 || running.refused_sha256.as_ref() == Some(&sha) {
+            return None;
+        }
+        match self.accept(&mut running, text, "file", "file", false).await {
+            Ok(applied) => Some(Ok(applied)),
+            Err(e) => {
+                tracing::error!(file = %self.file, "configuration file refused; the running configuration stays:\n{e}");
+                running.refused_sha256 = Some(sha);
+                *self.reload_error.lock().expect("lock") = Some(e.to_string());
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Polls the file every `every` until `stop` (a poll is a read and a
+    /// hash: cheap, and it works where file notifications do not).
+    pub async fn watch_file(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => { self.reload_if_changed().await; }
+            }
+        }
+    }
+}
+
+/// Writes beside the file and renames over it, so a crash or a reader
+/// never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "config.toml".into());
+    let tmp = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join(format!(".{name}.firelane-tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,253 @@
+//! Rolling recording of recent inputs, and its export as a replay scenario
+//! (`../shared/scenarios/FORMAT.md`), so an operator can try a config
+//! change on what the cameras really saw (`firelane whatif`).
+//!
+//! The daemon keeps the last `[recording] frames_per_camera` frames of each
+//! camera as files and appends sensor readings to a log. Ingest hands them
+//! over without waiting ([`Recorder::frame`] drops when the writer is
+//! behind, counted); the writer alone touches the disk.
+
+pub mod export;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::pipeline::{Frame, SensorReading};
+use crate::time::{Millis, format_rfc3339};
+
+pub use export::{ExportError, ExportSummary, export_scenario};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("recording folder {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+enum Item {
+    Frame {
+        camera: String,
+        captured_at: Millis,
+        jpeg: Arc<Vec<u8>>,
+    },
+    Reading(SensorReading),
+}
+
+/// Hands inputs to the recording writer.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Item>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+/// A camera id as one safe path component, reversibly: `[A-Za-z0-9_-]`
+/// stay, anything else becomes `%XX` per UTF-8 byte (ids may hold `/`).
+pub fn camera_dir_name(id: &str) -> String {
+    let mut out = String::new();
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`camera_dir_name`]; `None` for a name it cannot make.
+pub fn camera_id_of_dir(name: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut it = name.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex = [it.next()?, it.next()?];
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// The frames of one camera kept on disk, oldest first, from file names
+/// `<capture ms>.jpg`.
+pub fn list_frames(camera_dir: &Path) -> std::io::Result<Vec<(Millis, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(camera_dir)? {
+        let path = entry?.path();
+        let ms = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".jpg"))
+            .and_then(|n| n.parse::<Millis>().ok());
+        if let Some(ms) = ms {
+            out.push((ms, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Recorder {
+    /// Starts the writer for `dir`, keeping `frames_per_camera` per camera
+    /// (what is already there counts, so a restart continues the window).
+    pub fn start(dir: PathBuf, frames_per_camera: usize) -> Result<Recorder, RecordingError> {
+        let io = |source, path: &Path| RecordingError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let frames_dir = dir.join("frames");
+        std::fs::create_dir_all(&frames_dir).map_err(|e| io(e, &frames_dir))?;
+        let mut kept: HashMap<String, VecDeque<PathBuf>> = HashMap::new();
+        for entry in std::fs::read_dir(&frames_dir).map_err(|e| io(e, &frames_dir))? {
+            let entry = entry.map_err(|e| io(e, &frames_dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Ok(frames) = list_frames(&entry.path()) {
+                kept.insert(name, frames.into_iter().map(|(_, p)| p).collect());
+            }
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            dir,
+            frames_per_camera: frames_per_camera.max(1),
+            kept,
+            appended: 0,
+        };
+        tokio::task::spawn_blocking(move || writer.run(rx));
+        Ok(Recorder { tx, dropped })
+    }
+
+    pub fn frame(&self, frame: &Frame) {
+        self.send(Item::Frame {
+            camera: frame.camera.clone(),
+            captured_at: frame.captured_at,
+            jpeg: frame.jpeg.clone(),
+        });
+    }
+
+    pub fn reading(&self, reading: &SensorReading) {
+        self.send(Item::Reading(reading.clone()));
+    }
+
+    fn send(&self, item: Item) {
+        if self.tx.try_send(item).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    frames_per_camera: usize,
+    kept: HashMap<String, VecDeque<PathBuf>>,
+    /// Readings appended since the log was last trimmed.
+    appended: usize,
+}
+
+/// Readings appended between two trims of the sensor log.
+const TRIM_EVERY: usize = 5_000;
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Item>) {
+        while let Some(item) = rx.blocking_recv() {
+            if let Err(e) = self.write(item) {
+                tracing::warn!(error = %e, "recording: write failed");
+            }
+        }
+    }
+
+    fn write(&mut self, item: Item) -> std::io::Result<()> {
+        match item {
+            Item::Frame {
+                camera,
+                captured_at,
+                jpeg,
+            } => {
+                let name = camera_dir_name(&camera);
+                let dir = self.dir.join("frames").join(&name);
+                std::fs::create_dir_all(&dir)?;
+                let path = dir.join(format!("{captured_at}.jpg"));
+                // Written aside and renamed: an export never copies half a frame.
+                let tmp = dir.join(format!(".{captured_at}.tmp"));
+                std::fs::write(&tmp, jpeg.as_slice())?;
+                std::fs::rename(&tmp, &path)?;
+                let kept = self.kept.entry(name).or_default();
+                if kept.back() != Some(&path) {
+                    kept.push_back(path);
+                }
+                while kept.len() > self.frames_per_camera {
+                    if let Some(old) = kept.pop_front() {
+                        let _ = std::fs::remove_file(old);
+                    }
+                }
+            }
+            Item::Reading(r) => {
+                let line = serde_json::json!({
+                    "sensor": r.sensor,
+                    "measured_at": format_rfc3339(r.measured_at),
+                    "occupied": r.occupied,
+                });
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("sensors.jsonl"))?;
+                writeln!(f, "{line}")?;
+                self.appended += 1;
+                if self.appended >= TRIM_EVERY {
+                    self.appended = 0;
+                    self.trim_readings()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops readings older than every kept frame, except each sensor's
+    /// last one before them: sensors report on change, so that one still
+    /// says what the sensor reads when the recording begins.
+    fn trim_readings(&self) -> std::io::Result<()> {
+        let oldest = self
+            .kept
+            .values()
+            .filter_map(|k| k.front())
+            .filter_map(|p| p.file_stem()?.to_str()?.parse::<Millis>().ok())
+            .min();
+        let Some(oldest) = oldest else {
+            return Ok(());
+        };
+        let path = self.dir.join("sensors.jsonl");
+        let text = std::fs::read_to_string(&path)?;
+        let lines = export::read_readings(&text);
+        let kept = export::readings_from(&lines, oldest);
+        let mut out = String::new();
+        for (line, _) in kept {
+            out.push_str(line);
+            out.push('\n');
+        }
+        let tmp = self.dir.join(".sensors.jsonl.tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_ids_round_trip_through_folder_names() {
+        for id in ["gate-north", "a/b", "..", "caméra 1", "x%y"] {
+            let name = camera_dir_name(id);
+            assert!(!name.contains(['/', '.']), "{name}");
+            assert_eq!(camera_id_of_dir(&name).as_deref(), Some(id));
+        }
+    }
+}

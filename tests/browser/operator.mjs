@@ -1,0 +1,228 @@
+// Headless-browser walk-through of the operator's zone editor.
+//
+// Run by a Rust integration test as `node tests/browser/operator.mjs` with:
+//   BASE_URL         e.g. http://127.0.0.1:8123 (required)
+//   TOKEN            an operator (or admin) token (required)
+//   CAMERA           the camera to edit (required)
+//   ZONE             id of the new zone to create (required; must not exist yet)
+//   SCREENSHOT_PATH  optional full-page screenshot of the final editor view
+//
+// Steps: log in, open Zones, pick CAMERA, wait for its frame, draw a 4-point zone,
+// save once with threshold 1.5 (must be refused with a problem naming `threshold`),
+// fix it to 0.5 and save, then wait (up to 30 s, watching the page) for the zone's
+// live score label to show a number.
+//
+// On success prints one JSON line to stdout, e.g.
+//   {"ok":true,"zone":"lane-x","points":4,"problem_seen":true,"score":"0.12","version":4}
+// and exits 0. On failure prints the error to stderr and exits 1.
+// Browser console errors and uncaught page errors are echoed to stderr.
+
+import { chromium } from 'playwright-core';
+
+const OVERALL_TIMEOUT_MS = 90_000;
+const STEP_TIMEOUT_MS = 20_000;
+const SCORE_TIMEOUT_MS = 30_000;
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// Where the corners go, as fractions of the frame element's box (clockwise).
+const CORNERS = [[0.2, 0.2], [0.6, 0.2], [0.6, 0.7], [0.2, 0.7]];
+
+function env(name, required = true) {
+  const v = process.env[name];
+  if (required && !v) throw new Error(`environment variable ${name} is required`);
+  return v || null;
+}
+
+function log(...args) {
+  process.stderr.write(`[operator] ${args.join(' ')}\n`);
+}
+
+const tid = (id) => `[data-testid="${id.replace(/["\\]/g, '\\$&')}"]`;
+
+let browser = null;
+
+async function run() {
+  const baseUrl = env('BASE_URL').replace(/\/+$/, '');
+  const token = env('TOKEN');
+  const camera = env('CAMERA');
+  const zone = env('ZONE');
+  const screenshotPath = env('SCREENSHOT_PATH', false);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    timeout: STEP_TIMEOUT_MS,
+  });
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 1,
+    isMobile: false,
+    hasTouch: true,
+  });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const page = await context.newPage();
+
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      const loc = msg.location();
+      log(`console error: ${msg.text()}${loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
+    }
+  });
+  page.on('pageerror', (err) => log(`page error: ${err && err.stack ? err.stack : err}`));
+  page.on('requestfailed', (req) => {
+    // Aborted fetches on navigation are expected; report everything else.
+    const f = req.failure();
+    if (f && !/ERR_ABORTED/.test(f.errorText)) log(`request failed: ${req.method()} ${req.url()} ${f.errorText}`);
+  });
+  // Nothing in this walk-through should ask for confirmation; refuse if something does.
+  page.on('dialog', (d) => { log(`unexpected dialog: ${d.message()}`); d.dismiss().catch(() => {}); });
+
+  // 1. Log in.
+  log(`open ${baseUrl}/`);
+  await page.goto(`${baseUrl}/`, { waitUntil: 'domcontentloaded' });
+  await page.locator('#token').fill(token);
+  await page.locator('#login').click();
+  await page.waitForFunction(() => {
+    const err = document.querySelector('#login-error');
+    if (err && err.textContent.trim()) throw new Error(`login error: ${err.textContent.trim()}`);
+    const user = document.querySelector('#user');
+    return user && user.textContent.trim() !== '';
+  });
+  const user = (await page.locator('#user').textContent()).trim();
+  log(`logged in as ${user}`);
+
+  // 2. Zones view, via the nav link (only shown to operators and admins).
+  const nav = page.locator(tid('nav-zones'));
+  if (!(await nav.isVisible())) throw new Error(`no Zones link — is ${user} an operator/admin token?`);
+  await nav.click();
+  await page.waitForFunction(() => location.hash.startsWith('#/zones'));
+  const select = page.locator(tid('camera-select'));
+  await page.waitForFunction((sel) => {
+    const s = document.querySelector(sel);
+    return !!s && s.options.length > 0;
+  }, tid('camera-select'));
+  const cameras = await select.evaluate((s) => [...s.options].map((o) => o.value));
+  if (!cameras.includes(camera)) throw new Error(`camera ${camera} not offered; cameras: ${cameras.join(', ')}`);
+  await select.selectOption(camera);
+  // Picking another camera re-renders the view; wait for the one showing CAMERA.
+  const view = `.editor[data-camera="${camera.replace(/["\\]/g, '\\$&')}"]`;
+  await page.locator(view).waitFor({ state: 'attached' });
+  log(`zones view, camera ${camera}`);
+
+  // 3. The latest frame, as a blob: image.
+  const frameSel = `${view} ${tid('frame')}`;
+  await page.waitForFunction((sel) => {
+    const img = document.querySelector(`${sel} img`);
+    return !!img && !img.hidden && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+  }, frameSel);
+  const natural = await page.locator(`${frameSel} img`).evaluate((img) => `${img.naturalWidth}x${img.naturalHeight}`);
+  log(`frame loaded (${natural})`);
+  if (await page.locator(tid(`zone-${zone}`)).count() > 0) throw new Error(`zone ${zone} already exists`);
+
+  // 4. New zone: four corners clicked on the frame.
+  await page.locator(tid('new-zone')).click();
+  const frame = page.locator(frameSel);
+  for (const [fx, fy] of CORNERS) {
+    // Measure each time: the frame may be swapped for a newer one between clicks.
+    const box = await frame.boundingBox();
+    if (!box) throw new Error('frame element has no box');
+    await frame.click({ position: { x: box.width * fx, y: box.height * fy } });
+  }
+  const drawn = await page.locator(tid('zone-draft')).getAttribute('points');
+  const drawnPoints = (drawn || '').trim().split(/\s+/).filter(Boolean).length;
+  if (drawnPoints !== CORNERS.length) throw new Error(`drew ${drawnPoints} points, expected ${CORNERS.length}`);
+  log(`drew ${drawnPoints} points`);
+
+  await page.locator(tid('zone-id')).fill(zone);
+  await page.locator(tid('zone-name')).fill('Browser zone');
+
+  // 5. A save the server must refuse: threshold out of range.
+  await page.locator(tid('zone-threshold')).fill('1.5');
+  await page.locator(tid('save-zone')).click();
+  await page.waitForFunction((sel) => {
+    const p = document.querySelector(sel);
+    return !!p && !p.hidden && /threshold/i.test(p.textContent);
+  }, tid('problems'));
+  const problemText = (await page.locator(tid('problems')).textContent()).trim();
+  const status1 = ((await page.locator(tid('save-status')).textContent()) || '').trim();
+  if (/^Saved/.test(status1)) throw new Error(`threshold 1.5 was saved: ${status1}`);
+  log(`refused as expected: ${problemText}`);
+
+  // 6. Fix it and save for real.
+  await page.locator(tid('zone-threshold')).fill('0.5');
+  await page.locator(tid('save-zone')).click();
+  await page.waitForFunction((sel) => {
+    const banner = document.querySelector('#error');
+    if (banner && !banner.hidden) throw new Error(`error banner: ${banner.textContent.trim()}`);
+    const s = document.querySelector(sel);
+    return !!s && /^Saved/.test(s.textContent.trim());
+  }, tid('save-status'));
+  const saved = (await page.locator(tid('save-status')).textContent()).trim();
+  const vm = /version\s+(\d+)/.exec(saved);
+  if (!vm) throw new Error(`save status has no version: ${saved}`);
+  const version = Number(vm[1]);
+  if (await page.locator(tid('problems')).isVisible()) throw new Error('problems still shown after a successful save');
+  const pointsAttr = await page.locator(tid(`zone-${zone}`)).getAttribute('points');
+  const points = (pointsAttr || '').trim().split(/\s+/).filter(Boolean).length;
+  if (points !== CORNERS.length) throw new Error(`saved zone has ${points} points, expected ${CORNERS.length}`);
+  log(`${saved}; zone-${zone} drawn with ${points} points`);
+
+  // 7. Live overlay: the zone's score label turns into a number as frames are scored.
+  await page.waitForFunction((sel) => {
+    const s = document.querySelector(sel);
+    return !!s && /^\d+(\.\d+)?$/.test(s.textContent.trim());
+  }, tid(`score-${zone}`), { timeout: SCORE_TIMEOUT_MS, polling: 250 });
+  const score = (await page.locator(tid(`score-${zone}`)).textContent()).trim();
+  const state = await page.locator(tid(`zone-${zone}`)).getAttribute('data-state');
+  log(`live score ${score} (${state})`);
+
+  const historyRows = await page.locator(tid('history-row')).count();
+  log(`config history shows ${historyRows} version(s)`);
+
+  if (screenshotPath) {
+    await page.screenshot({ path: screenshotPath, fullPage: true });
+    log(`screenshot saved to ${screenshotPath}`);
+  }
+
+  await context.close();
+  await browser.close();
+  browser = null;
+
+  return { ok: true, zone, points, problem_seen: true, score, version };
+}
+
+async function closeBrowser() {
+  if (!browser) return;
+  const b = browser;
+  browser = null;
+  await Promise.race([b.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+}
+
+let timedOut = false;
+const timer = setTimeout(async () => {
+  timedOut = true;
+  process.stderr.write(`operator.mjs: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s exceeded\n`);
+  await closeBrowser();
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+try {
+  const result = await run();
+  clearTimeout(timer);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+} catch (err) {
+  clearTimeout(timer);
+  if (timedOut) await new Promise(() => {}); // the timeout handler reports and exits
+  process.stderr.write(`operator.mjs: FAILED: ${err && err.stack ? err.stack : err}\n`);
+  await closeBrowser();
+  process.exit(1);
+}
