@@ -306,7 +306,7 @@ pub async fn run_in_process(
     let config = bench_config(opts, zones, None)?;
     let pipeline = pipeline_for(&config).await?;
     let shutdown = CancellationToken::new();
-    let engine = Engine::start(pipeline, opts.workers, 64, shutdown.clone());
+    let engine = Engine::start(pipeline, opts.workers, 64, None, shutdown.clone());
     let metrics = engine.metrics.clone();
     let slots = engine.frames.clone();
     let cpu0 = cpu_seconds();
@@ -386,7 +386,7 @@ pub async fn run_mqtt(
         )?);
         let pipeline = pipeline_for(&config).await?;
         let shutdown = CancellationToken::new();
-        let engine = Engine::start(pipeline, opts.workers, 64, shutdown.clone());
+        let engine = Engine::start(pipeline, opts.workers, 64, None, shutdown.clone());
         let metrics = engine.metrics.clone();
         let slots = engine.frames.clone();
         let (client, eventloop) = crate::ingest::mqtt::connect(&config)?;
@@ -396,8 +396,12 @@ pub async fn run_mqtt(
             config.clone(),
             client.clone(),
             eventloop,
-            engine.frames.clone(),
-            engine.readings.clone(),
+            crate::ingest::mqtt::Sinks {
+                frames: engine.frames.clone(),
+                readings: engine.readings.clone(),
+                recorder: None,
+            },
+            None,
             ingest.clone(),
             stop.clone(),
         ));

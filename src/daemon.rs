@@ -12,12 +12,14 @@ use tokio_util::task::TaskTracker;
 use crate::alerts;
 use crate::api::{self, ApiState};
 use crate::audit::AuditLog;
+use crate::config::live::LiveConfig;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 use crate::evidence::signing::SiteKey;
 use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::ingest;
 use crate::pipeline::{Metrics, Pipeline};
+use crate::recording::Recorder;
 use crate::store::{Store, StoreError};
 use crate::vision::{Classifier, ModelError};
 
@@ -39,6 +41,10 @@ pub enum DaemonError {
     SiteKey(#[from] crate::evidence::signing::KeyError),
     #[error(transparent)]
     Http(#[from] crate::api::ServeError),
+    #[error(transparent)]
+    Live(#[from] crate::config::live::ApplyError),
+    #[error(transparent)]
+    Recording(#[from] crate::recording::RecordingError),
 }
 
 /// Loads the model and re-validates the config with the card's threshold as
@@ -61,12 +67,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let store = Store::open(&config.raw.storage.database_url()).await?;
     let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
     let site_key = Arc::new(SiteKey::load_or_create(&config.raw.storage.site_key())?);
+    let live_config =
+        LiveConfig::start(config.clone(), Some(classifier.threshold()), store.clone()).await?;
+    let store_for_alerts = store.clone();
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let mut pipeline = Pipeline::new(
+        config.clone(),
+        classifier.clone(),
+        store.clone(),
+        evidence,
+        Some(alert_tx),
+    );
+    // The zone editor shows each camera's latest frame.
+    pipeline.keep_latest_frames(config.raw.http.enabled);
     let http = if config.raw.http.enabled {
         let state = ApiState {
-            store: store.clone(),
+            store,
             evidence: Arc::new(EvidenceStore::open(&config.raw.storage.evidence_dir())?),
             site_key,
             audit: Arc::new(AuditLog::default()),
+            config: live_config.clone(),
+            live: pipeline.live(),
         };
         let (_, task) = api::serve(&config.raw.http.listen, state, shutdown.clone()).await?;
         Some(task)
@@ -76,15 +97,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     if let Some(b) = &config.raw.mqtt.embedded_broker {
         ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
     }
-    let store_for_alerts = store.clone();
-    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::new(
-        config.clone(),
-        classifier.clone(),
-        store,
-        evidence,
-        Some(alert_tx),
-    );
+    let recorder = match config.raw.recording.frames_per_camera {
+        0 => None,
+        n => Some(Recorder::start(
+            config.raw.recording.dir(&config.raw.storage),
+            n,
+        )?),
+    };
     let outbox = Arc::new(alerts::outbox::Outbox::new(&config));
     pipeline.set_outbox(outbox.clone());
     let resumed = pipeline.resume().await?;
@@ -103,6 +122,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         pipeline,
         workers,
         config.raw.ingest.queue_readings,
+        Some(live_config.subscribe()),
         shutdown.clone(),
     );
     let frames = engine.frames.clone();
@@ -113,11 +133,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         config.clone(),
         client.clone(),
         eventloop,
-        engine.frames.clone(),
-        engine.readings.clone(),
+        ingest::mqtt::Sinks {
+            frames: engine.frames.clone(),
+            readings: engine.readings.clone(),
+            recorder,
+        },
+        Some(live_config.subscribe()),
         ingest_metrics.clone(),
         stop_ingest.clone(),
     ));
+    tasks.spawn(
+        live_config
+            .clone()
+            .watch_file(Duration::from_secs(1), stop_ingest.clone()),
+    );
     tasks.spawn(alerts::mqtt::publish_alerts(
         client.clone(),
         config.prefix().to_string(),

@@ -13,10 +13,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::ingest::FrameSlots;
 use crate::pipeline::{Metrics, Pipeline, SensorReading};
 use crate::time::Millis;
@@ -35,13 +36,26 @@ pub fn worker_count(configured: Option<usize>) -> usize {
         .max(1)
 }
 
+/// The next configuration sent; never, without a sender.
+async fn next_config(updates: &mut Option<watch::Receiver<Arc<Config>>>) -> Arc<Config> {
+    if let Some(rx) = updates {
+        if rx.changed().await.is_ok() {
+            return rx.borrow_and_update().clone();
+        }
+        *updates = None;
+    }
+    std::future::pending().await
+}
+
 impl Engine {
-    /// Starts `workers` scoring tasks and the tracker. On `shutdown`, what
-    /// is already waiting is still processed, then the tasks end.
+    /// Starts `workers` scoring tasks and the tracker. Configurations sent
+    /// on `updates` are applied between two inputs. On `shutdown`, what is
+    /// already waiting is still processed, then the tasks end.
     pub fn start(
         mut pipeline: Pipeline,
         workers: usize,
         queue_readings: usize,
+        mut updates: Option<watch::Receiver<Arc<Config>>>,
         shutdown: CancellationToken,
     ) -> Engine {
         let frames = Arc::new(FrameSlots::default());
@@ -111,6 +125,11 @@ impl Engine {
                             if let Err(e) = pipeline.tick(now).await {
                                 tracing::error!(error = %e, "tick failed");
                             }
+                        }
+                    }
+                    config = next_config(&mut updates) => {
+                        if let Err(e) = pipeline.reconfigure(config).await {
+                            tracing::error!(error = %e, "applying the new configuration");
                         }
                     }
                     _ = shutdown.cancelled(), if !closing => {

@@ -189,6 +189,7 @@ async fn engine_scores_in_parallel_and_stops_cleanly() {
             two_camera_pipeline(dir.path()).await,
             2,
             8,
+            None,
             shutdown.clone(),
         );
         let jpeg = Arc::new(common::jpeg_frame(320, 240, round));

@@ -58,6 +58,7 @@ impl FromStr for Role {
 pub const ANY_ROLE: &[Role] = &Role::ALL;
 pub const OFFICERS: &[Role] = &[Role::Officer, Role::Admin];
 pub const ADMINS: &[Role] = &[Role::Admin];
+pub const OPERATORS: &[Role] = &[Role::Operator, Role::Admin];
 
 /// Who may call what, by OpenAPI operationId. The handlers check these
 /// lists and a test holds the OpenAPI document's `x-roles` to them.
@@ -70,6 +71,14 @@ pub const ENDPOINT_ROLES: &[(&str, &[Role])] = &[
     ("exportBundle", OFFICERS),
     ("reviewViolation", OFFICERS),
     ("listAudit", ADMINS),
+    ("listCameras", OPERATORS),
+    ("getLatestFrame", OPERATORS),
+    ("getZone", OPERATORS),
+    ("putZone", OPERATORS),
+    ("deleteZone", OPERATORS),
+    ("listConfigHistory", OPERATORS),
+    ("getConfigVersion", OPERATORS),
+    ("restoreConfigVersion", OPERATORS),
 ];
 
 /// The roles an operation takes.

@@ -7,9 +7,10 @@
 pub mod auth;
 mod violations;
 mod web;
+mod zones;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -21,6 +22,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
+use crate::config::live::LiveConfig;
+use crate::pipeline::LiveView;
 use crate::evidence::EvidenceStore;
 use crate::evidence::signing::SiteKey;
 use crate::store::{Store, StoreError};
@@ -38,6 +41,10 @@ pub struct ApiState {
     pub evidence: Arc<EvidenceStore>,
     pub site_key: Arc<SiteKey>,
     pub audit: Arc<AuditLog>,
+    /// The running configuration, for the zone editor.
+    pub config: Arc<LiveConfig>,
+    /// Zone states and latest frames from the pipeline.
+    pub live: Arc<RwLock<LiveView>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(web::index))
         .route("/app.js", get(web::script))
         .route("/app.css", get(web::style))
+        .route("/editor.js", get(web::editor_script))
         .route("/healthz", get(health))
         .route("/api/openapi.json", get(openapi))
         .route("/api/me", get(me))
@@ -67,6 +75,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/violations/{id}/bundle.zip", get(violations::bundle))
         .route("/api/violations/{id}/review", post(violations::review))
         .route("/api/audit", get(violations::audit_list))
+        .route("/api/cameras", get(zones::list_cameras))
+        .route("/api/cameras/{id}/latest.jpg", get(zones::latest_frame))
+        .route(
+            "/api/zones/{id}",
+            get(zones::get_zone)
+                .put(zones::put_zone)
+                .delete(zones::delete_zone),
+        )
+        .route("/api/config/history", get(zones::config_history))
+        .route("/api/config/history/{id}", get(zones::config_version))
+        .route(
+            "/api/config/history/{id}/restore",
+            post(zones::restore_version),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
@@ -127,12 +149,16 @@ async fn security_headers(mut res: Response) -> Response {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// For 422: each problem, as `check-config` names it.
+    pub problems: Vec<crate::config::Problem>,
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [crate::config::Problem],
 }
 
 impl ApiError {
@@ -140,6 +166,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            problems: Vec::new(),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -155,6 +182,8 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid_config",
+            StatusCode::CONFLICT => "conflict",
             s if s.is_client_error() => "bad_request",
             _ => "internal",
         }
@@ -166,6 +195,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&ErrorBody {
             error: self.code(),
             message: &self.message,
+            problems: &self.problems,
         })
         .expect("error body serialises");
         let mut res = (self.status, body).into_response();

@@ -158,7 +158,7 @@ fn query_params(
         .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
 }
 
-fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(super) fn path_param<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::bad_request(format!("path: {}", e.body_text())))
 }
@@ -265,7 +265,7 @@ fn jpeg(bytes: Vec<u8>, sha256: Option<&str>) -> Response {
     res
 }
 
-async fn audit(
+pub(super) async fn audit(
     state: &ApiState,
     caller: &Caller,
     action: &str,

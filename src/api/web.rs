@@ -1,4 +1,5 @@
-//! The officers' web page: three static files compiled into the binary.
+//! The web page (officers' violations, operators' zone editor): static
+//! files compiled into the binary.
 //! The page itself holds no data; it calls the API with the user's token.
 
 use axum::http::header;
@@ -7,6 +8,7 @@ use axum::response::IntoResponse;
 const INDEX: &str = include_str!("web/index.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/app.css");
+const EDITOR: &str = include_str!("web/editor.js");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -28,4 +30,8 @@ pub async fn script() -> impl IntoResponse {
 
 pub async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+pub async fn editor_script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", EDITOR)
 }

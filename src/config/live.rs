@@ -36,6 +36,8 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("no configuration version {0}")]
     UnknownVersion(i64),
+    #[error("the configuration was not loaded from a file; nothing to edit")]
+    NoFile,
 }
 
 /// What the API shows about the running configuration.
@@ -68,7 +70,8 @@ struct Running {
 }
 
 pub struct LiveConfig {
-    path: PathBuf,
+    /// `None` for a configuration built in code (tests): read-only.
+    path: Option<PathBuf>,
     file: String,
     card_threshold: Option<f64>,
     store: Store,
@@ -106,32 +109,34 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 impl LiveConfig {
     /// Starts from `config` (already validated, loaded from `path`) and
     /// records its text as a version unless it is the latest one already.
+    /// A config whose `source` is not a readable file is served read-only.
     pub async fn start(
-        path: &Path,
         config: Arc<Config>,
         card_threshold: Option<f64>,
         store: Store,
     ) -> Result<Arc<LiveConfig>, ApplyError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            ApplyError::Invalid(ConfigError::Read {
-                file: file.clone(),
-                source,
-            })
-        })?;
-        let text_sha256 = sha256_hex(text.as_bytes());
-        let latest = store.config_versions(1).await?.into_iter().next();
-        let version = match latest {
-            Some(v) if v.sha256 == text_sha256 => v.id,
-            _ => {
-                store
-                    .add_config_version(wall_clock_ms(), "firelane", "start", &text_sha256, &text)
-                    .await?
+        let file = config.source.clone();
+        let path = PathBuf::from(&file);
+        let (path, text, version) = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let sha = sha256_hex(text.as_bytes());
+                let latest = store.config_versions(1).await?.into_iter().next();
+                let version = match latest {
+                    Some(v) if v.sha256 == sha => v.id,
+                    _ => {
+                        store
+                            .add_config_version(wall_clock_ms(), "firelane", "start", &sha, &text)
+                            .await?
+                    }
+                };
+                (Some(path), text, Some(version))
             }
+            Err(_) => (None, String::new(), None),
         };
+        let text_sha256 = sha256_hex(text.as_bytes());
         let (tx, _) = watch::channel(config);
         Ok(Arc::new(LiveConfig {
-            path: path.to_path_buf(),
+            path,
             file,
             card_threshold,
             store,
@@ -139,7 +144,7 @@ impl LiveConfig {
             running: tokio::sync::Mutex::new(Running {
                 text,
                 text_sha256,
-                version: Some(version),
+                version,
                 refused_sha256: None,
             }),
             reload_error: Mutex::new(None),
@@ -181,6 +186,9 @@ impl LiveConfig {
         actor: &str,
         edit: impl FnOnce(&str, &str) -> Result<String, EditError>,
     ) -> Result<Applied, ApplyError> {
+        if self.path.is_none() {
+            return Err(ApplyError::NoFile);
+        }
         let mut running = self.running.lock().await;
         let text = edit(&running.text, &self.file)?;
         self.accept(&mut running, text, actor, "api", true).await
@@ -188,6 +196,9 @@ impl LiveConfig {
 
     /// Makes version `id` the running configuration (written to the file).
     pub async fn restore(&self, id: i64, actor: &str) -> Result<Applied, ApplyError> {
+        if self.path.is_none() {
+            return Err(ApplyError::NoFile);
+        }
         let old = self
             .store
             .config_version(id)
@@ -207,8 +218,8 @@ impl LiveConfig {
         write: bool,
     ) -> Result<Applied, ApplyError> {
         let config = Arc::new(self.validate(&text)?);
-        if write {
-            write_atomically(&self.path, &text).map_err(|source| ApplyError::Write {
+        if write && let Some(path) = &self.path {
+            write_atomically(path, &text).map_err(|source| ApplyError::Write {
                 path: self.file.clone(),
                 source,
             })?;
@@ -239,7 +250,8 @@ impl LiveConfig {
     /// Checks the file once: a changed, valid file is applied; a changed,
     /// bad one is refused (logged once) and the running config kept.
     pub async fn reload_if_changed(&self) -> Option<Result<Applied, ApplyError>> {
-        let text = match tokio::fs::read_to_string(&self.path).await {
+        let path = self.path.as_ref()?;
+        let text = match tokio::fs::read_to_string(path).await {
             Ok(t) => t,
             // Editors replace files by rename: a moment without one is normal.
             Err(_) => return None,
@@ -263,6 +275,9 @@ impl LiveConfig {
     /// Polls the file every `every` until `stop` (a poll is a read and a
     /// hash: cheap, and it works where file notifications do not).
     pub async fn watch_file(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        if self.path.is_none() {
+            return;
+        }
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {

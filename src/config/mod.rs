@@ -19,7 +19,7 @@ pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
 
 /// One problem found in a configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     /// e.g. `zone "lane-1"` or `[mqtt]`.
     pub item: String,

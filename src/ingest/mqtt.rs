@@ -12,7 +12,7 @@ use std::time::Duration;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -94,18 +94,32 @@ pub fn connect(config: &Config) -> Result<(AsyncClient, EventLoop), MqttError> {
     Ok(AsyncClient::new(opts, 256))
 }
 
+/// Where parsed input goes.
+pub struct Sinks {
+    pub frames: Arc<super::FrameSlots>,
+    pub readings: mpsc::Sender<crate::pipeline::SensorReading>,
+    /// The rolling recording, when configured.
+    pub recorder: Option<crate::recording::Recorder>,
+}
+
 /// Runs the event loop until `shutdown`: subscribes on every connection,
-/// parses messages and queues them for the pipeline.
+/// parses messages and queues them for the pipeline. A configuration sent
+/// on `updates` changes the topics routed (and subscribes new ones).
 pub async fn run_event_loop(
     config: Arc<Config>,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    frames: Arc<super::FrameSlots>,
-    readings: mpsc::Sender<crate::pipeline::SensorReading>,
+    sinks: Sinks,
+    mut updates: Option<watch::Receiver<Arc<Config>>>,
     metrics: Arc<IngestMetrics>,
     shutdown: CancellationToken,
 ) {
-    let router = TopicRouter::new(&config);
+    let Sinks {
+        frames,
+        readings,
+        recorder,
+    } = sinks;
+    let mut router = TopicRouter::new(&config);
     let limits = Limits {
         max_bytes: config.raw.mqtt.max_payload_bytes,
         max_future_skew_ms: secs_to_ms(config.raw.ingest.max_future_skew_s),
@@ -116,6 +130,34 @@ pub async fn run_event_loop(
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
             ev = eventloop.poll() => ev,
+            changed = async {
+                match updates.as_mut() {
+                    Some(rx) => rx.changed().await.map(|_| rx.borrow_and_update().clone()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                match changed {
+                    Ok(new) => {
+                        let before = router.subscriptions();
+                        router = TopicRouter::new(&new);
+                        let added: Vec<String> = router
+                            .subscriptions()
+                            .into_iter()
+                            .filter(|t| !before.contains(t))
+                            .collect();
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            for t in added {
+                                if let Err(e) = client.subscribe(t.clone(), QoS::AtMostOnce).await {
+                                    tracing::warn!(topic = %t, error = %e, "subscribe failed");
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => updates = None,
+                }
+                continue;
+            }
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -151,8 +193,16 @@ pub async fn run_event_loop(
                     .unwrap_or_default();
                 match router.parse(&topic, &p.payload, &props, wall_clock_ms(), &limits) {
                     // Never waits: the event loop must keep up with the broker.
-                    Ok(Inbound::Frame(frame)) => frames.push(frame),
+                    Ok(Inbound::Frame(frame)) => {
+                        if let Some(r) = &recorder {
+                            r.frame(&frame);
+                        }
+                        frames.push(frame)
+                    }
                     Ok(Inbound::Sensor(reading)) => {
+                        if let Some(r) = &recorder {
+                            r.reading(&reading);
+                        }
                         if readings.try_send(reading).is_err() {
                             metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(%topic, "sensor queue full; reading dropped");

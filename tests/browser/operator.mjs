@@ -119,10 +119,15 @@ async function run() {
 
   // 3. The latest frame, as a blob: image.
   const frameSel = `${view} ${tid('frame')}`;
-  await page.waitForFunction((sel) => {
-    const img = document.querySelector(`${sel} img`);
-    return !!img && !img.hidden && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
-  }, frameSel);
+  try {
+    await page.waitForFunction((sel) => {
+      const img = document.querySelector(`${sel} img`);
+      return !!img && !img.hidden && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+    }, frameSel);
+  } catch (err) {
+    const shown = ((await page.locator(`${frameSel} .zone-frame-placeholder`).textContent().catch(() => '')) || '').trim();
+    throw new Error(`the frame of ${camera} did not load${shown ? ` (frame area says "${shown}")` : ''}: ${err.message}`);
+  }
   const natural = await page.locator(`${frameSel} img`).evaluate((img) => `${img.naturalWidth}x${img.naturalHeight}`);
   log(`frame loaded (${natural})`);
   if (await page.locator(tid(`zone-${zone}`)).count() > 0) throw new Error(`zone ${zone} already exists`);

@@ -145,6 +145,11 @@
       this.unit = 1;             // viewBox units per CSS pixel (for handle/label sizes)
       this.configSha = null;
       this.historyVersions = [];
+      this.zonesLayerKey = null; // what the zones layer / list were last built from
+      this.zoneListKey = null;
+      this.layerNodes = new Map(); // zone id -> drawn parts (see zoneShape)
+      this.draftNodes = null;
+      this.listNodes = new Map();
     }
 
     get alive() { return this.api.alive(); }
@@ -321,8 +326,9 @@
       this.setReloadError(cfg.reload_error);
       this.configInfo.textContent = cfg.version !== undefined && cfg.version !== null
         ? `config v${cfg.version}${cfg.sha256 ? ` · ${String(cfg.sha256).slice(0, 12)}` : ''}` : '';
-      if (!first && cfg.sha256 && cfg.sha256 !== this.configSha) this.loadHistory(); // changed elsewhere
+      if (!first && (cfg.sha256 !== this.configSha || cfg.version !== this.configVersion)) this.loadHistory(); // changed elsewhere
       this.configSha = cfg.sha256 || null;
+      this.configVersion = cfg.version ?? null;
 
       // The selected zone: follow server changes unless the user has edits of their own.
       if (this.draft && !this.draft.isNew && !this.draft.dirty && !this.drag) {
@@ -336,7 +342,9 @@
 
       this.updateFrameInfo(cam);
       this.maybeRefreshFrame(cam, first);
-      this.renderOverlay();
+      if (first) this.renderOverlay();
+      else this.renderZonesLayer(); // no-op unless outlines changed
+      this.refreshLive();
       this.renderZoneList();
       this.updateControls();
     }
@@ -447,22 +455,36 @@
       this.renderDraftLayer();
     }
 
+    /**
+     * Other zones of the camera. Rebuilt only when their outlines (or the drawing scale)
+     * change: polls every 2 s repaint live state in place (refreshLive), so a click or
+     * tap never lands on an element that is being replaced.
+     */
     renderZonesLayer() {
       const skip = this.draft && !this.draft.isNew ? this.draft.origId : null;
-      const shapes = [];
-      for (const z of this.zones.values()) {
-        if (z.id === skip) continue;
-        shapes.push(this.zoneShape(z.id, z.name, z.polygon || [], z, false));
-      }
-      this.zonesLayer.replaceChildren(...shapes);
+      const zones = [...this.zones.values()].filter((z) => z.id !== skip);
+      const { w, h } = this.dims();
+      const key = JSON.stringify([w, h, this.unit, zones.map((z) => [z.id, z.name, z.polygon])]);
+      if (key === this.zonesLayerKey) return;
+      this.zonesLayerKey = key;
+      this.layerNodes = new Map();
+      this.zonesLayer.replaceChildren(...zones.map((z) => {
+        const parts = this.zoneShape(z.id, z.name, z.polygon || [], false);
+        this.layerNodes.set(z.id, parts);
+        this.paintLive(parts, z);
+        return parts.g;
+      }));
     }
 
+    /** The selected zone with its corner handles; rebuilt on every edit (it is small). */
     renderDraftLayer() {
       const d = this.draft;
+      this.draftNodes = null;
       if (!d) { this.draftLayer.replaceChildren(); return; }
-      const live = d.isNew ? null : this.zones.get(d.origId) || null;
       const label = d.isNew ? (d.id.trim() || 'new zone') : d.origId;
-      const shape = this.zoneShape(d.isNew ? null : d.origId, d.name, d.polygon, live, true, label);
+      const parts = this.zoneShape(d.isNew ? null : d.origId, d.name, d.polygon, true, label);
+      this.paintLive(parts, d.isNew ? null : this.zones.get(d.origId) || null);
+      if (!d.isNew) this.draftNodes = parts;
       const { w, h } = this.dims();
       const u = this.unit;
       const handles = d.polygon.map((p, i) => {
@@ -475,59 +497,92 @@
         g.append(t);
         return g;
       });
-      this.draftLayer.replaceChildren(shape, ...handles);
+      this.draftLayer.replaceChildren(parts.g, ...handles);
     }
 
     /**
-     * One zone: polygon (polyline while under 3 points), coloured by live state, with an
-     * "id · name  score" label. `id` null = an unsaved new zone (test id zone-draft).
+     * One zone: polygon (polyline while under 3 points) with an "id · name  score" label.
+     * `id` null = an unsaved new zone (test ids zone-draft / score-draft). Colours come
+     * from paintLive.
      */
-    zoneShape(id, name, polygon, zone, selected, labelText) {
+    zoneShape(id, name, polygon, selected, labelText) {
       const { w, h } = this.dims();
       const u = this.unit;
-      const state = zone ? liveState(zone) : 'unknown';
-      const g = svg('g', { class: `zone state-${state}${selected ? ' selected' : ''}`, 'data-zone': id || '' });
+      const g = svg('g', { class: `zone${selected ? ' selected' : ''}`, 'data-zone': id || '' });
       const pts = polygon.map((p) => `${round4(p[0] * w)},${round4(p[1] * h)}`).join(' ');
-      const shape = svg(polygon.length >= 3 ? 'polygon' : 'polyline', {
-        class: 'zone-poly', points: pts, 'data-testid': id ? `zone-${id}` : 'zone-draft', 'data-state': state,
+      const poly = svg(polygon.length >= 3 ? 'polygon' : 'polyline', {
+        class: 'zone-poly', points: pts, 'data-testid': id ? `zone-${id}` : 'zone-draft',
       });
-      g.append(shape);
+      g.append(poly);
+      let score = null;
       if (polygon.length > 0) {
         // Label at the vertex average; good enough for the convex-ish shapes of lanes.
-        const cx = polygon.reduce((s, p) => s + p[0], 0) / polygon.length * w;
-        const cy = polygon.reduce((s, p) => s + p[1], 0) / polygon.length * h;
+        const cx = polygon.reduce((a, p) => a + p[0], 0) / polygon.length * w;
+        const cy = polygon.reduce((a, p) => a + p[1], 0) / polygon.length * h;
         const text = svg('text', { class: 'zone-label', x: cx, y: cy, 'font-size': 13 * u, 'text-anchor': 'middle' });
         text.append(document.createTextNode(`${labelText || id}${name ? ` · ${name}` : ''} `));
-        const score = svg('tspan', { class: 'zone-score', 'data-testid': id ? `score-${id}` : 'score-draft' });
-        score.textContent = fmtScore(zone && zone.live ? zone.live.score : null);
+        score = svg('tspan', { class: 'zone-score', 'data-testid': id ? `score-${id}` : 'score-draft' });
         text.append(score);
         g.append(text);
       }
       const title = svg('title');
-      title.textContent = `${labelText || id}: ${state}${zone && zone.live ? `, score ${fmtScore(zone.live.score)}` : ''}`;
       g.append(title);
-      return g;
+      return { g, poly, score, title, label: labelText || id, selected };
     }
 
+    /** Colour, score and tooltip of one drawn zone from its live state. */
+    paintLive(parts, zone) {
+      const state = zone ? liveState(zone) : 'unknown';
+      const score = fmtScore(zone && zone.live ? zone.live.score : null);
+      parts.g.setAttribute('class', `zone state-${state}${parts.selected ? ' selected' : ''}`);
+      parts.poly.setAttribute('data-state', state);
+      if (parts.score && parts.score.textContent !== score) parts.score.textContent = score;
+      parts.title.textContent = `${parts.label}: ${state}${zone ? `, score ${score}` : ''}`;
+    }
+
+    refreshLive() {
+      for (const [id, parts] of this.layerNodes || []) this.paintLive(parts, this.zones.get(id) || null);
+      if (this.draftNodes && this.draft && !this.draft.isNew) {
+        this.paintLive(this.draftNodes, this.zones.get(this.draft.origId) || null);
+      }
+    }
+
+    /** The zone list beside the frame; like the overlay, rebuilt only when zones come or go. */
     renderZoneList() {
       const el = this.el;
-      const items = [...this.zones.values()].map((z) => {
+      const selected = this.draft && !this.draft.isNew ? this.draft.origId : null;
+      const zones = [...this.zones.values()];
+      const key = JSON.stringify(zones.map((z) => [z.id, z.name]));
+      if (key !== this.zoneListKey) {
+        this.zoneListKey = key;
+        this.listNodes = new Map();
+        const items = zones.map((z) => {
+          const badge = el('span', { class: 'badge' });
+          const score = el('span', { class: 'zone-item-score' });
+          const btn = el('button', { type: 'button', class: 'zone-item', dataset: { zone: z.id } },
+            el('span', { class: 'zone-item-id' }, z.id),
+            z.name ? el('span', { class: 'muted' }, z.name) : null,
+            badge, score);
+          btn.addEventListener('click', () => this.selectZone(z.id));
+          const link = el('a', { class: 'small', hidden: true }, 'open violation');
+          this.listNodes.set(z.id, { btn, badge, score, link });
+          return el('li', null, btn, link);
+        });
+        if (items.length === 0) items.push(el('li', { class: 'muted small' }, 'No zones on this camera yet.'));
+        this.zoneList.replaceChildren(...items);
+      }
+      for (const z of zones) {
+        const n = this.listNodes.get(z.id);
         const state = liveState(z);
-        const btn = el('button', {
-          type: 'button', class: `zone-item state-${state}`, 'aria-pressed': String(!!this.draft && this.draft.origId === z.id),
-          dataset: { zone: z.id },
-        },
-        el('span', { class: 'zone-item-id' }, z.id),
-        z.name ? el('span', { class: 'muted' }, z.name) : null,
-        el('span', { class: `badge badge-zone-${state}` }, state),
-        el('span', { class: 'zone-item-score' }, fmtScore(z.live ? z.live.score : null)));
-        btn.addEventListener('click', () => this.selectZone(z.id));
+        n.btn.className = `zone-item state-${state}`;
+        n.btn.setAttribute('aria-pressed', String(z.id === selected));
+        n.badge.className = `badge badge-zone-${state}`;
+        n.badge.textContent = state;
+        n.score.textContent = fmtScore(z.live ? z.live.score : null);
         const vid = z.live && z.live.violation_id;
-        return el('li', null, btn,
-          vid ? el('a', { class: 'small', href: `#/v/${encodeURIComponent(vid)}` }, 'open violation') : null);
-      });
-      if (items.length === 0) items.push(el('li', { class: 'muted small' }, 'No zones on this camera yet.'));
-      this.zoneList.replaceChildren(...items);
+        n.link.hidden = !vid;
+        if (vid) n.link.href = `#/v/${encodeURIComponent(vid)}`;
+      }
     }
 
     // ------------------------------------------------------------ selection and drafts
@@ -972,6 +1027,7 @@
       if (cfg) {
         this.setReloadError(cfg.reload_error);
         this.configSha = cfg.sha256 || this.configSha;
+        this.configVersion = cfg.version ?? this.configVersion;
       }
       this.pollNow();
       this.loadHistory();
@@ -995,11 +1051,11 @@
 
     renderHistory() {
       const el = this.el;
-      const current = this.configSha;
+      const current = this.configVersion;
       let currentMarked = false;
       const rows = this.historyVersions.map((v) => {
-        // Newest first: the first version with the running config's hash is the current one.
-        const isCurrent = !currentMarked && !!current && v.sha256 === current;
+        // The running text's version (ids are the history's).
+        const isCurrent = !currentMarked && current !== null && current !== undefined && v.id === current;
         if (isCurrent) currentMarked = true;
         const restore = el('button', { type: 'button', class: 'secondary', 'data-testid': 'restore', disabled: isCurrent }, 'Restore');
         restore.addEventListener('click', () => this.restore(v));
