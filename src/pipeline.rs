@@ -537,7 +537,13 @@ impl Pipeline {
         Metrics::inc(&self.metrics.violations_ended, 1);
         tracing::info!(violation = %id, zone = %zone.id, ended = %format_rfc3339(at), reason, "violation ended");
         if let Some(row) = self.store.violation(id).await? {
-            self.emit_violation(ViolationEventKind::End, before.as_ref(), &row, at, &zone.site);
+            self.emit_violation(
+                ViolationEventKind::End,
+                before.as_ref(),
+                &row,
+                at,
+                &zone.site,
+            );
         }
         Ok(())
     }
@@ -1203,14 +1209,10 @@ impl Pipeline {
         at: Millis,
         site: &str,
     ) {
-        let site = self
-            .sites
-            .get(site)
-            .cloned()
-            .unwrap_or_else(|| SiteRef {
-                id: "default".into(),
-                name: "default".into(),
-            });
+        let site = self.sites.get(site).cloned().unwrap_or_else(|| SiteRef {
+            id: "default".into(),
+            name: "default".into(),
+        });
         self.outgoing
             .push(AlertEvent::Violation(Box::new(ViolationMessage {
                 event: kind,

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
 use crate::config::live::LiveConfig;
-use crate::pipeline::LiveView;
 use crate::evidence::EvidenceStore;
 use crate::evidence::signing::SiteKey;
+use crate::pipeline::LiveView;
 use crate::store::{Store, StoreError};
 use auth::{AuthError, Caller, Role};
 

@@ -299,7 +299,9 @@ pub async fn put_zone(
     };
     let applied = state
         .config
-        .edit(&caller.name, |text, file| edit::upsert_zone(text, file, &zone))
+        .edit(&caller.name, |text, file| {
+            edit::upsert_zone(text, file, &zone)
+        })
         .await
         .map_err(apply_error)?;
     audit(
@@ -322,7 +324,9 @@ pub async fn delete_zone(
     let id = path_param(id)?;
     let applied = state
         .config
-        .edit(&caller.name, |text, file| edit::delete_zone(text, file, &id))
+        .edit(&caller.name, |text, file| {
+            edit::delete_zone(text, file, &id)
+        })
         .await
         .map_err(apply_error)?;
     audit(

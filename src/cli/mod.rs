@@ -419,7 +419,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let cur = match &current {
                     Some(path) => crate::whatif::Side::load(path, &sc)?,
                     None => crate::whatif::Side {
-                        label: format!("{} (its own zones)", scenario.join("scenario.json").display()),
+                        label: format!(
+                            "{} (its own zones)",
+                            scenario.join("scenario.json").display()
+                        ),
                         raw: None,
                     },
                 };
@@ -440,8 +443,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .expect("progress template"),
             );
             let work_dir = work_dir.unwrap_or_else(|| PathBuf::from("data/whatif"));
-            let result =
-                crate::whatif::run(&sc, &cur, &new, &model, &work_dir, Some(bar)).await?;
+            let result = crate::whatif::run(&sc, &cur, &new, &model, &work_dir, Some(bar)).await?;
             print!("{}", result.render());
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;

@@ -131,7 +131,10 @@ pub fn upsert_zone(text: &str, file: &str, zone: &ZoneConfig) -> Result<String, 
             continue;
         }
         if let Some(list) = t.get_mut("sensors").and_then(Item::as_array_mut) {
-            list.retain(|v| v.as_str().is_none_or(|s| !zone.sensors.iter().any(|z| z == s)));
+            list.retain(|v| {
+                v.as_str()
+                    .is_none_or(|s| !zone.sensors.iter().any(|z| z == s))
+            });
         }
     }
     let has_sensors_table = doc.as_table().contains_key("sensors");

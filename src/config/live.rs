@@ -239,7 +239,13 @@ impl LiveConfig {
         running.refused_sha256 = None;
         *self.reload_error.lock().expect("lock") = None;
         self.tx.send_replace(config.clone());
-        tracing::info!(version, actor, source, zones = config.zones.len(), "configuration applied");
+        tracing::info!(
+            version,
+            actor,
+            source,
+            zones = config.zones.len(),
+            "configuration applied"
+        );
         Ok(Applied {
             config,
             version,
@@ -251,13 +257,15 @@ impl LiveConfig {
     /// bad one is refused (logged once) and the running config kept.
     pub async fn reload_if_changed(&self) -> Option<Result<Applied, ApplyError>> {
         let path = self.path.as_ref()?;
+        // Read under the lock: an API edit writing meanwhile must not be
+        // mistaken for an older file edited on disk.
+        let mut running = self.running.lock().await;
         let text = match tokio::fs::read_to_string(path).await {
             Ok(t) => t,
             // Editors replace files by rename: a moment without one is normal.
             Err(_) => return None,
         };
         let sha = sha256_hex(text.as_bytes());
-        let mut running = self.running.lock().await;
         if sha == running.text_sha256 || running.refused_sha256.as_ref() == Some(&sha) {
             return None;
         }

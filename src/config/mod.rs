@@ -694,7 +694,9 @@ impl Config {
                 );
             }
             if let Some(name) = &z.name
-                && (name.trim().is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control))
+                && (name.trim().is_empty()
+                    || name.chars().count() > 80
+                    || name.chars().any(char::is_control))
             {
                 push(
                     item.clone(),

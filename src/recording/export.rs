@@ -70,9 +70,7 @@ pub(crate) fn readings_from<'a>(
     lines
         .iter()
         .enumerate()
-        .filter(|(i, (_, (sensor, at)))| {
-            *at >= from || last_before.get(sensor.as_str()) == Some(i)
-        })
+        .filter(|(i, (_, (sensor, at)))| *at >= from || last_before.get(sensor.as_str()) == Some(i))
         .map(|(_, (line, (_, at)))| (*line, *at))
         .collect()
 }
@@ -118,12 +116,7 @@ pub fn export_scenario(
     out: &Path,
     name: &str,
 ) -> Result<ExportSummary, ExportError> {
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map_err(io(out))?
-            .next()
-            .is_some()
-    {
+    if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(ExportError::NotEmpty(out.display().to_string()));
     }
     let frames_dir = recording_dir.join("frames");

@@ -23,7 +23,9 @@ pub enum WhatIfError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{file}: none of its cameras ({cameras}) is in the scenario ({scenario}); nothing to compare")]
+    #[error(
+        "{file}: none of its cameras ({cameras}) is in the scenario ({scenario}); nothing to compare"
+    )]
     NoCameras {
         file: String,
         cameras: String,
@@ -53,8 +55,17 @@ impl Side {
             raw.zones = own.zones;
             raw.sensors = own.sensors;
         }
-        let in_scenario: Vec<&str> = scenario.file.cameras.iter().map(|c| c.id.as_str()).collect();
-        if !raw.cameras.iter().any(|c| in_scenario.contains(&c.id.as_str())) {
+        let in_scenario: Vec<&str> = scenario
+            .file
+            .cameras
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        if !raw
+            .cameras
+            .iter()
+            .any(|c| in_scenario.contains(&c.id.as_str()))
+        {
             return Err(WhatIfError::NoCameras {
                 file,
                 cameras: raw
@@ -133,10 +144,18 @@ pub struct WhatIf {
 pub fn diff(current: &[ReportViolation], new: &[ReportViolation]) -> BTreeMap<String, ZoneDiff> {
     let mut by_zone: BTreeMap<String, (Vec<ViolationSpan>, Vec<ViolationSpan>)> = BTreeMap::new();
     for v in current {
-        by_zone.entry(v.zone.clone()).or_default().0.push(ViolationSpan::of(v));
+        by_zone
+            .entry(v.zone.clone())
+            .or_default()
+            .0
+            .push(ViolationSpan::of(v));
     }
     for v in new {
-        by_zone.entry(v.zone.clone()).or_default().1.push(ViolationSpan::of(v));
+        by_zone
+            .entry(v.zone.clone())
+            .or_default()
+            .1
+            .push(ViolationSpan::of(v));
     }
     let secs = |ms: Millis| ms as f64 / 1000.0;
     by_zone
@@ -266,7 +285,11 @@ impl WhatIf {
             "total", total[0], total[1], total[2], total[3], total[4]
         );
         let span = |v: &ViolationSpan| {
-            format!("{} – {}", v.start, v.end.as_deref().unwrap_or("(still open)"))
+            format!(
+                "{} – {}",
+                v.start,
+                v.end.as_deref().unwrap_or("(still open)")
+            )
         };
         let mut details = String::new();
         for (zone, d) in &self.zones {
@@ -324,9 +347,9 @@ mod tests {
             v("b", 0, None),
         ];
         let new = [
-            v("a", 20, Some(100)),  // same vehicle, later start
+            v("a", 20, Some(100)),    // same vehicle, later start
             v("a", 1000, Some(1100)), // a new one
-            v("b", 0, None),        // unchanged
+            v("b", 0, None),          // unchanged
         ];
         let d = diff(&current, &new);
         let a = &d["a"];
