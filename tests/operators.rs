@@ -371,14 +371,17 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
     let base = site.base.clone();
     let token = operator.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("operator.mjs"))
+        let mut node = Command::new("node");
+        node.arg(dir.join("operator.mjs"))
             .env("BASE_URL", base)
             .env("TOKEN", token)
             .env("CAMERA", "cam1")
-            .env("ZONE", "browser-zone")
-            .output()
-            .unwrap()
+            .env("ZONE", "browser-zone");
+        // To look at the page the test ended on.
+        if let Ok(path) = std::env::var("OPERATOR_SCREENSHOT") {
+            node.env("SCREENSHOT_PATH", path);
+        }
+        node.output().unwrap()
     })
     .await
     .unwrap();
