@@ -6,8 +6,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    firelane::cli::init_tracing();
     let cli = firelane::cli::Cli::parse();
+    firelane::cli::init_tracing(&cli);
     match firelane::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

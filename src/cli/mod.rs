@@ -229,10 +229,15 @@ pub enum EvidenceAction {
     },
 }
 
-pub fn init_tracing() {
+pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FIRELANE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off"));
+    // A what-if's per-violation lines would bury its table and progress bar.
+    let default = match cli.command {
+        Command::Whatif { .. } => "warn,rumqttd=off",
+        _ => "info,rumqttd=off",
+    };
+    let filter =
+        EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -504,6 +509,10 @@ fn print_summary(cfg: &Config) {
                     String::new()
                 } else {
                     format!(", sensors {}", z.sensors.join(", "))
+                } + if z.schedule.is_some() {
+                    ", on a schedule"
+                } else {
+                    ""
                 }
             );
         }
