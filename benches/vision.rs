@@ -1,5 +1,5 @@
-//! Criterion micro-benchmarks of the frame path: decode (full and at the
-//! zones' DCT scale), crop + resize + normalise, and inference per batch
+//! Criterion micro-benchmarks of the frame path: decode (full, full into a
+//! reused buffer, and at the zones' DCT scale), crop + resize + normalise, and inference per batch
 //! size. `cargo bench --bench vision`. Frames: a real scenario frame
 //! resized to 1920x1080 when `$FIRELANE_SHARED` (or ../shared) has
 //! cnrpark-a, else a synthetic one; zones: six boxes of 1/8 the width.
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use firelane::config::ZonePolygon;
 use firelane::vision::Classifier;
-use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones};
+use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones, decode_jpeg_into};
 
 fn frame_1080p() -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -55,6 +55,12 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode_1080p");
     g.bench_function("full", |b| {
         b.iter(|| decode_jpeg(black_box(&jpeg)).unwrap())
+    });
+    // What the scoring threads do: zune-jpeg straight into a buffer kept
+    // from the frame before (no input copy, no fresh 6 MB allocation).
+    let mut buf = Vec::new();
+    g.bench_function("full_into_reused_buffer", |b| {
+        b.iter(|| decode_jpeg_into(black_box(&jpeg), &mut buf).unwrap())
     });
     g.bench_function("scaled_for_6_zones", |b| {
         b.iter(|| decode_jpeg_for_zones(black_box(&jpeg), &bounds, classifier.input_px()).unwrap())

@@ -22,7 +22,7 @@ use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::store::{EvidenceRow, Store, StoreError, ViolationRow, ZoneStateRow, violation_id};
 use crate::time::{Millis, format_rfc3339, rfc3339};
 use crate::tracking::{Phase, Reading, SensorVote, Transition, ZoneTracker, fuse};
-use crate::vision::decode::decode_jpeg_for_zones;
+use crate::vision::decode::{decode_jpeg_for_zones, decode_jpeg_into, scaled_decode_worth_it};
 use crate::vision::{Classifier, DecodeError, ModelError, decode_jpeg};
 
 /// A camera frame as received: the JPEG bytes, untouched.
@@ -42,9 +42,6 @@ pub struct ScoredFrame {
     /// The zones as they were when scored (a config change may come between).
     zones: Arc<CameraZones>,
     scores: Vec<f32>,
-    /// The decoded frame when it was decoded at full size (annotation
-    /// reuses it); a reduced-scale decode is not kept.
-    image: Option<Arc<RgbImage>>,
     pub times: FrameTimes,
 }
 
@@ -85,27 +82,37 @@ impl Scorer {
             at: format_rfc3339(frame.captured_at),
             source,
         };
-        let (image, full) = if self.scaled_decode {
-            let (img, denominator) =
-                decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
-                    .map_err(decode_error)?;
-            (img, denominator == 1)
+        let scaled = if self.scaled_decode {
+            scaled_decode_worth_it(&frame.jpeg, &zones.bounds, self.classifier.input_px())
         } else {
-            (decode_jpeg(&frame.jpeg).map_err(decode_error)?, true)
+            false
+        };
+        let image = if scaled {
+            decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
+                .map_err(decode_error)?
+                .0
+        } else {
+            // Full size into this thread's reused buffer, given back below.
+            let mut buf = FRAME_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            let (w, h) = decode_jpeg_into(&frame.jpeg, &mut buf).map_err(decode_error)?;
+            RgbImage::from_raw(w, h, buf).expect("decoded size matches")
         };
         let decode = started.elapsed();
-        let (scores, stage) = self
+        let scored = self
             .classifier
             .score_zones_timed(&image, zones.polygons.iter(), INFERENCE_CHUNK)
             .map_err(|source| InputError::Model {
                 camera: frame.camera.clone(),
                 source,
-            })?;
+            });
+        if !scaled {
+            FRAME_BUFFER.with(|b| *b.borrow_mut() = image.into_raw());
+        }
+        let (scores, stage) = scored?;
         Ok(ScoredFrame {
             frame,
             zones,
             scores,
-            image: full.then(|| Arc::new(image)),
             times: FrameTimes {
                 decode,
                 crop: stage.crop,
@@ -113,6 +120,11 @@ impl Scorer {
             },
         })
     }
+}
+
+thread_local! {
+    /// Each scoring thread's frame buffer, reused frame after frame.
+    static FRAME_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Crops per inference call: tract runs this small network fastest per
@@ -710,7 +722,6 @@ impl Pipeline {
             frame,
             zones: camera_zones,
             scores,
-            image,
             times,
         } = scored;
         let known = self
@@ -783,12 +794,12 @@ impl Pipeline {
                 score: Some(score as f64),
             };
             if let Err(e) = self
-                .step_zone(i, frame.captured_at, Some((&held, image.as_ref())))
+                .step_zone(i, frame.captured_at, Some((&held, None)))
                 .await
             {
                 first_error.get_or_insert(e);
             }
-            if let Err(e) = self.fill_missing_evidence(i, &held, image.as_deref()).await {
+            if let Err(e) = self.fill_missing_evidence(i, &held, None).await {
                 first_error.get_or_insert(e);
             }
             self.update_live(i, frame.captured_at);

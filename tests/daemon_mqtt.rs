@@ -170,6 +170,10 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
             .await;
     }
     wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    // Delivery is at least once: killed between the broker's ack and the
+    // outbox row marked sent, a restart sends it again. Give the dispatcher
+    // the moment to record it; this test is about state, not that window.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     child.kill().unwrap(); // SIGKILL: no goodbye
     child.wait().unwrap();
     // The broker publishes the last will.

@@ -36,6 +36,27 @@ fn check_whole(bytes: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The largest factor any zone needs to keep `min_px` across (at least
+/// 1/8, the smallest DCT scale).
+fn scale_needed(zones: &[[f64; 4]], width: u32, height: u32, min_px: u32) -> f64 {
+    zones
+        .iter()
+        .map(|b| {
+            let zw = ((b[2] - b[0]) * width as f64).max(1.0);
+            let zh = ((b[3] - b[1]) * height as f64).max(1.0);
+            (min_px as f64 / zw).max(min_px as f64 / zh)
+        })
+        .fold(1.0 / 8.0, f64::max)
+        .min(1.0)
+}
+
+/// Whether [`decode_jpeg_for_zones`] would decode at a reduced scale (from
+/// the header alone); when not, a full decode into a reused buffer
+/// ([`decode_jpeg_into`]) is the cheaper path.
+pub fn scaled_decode_worth_it(bytes: &[u8], zones: &[[f64; 4]], min_px: u32) -> bool {
+    jpeg_dimensions(bytes).is_some_and(|(w, h)| scale_needed(zones, w, h, min_px) <= 0.25)
+}
+
 /// Decodes at the smallest DCT scale (1/4 or 1/8; else full size) that
 /// still gives every zone at least `min_px` pixels in width and height, so
 /// the crops lose nothing the model's input could use. `zones` are bounding boxes as
@@ -66,16 +87,7 @@ pub fn decode_jpeg_for_zones(
         // Greyscale or CMYK cameras are rare: the general decoder handles them.
         return decode_jpeg(bytes).map(|img| (img, 1));
     }
-    // The largest factor any zone needs to keep min_px across.
-    let need = zones
-        .iter()
-        .map(|b| {
-            let zw = ((b[2] - b[0]) * width as f64).max(1.0);
-            let zh = ((b[3] - b[1]) * height as f64).max(1.0);
-            (min_px as f64 / zw).max(min_px as f64 / zh)
-        })
-        .fold(1.0 / 8.0, f64::max)
-        .min(1.0);
+    let need = scale_needed(zones, width, height, min_px);
     if need > 0.25 {
         // Only quarter scale or less pays: at 1/2 this decoder was slower
         // than zune-jpeg's full decode (`cargo bench --bench vision`).
@@ -91,11 +103,56 @@ pub fn decode_jpeg_for_zones(
     Ok((img, denominator))
 }
 
+/// Decodes a whole frame as RGB into `buf` (resized, its allocation
+/// reused: a 1080p frame is 6 MB a scoring thread need not ask for anew
+/// each time) and returns its width and height. The same refusals as
+/// [`decode_jpeg`]; greyscale and CMYK frames take that general path.
+pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), DecodeError> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    check_whole(bytes)?;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| DecodeError::Corrupt(e.to_string());
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(corrupt)?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    let (width, height) = (width as u32, height as u32);
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
+    }
+    if !matches!(
+        decoder.input_colorspace(),
+        Some(ColorSpace::YCbCr | ColorSpace::RGB)
+    ) {
+        let img = decode_jpeg(bytes)?;
+        let dims = img.dimensions();
+        *buf = img.into_raw();
+        return Ok(dims);
+    }
+    decoder.set_options(decoder.options().jpeg_set_out_colorspace(ColorSpace::RGB));
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    buf.resize(size, 0);
+    decoder.decode_into(buf).map_err(corrupt)?;
+    Ok((width, height))
+}
+
 /// Width and height from the JPEG header, without decoding.
 pub fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
-        .into_dimensions()
-        .ok()
+    let mut decoder = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(bytes));
+    decoder.decode_headers().ok()?;
+    decoder.dimensions().map(|(w, h)| (w as u32, h as u32))
 }
 
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
@@ -159,6 +216,21 @@ mod tests {
             .encode_image(&img)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn decoding_into_a_reused_buffer_gives_the_same_pixels() {
+        let mut buf = Vec::new();
+        for (w, h) in [(64, 48), (32, 24), (64, 48)] {
+            let bytes = jpeg(w, h);
+            assert_eq!(decode_jpeg_into(&bytes, &mut buf).unwrap(), (w, h));
+            assert_eq!(buf, decode_jpeg(&bytes).unwrap().into_raw());
+        }
+        let bytes = jpeg(64, 48);
+        assert!(matches!(
+            decode_jpeg_into(&bytes[..bytes.len() / 2], &mut buf),
+            Err(DecodeError::Truncated(_))
+        ));
     }
 
     #[test]
