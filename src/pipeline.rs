@@ -793,13 +793,10 @@ impl Pipeline {
                 captured_at: frame.captured_at,
                 score: Some(score as f64),
             };
-            if let Err(e) = self
-                .step_zone(i, frame.captured_at, Some((&held, None)))
-                .await
-            {
+            if let Err(e) = self.step_zone(i, frame.captured_at, Some(&held)).await {
                 first_error.get_or_insert(e);
             }
-            if let Err(e) = self.fill_missing_evidence(i, &held, None).await {
+            if let Err(e) = self.fill_missing_evidence(i, &held).await {
                 first_error.get_or_insert(e);
             }
             self.update_live(i, frame.captured_at);
@@ -891,7 +888,7 @@ impl Pipeline {
         &mut self,
         i: usize,
         at: Millis,
-        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
+        frame: Option<&HeldFrame>,
     ) -> Result<(), RecordError> {
         if !self.is_active(i, at) {
             return self.deactivate(i, at).await;
@@ -922,24 +919,15 @@ impl Pipeline {
 
     /// The frame that stands for a zone at a reading: the one being
     /// processed, else the camera's latest.
-    fn frame_for(
-        &self,
-        i: usize,
-        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
-    ) -> Option<(HeldFrame, Option<Arc<RgbImage>>)> {
-        if let Some((h, img)) = frame {
-            return Some((h.clone(), img.cloned()));
+    fn frame_for(&self, i: usize, frame: Option<&HeldFrame>) -> Option<HeldFrame> {
+        if let Some(h) = frame {
+            return Some(h.clone());
         }
         let camera = &self.zones[i].zone.camera;
-        self.last_jpeg.get(camera).map(|(t, jpeg)| {
-            (
-                HeldFrame {
-                    jpeg: jpeg.clone(),
-                    captured_at: *t,
-                    score: None,
-                },
-                None,
-            )
+        self.last_jpeg.get(camera).map(|(t, jpeg)| HeldFrame {
+            jpeg: jpeg.clone(),
+            captured_at: *t,
+            score: None,
         })
     }
 
@@ -948,7 +936,7 @@ impl Pipeline {
         i: usize,
         t: &Transition,
         reading: &Reading,
-        frame: Option<(&HeldFrame, Option<&Arc<RgbImage>>)>,
+        frame: Option<&HeldFrame>,
     ) -> Result<(), RecordError> {
         let zone = self.zones[i].zone.clone();
         match *t {
@@ -956,7 +944,7 @@ impl Pipeline {
                 // Started by a sensor: the camera's last frame predates the
                 // start, so the next frame becomes the first evidence.
                 self.zones[i].first = None;
-                if let Some((held, _)) = frame {
+                if let Some(held) = frame {
                     self.hold_first(i, held)?;
                 }
                 self.publish_state(i, reading, None);
@@ -996,16 +984,12 @@ impl Pipeline {
                             captured_at: first.captured_at,
                             score: first.score,
                         };
-                        self.record_evidence(&id, &zone, "first", &held, None)
-                            .await?;
+                        self.record_evidence(&id, &zone, "first", &held).await?;
                     }
                     None => self.zones[i].pending_evidence.push("first"),
                 }
                 match self.frame_for(i, frame) {
-                    Some((held, img)) => {
-                        self.record_evidence(&id, &zone, "confirm", &held, img.as_deref())
-                            .await?
-                    }
+                    Some(held) => self.record_evidence(&id, &zone, "confirm", &held).await?,
                     None => self.zones[i].pending_evidence.push("confirm"),
                 }
                 Metrics::inc(&self.metrics.violations_opened, 1);
@@ -1020,7 +1004,7 @@ impl Pipeline {
                 self.publish_state(i, reading, Some(id));
             }
             Transition::ClearingStarted { .. } => {
-                self.zones[i].clearing = frame.map(|(h, _)| h.clone());
+                self.zones[i].clearing = frame.cloned();
             }
             Transition::Reminder {
                 at,
@@ -1062,12 +1046,9 @@ impl Pipeline {
                         .end_violation(&id, cleared_at, last_obstructed, peak, "cleared")
                         .await?;
                     let clearing = self.zones[i].clearing.take();
-                    let held = clearing
-                        .map(|h| (h, None))
-                        .or_else(|| self.frame_for(i, frame));
-                    if let Some((held, img)) = held {
-                        self.record_evidence(&id, &zone, "clear", &held, img.as_deref())
-                            .await?;
+                    let held = clearing.or_else(|| self.frame_for(i, frame));
+                    if let Some(held) = held {
+                        self.record_evidence(&id, &zone, "clear", &held).await?;
                     }
                     Metrics::inc(&self.metrics.violations_ended, 1);
                     tracing::info!(violation = %id, zone = %zone.id, cleared = %format_rfc3339(cleared_at), "violation ended");
@@ -1110,12 +1091,11 @@ impl Pipeline {
         &mut self,
         i: usize,
         held: &HeldFrame,
-        image: Option<&RgbImage>,
     ) -> Result<(), RecordError> {
         if let Some(id) = self.zones[i].violation_id.clone() {
             let zone = self.zones[i].zone.clone();
             for kind in std::mem::take(&mut self.zones[i].pending_evidence) {
-                self.record_evidence(&id, &zone, kind, held, image).await?;
+                self.record_evidence(&id, &zone, kind, held).await?;
             }
         }
         let z = &self.zones[i];
@@ -1140,7 +1120,6 @@ impl Pipeline {
         zone: &Zone,
         kind: &str,
         held: &HeldFrame,
-        decoded: Option<&RgbImage>,
     ) -> Result<(), RecordError> {
         let original = self.evidence.put(&held.jpeg)?;
         self.store
@@ -1155,21 +1134,16 @@ impl Pipeline {
                 score: held.score,
             })
             .await?;
-        let owned;
-        let image = match decoded {
-            Some(img) => Some(img),
-            None => match decode_jpeg(&held.jpeg) {
-                Ok(img) => {
-                    owned = img;
-                    Some(&owned)
-                }
-                Err(e) => {
-                    tracing::warn!(violation = %id, kind, error = %e, "evidence frame cannot be annotated");
-                    None
-                }
-            },
+        // Decoded again here: scoring threads keep no frames (transitions
+        // are rare, frames are not).
+        let image = match decode_jpeg(&held.jpeg) {
+            Ok(img) => Some(img),
+            Err(e) => {
+                tracing::warn!(violation = %id, kind, error = %e, "evidence frame cannot be annotated");
+                None
+            }
         };
-        if let Some(image) = image {
+        if let Some(image) = &image {
             let caption = Caption {
                 zone: &zone.id,
                 camera: &zone.camera,
