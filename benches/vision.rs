@@ -96,6 +96,24 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("frame_6_zones");
+    // The scoring threads' path: full decode into the reused buffer, then
+    // crop and score one crop at a time; beside it the general decoder.
+    let mut buf = Vec::new();
+    g.bench_function("decode_into_reused_score", |b| {
+        b.iter(|| {
+            let (w, h) = decode_jpeg_into(&jpeg, &mut buf).unwrap();
+            let img = image::RgbImage::from_raw(w, h, std::mem::take(&mut buf)).unwrap();
+            let scored = classifier.score_zones_timed(&img, zones.iter(), 1).unwrap();
+            buf = img.into_raw();
+            scored
+        })
+    });
+    g.bench_function("decode_general_score", |b| {
+        b.iter(|| {
+            let img = decode_jpeg(&jpeg).unwrap();
+            classifier.score_zones_timed(&img, zones.iter(), 1).unwrap()
+        })
+    });
     for chunk in [1usize, 6] {
         g.bench_with_input(
             BenchmarkId::new("decode_scaled_score_chunk", chunk),
