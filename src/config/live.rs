@@ -74,6 +74,8 @@ pub struct LiveConfig {
     path: Option<PathBuf>,
     file: String,
     card_threshold: Option<f64>,
+    /// `--data-dir` given on the command line: it outlives reloads.
+    data_dir_override: Option<PathBuf>,
     store: Store,
     tx: watch::Sender<Arc<Config>>,
     running: tokio::sync::Mutex<Running>,
@@ -134,11 +136,16 @@ impl LiveConfig {
             Err(_) => (None, String::new(), None),
         };
         let text_sha256 = sha256_hex(text.as_bytes());
+        let data_dir_override = Config::from_toml(&text, &file)
+            .ok()
+            .filter(|on_disk| on_disk.raw.storage.data_dir != config.raw.storage.data_dir)
+            .map(|_| config.raw.storage.data_dir.clone());
         let (tx, _) = watch::channel(config);
         Ok(Arc::new(LiveConfig {
             path,
             file,
             card_threshold,
+            data_dir_override,
             store,
             tx,
             running: tokio::sync::Mutex::new(Running {
@@ -175,8 +182,11 @@ impl LiveConfig {
     }
 
     fn validate(&self, text: &str) -> Result<Config, ConfigError> {
-        let config = Config::from_toml(text, &self.file)?;
-        Config::from_raw(config.raw, &self.file, self.card_threshold)
+        let mut raw = Config::from_toml(text, &self.file)?.raw;
+        if let Some(dir) = &self.data_dir_override {
+            raw.storage.data_dir = dir.clone();
+        }
+        Config::from_raw(raw, &self.file, self.card_threshold)
     }
 
     /// Applies `edit` to the file's text: validated, written, recorded,
