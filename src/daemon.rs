@@ -69,6 +69,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let site_key = Arc::new(SiteKey::load_or_create(&config.raw.storage.site_key())?);
     let live_config =
         LiveConfig::start(config.clone(), Some(classifier.threshold()), store.clone()).await?;
+    // Subscribed before the API serves, so no edit can slip between.
+    let engine_updates = live_config.subscribe();
+    let ingest_updates = live_config.subscribe();
     let store_for_alerts = store.clone();
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
     let mut pipeline = Pipeline::new(
@@ -78,6 +81,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         evidence,
         Some(alert_tx),
     );
+    let metrics_sources = Arc::new(std::sync::OnceLock::new());
     // The zone editor shows each camera's latest frame.
     pipeline.keep_latest_frames(config.raw.http.enabled);
     let http = if config.raw.http.enabled {
@@ -88,6 +92,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             audit: Arc::new(AuditLog::default()),
             config: live_config.clone(),
             live: pipeline.live(),
+            metrics: metrics_sources.clone(),
         };
         let (_, task) = api::serve(&config.raw.http.listen, state, shutdown.clone()).await?;
         Some(task)
@@ -122,11 +127,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         pipeline,
         workers,
         config.raw.ingest.queue_readings,
-        Some(live_config.subscribe()),
+        Some(engine_updates),
         shutdown.clone(),
     );
     let frames = engine.frames.clone();
     let ingest_metrics = Arc::new(ingest::mqtt::IngestMetrics::default());
+    let _ = metrics_sources.set(crate::api::metrics::MetricsSources {
+        pipeline: engine.metrics.clone(),
+        ingest: ingest_metrics.clone(),
+        frames: engine.frames.clone(),
+        recording_dropped: recorder.as_ref().map(|r| r.dropped.clone()),
+    });
     let tasks = TaskTracker::new();
     let stop_ingest = CancellationToken::new();
     tasks.spawn(ingest::mqtt::run_event_loop(
@@ -138,7 +149,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
             readings: engine.readings.clone(),
             recorder,
         },
-        Some(live_config.subscribe()),
+        Some(ingest_updates),
         ingest_metrics.clone(),
         stop_ingest.clone(),
     ));

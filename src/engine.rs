@@ -98,6 +98,12 @@ impl Engine {
             loop {
                 tokio::select! {
                     biased;
+                    // First: a busy camera must not hold a new config back.
+                    config = next_config(&mut updates) => {
+                        if let Err(e) = pipeline.reconfigure(config).await {
+                            tracing::error!(error = %e, "applying the new configuration");
+                        }
+                    }
                     scored = scored_rx.recv() => {
                         let Some(scored) = scored else { break };
                         let at = scored.as_ref().map(|s| s.frame.captured_at).ok();
@@ -125,11 +131,6 @@ impl Engine {
                             if let Err(e) = pipeline.tick(now).await {
                                 tracing::error!(error = %e, "tick failed");
                             }
-                        }
-                    }
-                    config = next_config(&mut updates) => {
-                        if let Err(e) = pipeline.reconfigure(config).await {
-                            tracing::error!(error = %e, "applying the new configuration");
                         }
                     }
                     _ = shutdown.cancelled(), if !closing => {

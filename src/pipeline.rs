@@ -569,27 +569,37 @@ impl Pipeline {
             .is_none_or(|s| s.is_active(at))
     }
 
-    /// A zone outside its schedule: an open obstruction is forgotten and an
-    /// open violation ends at the instant the enforced window closed.
-    async fn deactivate(&mut self, i: usize, at: Millis) -> Result<(), RecordError> {
+    /// When zone `i` was judged last inside an enforced window that has
+    /// closed since (before `at`): the instant it closed.
+    fn window_closed_since_last(&self, i: usize, at: Millis) -> Option<Millis> {
+        let z = &self.zones[i];
+        let schedule = z.zone.schedule.as_ref()?;
+        let last = z.tracker.last_at?;
+        let open = !matches!(z.tracker.phase, Phase::Clear) || z.violation_id.is_some();
+        if !open || last >= at || !schedule.is_active(last) {
+            return None;
+        }
+        schedule.first_inactive_after(last, at)
+    }
+
+    /// A zone outside its schedule since `ended_at`: an open obstruction is
+    /// forgotten and an open violation ends at that instant.
+    async fn deactivate(&mut self, i: usize, ended_at: Millis) -> Result<(), RecordError> {
         let z = &self.zones[i];
         if matches!(z.tracker.phase, Phase::Clear) && z.violation_id.is_none() {
             return Ok(());
         }
-        let ended_at = match (&z.zone.schedule, z.tracker.last_at) {
-            (Some(s), Some(last)) if last < at && s.is_active(last) => s.change_between(last, at),
-            _ => at,
-        };
         let started = Instant::now();
         self.outgoing.clear();
         let zone = z.zone.clone();
         let phase = z.tracker.phase.clone();
-        if let Some(id) = self.zones[i].violation_id.take() {
+        if let Some(id) = self.zones[i].violation_id.clone() {
             self.end_with_reason(&zone, &phase, &id, ended_at, "schedule_ended")
                 .await?;
         }
         let z = &mut self.zones[i];
-        z.tracker = ZoneTracker::resume(Phase::Clear, Some(at));
+        z.violation_id = None;
+        z.tracker = ZoneTracker::resume(Phase::Clear, Some(ended_at));
         z.first = None;
         z.clearing = None;
         z.pending_evidence.clear();
@@ -890,6 +900,9 @@ impl Pipeline {
         at: Millis,
         frame: Option<&HeldFrame>,
     ) -> Result<(), RecordError> {
+        if let Some(closed) = self.window_closed_since_last(i, at) {
+            self.deactivate(i, closed).await?;
+        }
         if !self.is_active(i, at) {
             return self.deactivate(i, at).await;
         }

@@ -124,6 +124,13 @@ impl Site {
         std::fs::read_to_string(&self.config).unwrap()
     }
 
+    /// An edit on disk as an editor saves it: a new file renamed over.
+    fn write_file(&self, text: &str) {
+        let tmp = self.config.with_extension("toml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
     async fn stop(&mut self) {
         self.shutdown.cancel();
         (&mut self.daemon).await.unwrap().unwrap();
@@ -153,9 +160,11 @@ fn new_zone(threshold: f64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
-    let mut site = Site::start("").await;
+    let mut site =
+        Site::start("\n[alerts]\nsmtp_url = \"smtp://mail:s3cret@127.0.0.1:2525\"\n").await;
     let operator = site.token(Role::Operator).await;
     let viewer = site.token(Role::Viewer).await;
+    let admin = site.token(Role::Admin).await;
     let camera = publisher(&site.broker, "ops-camera").await;
     let t0 = firelane::time::wall_clock_ms() - 3_600_000;
     camera.frame(t0, &jpeg_frame(640, 480, 1)).await;
@@ -184,6 +193,35 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         jpeg.bytes().await.unwrap().as_ref(),
         jpeg_frame(640, 480, 1)
     );
+
+    // Counters for monitoring, in the Prometheus text format.
+    let metrics = site
+        .http
+        .get(format!("{}/metrics", site.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("firelane_frames_total") >= 1.0, "{text}");
+    assert_eq!(value("firelane_mqtt_connected"), 1.0);
+    assert!(text.contains("firelane_frames_superseded_total"));
+    assert!(text.contains("firelane_stage_seconds_total{stage=\"inference\"}"));
+    let anonymous = site
+        .http
+        .get(format!("{}/metrics", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 
     // Refused with the problems check-config names for the same file.
     let (status, body) = site
@@ -248,25 +286,24 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         file.contains("inactive = [{ days = [\"mon-fri\"]"),
         "{file}"
     );
-    camera.frame(t0 + 1000, &jpeg_frame(640, 480, 2)).await;
-    camera.frame(t0 + 2000, &jpeg_frame(640, 480, 3)).await;
-    let zone = site
-        .wait_for(
-            "/api/zones/bay-2",
-            &operator,
-            "a score for the new zone",
-            |z| z["live"]["score"].is_number(),
-        )
-        .await;
+    // Frames keep coming, as from a live camera, until the zone has a score.
+    let mut zone = Value::Null;
+    for k in 1..=100 {
+        camera
+            .frame(t0 + k * 1000, &jpeg_frame(640, 480, k as u32))
+            .await;
+        zone = site.get("/api/zones/bay-2", &operator).await;
+        if zone["live"]["score"].is_number() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(zone["live"]["score"].is_number(), "{zone}");
     assert_eq!(zone["name"], "Loading bay");
     assert_eq!(zone["schedule"]["inactive"][0]["from"], "07:00");
 
     // A bad edit of the file on disk is refused; the running config stays.
-    std::fs::write(
-        &site.config,
-        file.replace("threshold = 0.55", "threshold = 7"),
-    )
-    .unwrap();
+    site.write_file(&file.replace("threshold = 0.55", "threshold = 7"));
     let cams = site
         .wait_for("/api/cameras", &operator, "the reload error", |b| {
             b["config"]["reload_error"].is_string()
@@ -278,10 +315,27 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         "{error}"
     );
     assert_eq!(zone_ids(&cams), ["lane-1", "bay-2"]);
+    // Nor does an edit through the API overwrite the file meanwhile.
+    let (status, body) = site
+        .send(
+            reqwest::Method::PUT,
+            "/api/zones/bay-3",
+            &operator,
+            Some(new_zone(0.5)),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed on disk"),
+        "{body}"
+    );
 
     // A good edit on disk is picked up.
     let without = firelane::config::edit::delete_zone(&file, "site.toml", "bay-2").unwrap();
-    std::fs::write(&site.config, &without).unwrap();
+    site.write_file(&without);
     let cams = site
         .wait_for("/api/cameras", &operator, "the file's change", |b| {
             b["cameras"][0]["zones"].as_array().unwrap().len() == 1
@@ -299,9 +353,20 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
     assert_eq!(sources, ["file", "api", "start"]);
     assert_eq!(versions[1]["actor"], "operator-user");
     assert_eq!(versions[1]["id"], saved_version);
-    let old = site
+    // Operators see versions without credentials; admins see them whole.
+    let shown = site
         .get(&format!("/api/config/history/{saved_version}"), &operator)
         .await;
+    let shown = shown["toml"].as_str().unwrap();
+    assert!(
+        !shown.contains("s3cret") && shown.contains("(redacted)"),
+        "{shown}"
+    );
+    assert!(shown.contains("id = \"bay-2\""));
+    let old = site
+        .get(&format!("/api/config/history/{saved_version}"), &admin)
+        .await;
+    assert!(old["toml"].as_str().unwrap().contains("s3cret"));
     let (status, body) = site
         .send(
             reqwest::Method::POST,
@@ -430,18 +495,24 @@ async fn recording_exports_a_scenario_that_whatif_compares() {
             .frame(t0 + k * 20 * s, &jpeg_frame(640, 480, k as u32))
             .await;
     }
-    // The writer works behind ingest: wait for the last frame on disk.
-    let last = site
-        .data
-        .path()
-        .join(format!("recording/frames/cam1/{}.jpg", t0 + 100 * s));
+    // The writer works behind ingest: wait for the last frame on disk and
+    // the oldest ones gone.
+    let dir = site.data.path().join("recording/frames/cam1");
+    let last = dir.join(format!("{}.jpg", t0 + 100 * s));
+    let jpgs = || {
+        std::fs::read_dir(&dir).map_or(0, |d| {
+            d.filter(|e| e.as_ref().unwrap().path().extension() == Some("jpg".as_ref()))
+                .count()
+        })
+    };
     for _ in 0..100 {
-        if last.exists() {
+        if last.exists() && jpgs() == 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(last.exists(), "{} not recorded", last.display());
+    assert_eq!(jpgs(), 5);
 
     let scenario = site.data.path().join("exported");
     let out = Command::new(env!("CARGO_BIN_EXE_firelane"))

@@ -119,6 +119,41 @@ zone = "bay"
 }
 
 #[tokio::test]
+async fn a_window_that_closed_while_the_camera_was_silent_still_ends_the_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = r#"
+[[zones]]
+id = "bay"
+camera = "cam"
+polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+schedule = { timezone = "UTC", active = [{ days = ["daily"], from = "08:00", to = "09:00" }] }
+[[sensors]]
+id = "loop"
+zone = "bay"
+"#;
+    let config = Arc::new(Config::from_toml(&config_text(dir.path(), zones), "t.toml").unwrap());
+    let (mut p, store) = pipeline(&config).await;
+    let t0 = parse_rfc3339("2026-11-30T08:50:00Z").unwrap();
+    sensor(&mut p, "loop", t0, true).await;
+    for k in 0..5 {
+        frame(&mut p, t0 + k * 20 * S).await;
+    }
+    let v = store.violations().await.unwrap();
+    assert_eq!(v.len(), 1);
+    // Silent until the next morning's window, the car still there.
+    let next = parse_rfc3339("2026-12-01T08:05:00Z").unwrap();
+    frame(&mut p, next).await;
+    let ended = store.violation(&v[0].id).await.unwrap().unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("schedule_ended"));
+    assert_eq!(
+        ended.cleared_ms,
+        Some(parse_rfc3339("2026-11-30T09:00:00Z").unwrap())
+    );
+    // Today's obstruction starts today, not yesterday.
+    assert!(matches!(p.zone_phases()[0].1, Phase::Obstructed { start, .. } if start == next));
+}
+
+#[tokio::test]
 async fn reconfiguring_keeps_unchanged_zones_and_ends_redrawn_ones() {
     let dir = tempfile::tempdir().unwrap();
     let zone = |id: &str, x0: f64, sensor: &str| {

@@ -64,6 +64,7 @@ pub const OPERATORS: &[Role] = &[Role::Operator, Role::Admin];
 /// lists and a test holds the OpenAPI document's `x-roles` to them.
 pub const ENDPOINT_ROLES: &[(&str, &[Role])] = &[
     ("getMe", ANY_ROLE),
+    ("getMetrics", ANY_ROLE),
     ("listViolations", ANY_ROLE),
     ("getViolation", ANY_ROLE),
     ("getEvidence", ANY_ROLE),

@@ -5,6 +5,7 @@
 //! names a file: evidence is found through the database by hash.
 
 pub mod auth;
+pub mod metrics;
 mod violations;
 mod web;
 mod zones;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub config: Arc<LiveConfig>,
     /// Zone states and latest frames from the pipeline.
     pub live: Arc<RwLock<LiveView>>,
+    /// Counters for `/metrics`, once the engine runs.
+    pub metrics: Arc<std::sync::OnceLock<metrics::MetricsSources>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health))
         .route("/api/openapi.json", get(openapi))
         .route("/api/me", get(me))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/violations", get(violations::list))
         .route("/api/violations/{id}", get(violations::detail))
         .route(
@@ -184,6 +188,7 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid_config",
             StatusCode::CONFLICT => "conflict",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             s if s.is_client_error() => "bad_request",
             _ => "internal",
         }

@@ -250,7 +250,7 @@ fn apply_error(e: ApplyError) -> ApiError {
         ApplyError::UnknownVersion(id) => {
             ApiError::not_found(format!("no configuration version {id}"))
         }
-        e @ (ApplyError::Edit(_) | ApplyError::NoFile) => {
+        e @ (ApplyError::Edit(_) | ApplyError::NoFile | ApplyError::ChangedOnDisk(_)) => {
             ApiError::new(StatusCode::CONFLICT, e.to_string())
         }
         ApplyError::Store(e) => e.into(),
@@ -398,7 +398,12 @@ pub async fn config_version(
         .config_version(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no configuration version {id}")))?;
-    Ok(Json(VersionJson::of(v, true)))
+    let mut v = VersionJson::of(v, true);
+    // Operators tune zones; credentials are for admins' eyes only.
+    if caller.role != crate::api::auth::Role::Admin {
+        v.toml = v.toml.as_deref().map(edit::redact_secrets);
+    }
+    Ok(Json(v))
 }
 
 pub async fn restore_version(

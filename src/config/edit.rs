@@ -183,6 +183,55 @@ pub fn delete_zone(text: &str, file: &str, id: &str) -> Result<String, EditError
     Ok(doc.to_string())
 }
 
+/// The text with secrets replaced by `(redacted)`: `password` and `secret`
+/// values anywhere, and the password inside URLs (`smtp_url`,
+/// `database_url`, `url`). For showing a config to a role that may tune
+/// zones but not read credentials, and for scenario exports.
+pub fn redact_secrets(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<DocumentMut>() else {
+        return "# (not valid TOML; not shown)\n".into();
+    };
+    redact_table(doc.as_table_mut());
+    doc.to_string()
+}
+
+const REDACTED: &str = "(redacted)";
+
+fn redact_value(key: &str, v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            let text = s.value().to_string();
+            let new = if key == "password" || key == "secret" {
+                Some(REDACTED.to_string())
+            } else {
+                url::Url::parse(&text)
+                    .ok()
+                    .filter(|u| u.password().is_some())
+                    .and_then(|mut u| u.set_password(Some(REDACTED)).ok().map(|_| u.to_string()))
+            };
+            if let Some(new) = new {
+                let decor = v.decor().clone();
+                *v = Value::from(new);
+                *v.decor_mut() = decor;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_value(key, x)),
+        Value::InlineTable(t) => t.iter_mut().for_each(|(k, x)| redact_value(&k, x)),
+        _ => {}
+    }
+}
+
+fn redact_table(t: &mut Table) {
+    for (k, item) in t.iter_mut() {
+        match item {
+            Item::Value(v) => redact_value(&k, v),
+            Item::Table(t) => redact_table(t),
+            Item::ArrayOfTables(a) => a.iter_mut().for_each(redact_table),
+            Item::None => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +307,33 @@ zone = "north"
         assert_eq!(sensors, [("loop-2", "north")]);
         // The result validates like a hand-written file.
         crate::config::Config::from_toml(&out, "site.toml").unwrap();
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let text = r#"# keep me
+[mqtt]
+url = "mqtts://fire:hunter2@broker:8883"
+password = "hunter2"   # the broker's
+[alerts]
+smtp_url = "smtp://mail:s3cret@mx.example.com:587"
+[[sites]]
+id = "north"
+webhooks = [{ url = "https://hooks.example.com/x", secret = "abc" }]
+"#;
+        let out = redact_secrets(text);
+        for gone in ["hunter2", "s3cret", "\"abc\""] {
+            assert!(!out.contains(gone), "{gone} left in:\n{out}");
+        }
+        for kept in [
+            "# keep me",
+            "# the broker's",
+            "https://hooks.example.com/x",
+            "mx.example.com",
+        ] {
+            assert!(out.contains(kept), "{kept} lost:\n{out}");
+        }
+        assert_eq!(out.matches(REDACTED).count(), 4, "{out}");
     }
 
     #[test]

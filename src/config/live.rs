@@ -38,6 +38,8 @@ pub enum ApplyError {
     UnknownVersion(i64),
     #[error("the configuration was not loaded from a file; nothing to edit")]
     NoFile,
+    #[error("{0} changed on disk and is not applied yet; reload and make the change again")]
+    ChangedOnDisk(String),
 }
 
 /// What the API shows about the running configuration.
@@ -67,6 +69,9 @@ struct Running {
     version: Option<i64>,
     /// A refused file's hash, so it is reported once, not every poll.
     refused_sha256: Option<String>,
+    /// A changed file's hash seen once: applied when the next poll sees it
+    /// again, so a file caught half-written (emptied, then written) is not.
+    settling_sha256: Option<String>,
 }
 
 pub struct LiveConfig {
@@ -153,6 +158,7 @@ impl LiveConfig {
                 text_sha256,
                 version,
                 refused_sha256: None,
+                settling_sha256: None,
             }),
             reload_error: Mutex::new(None),
         }))
@@ -200,6 +206,7 @@ impl LiveConfig {
             return Err(ApplyError::NoFile);
         }
         let mut running = self.running.lock().await;
+        self.check_disk(&running, false).await?;
         let text = edit(&running.text, &self.file)?;
         self.accept(&mut running, text, actor, "api", true).await
     }
@@ -215,8 +222,25 @@ impl LiveConfig {
             .await?
             .ok_or(ApplyError::UnknownVersion(id))?;
         let mut running = self.running.lock().await;
+        // Restoring is also the way back from a file that was refused.
+        self.check_disk(&running, true).await?;
         self.accept(&mut running, old.toml, actor, "restore", true)
             .await
+    }
+
+    /// An edit on disk not applied yet (or refused) would be overwritten
+    /// by an edit through the API: refuse instead.
+    async fn check_disk(&self, running: &Running, refused_ok: bool) -> Result<(), ApplyError> {
+        if let Some(path) = &self.path
+            && let Ok(text) = tokio::fs::read_to_string(path).await
+        {
+            let sha = sha256_hex(text.as_bytes());
+            let refused = running.refused_sha256.as_ref() == Some(&sha);
+            if sha != running.text_sha256 && !(refused_ok && refused) {
+                return Err(ApplyError::ChangedOnDisk(self.file.clone()));
+            }
+        }
+        Ok(())
     }
 
     async fn accept(
@@ -235,10 +259,20 @@ impl LiveConfig {
             })?;
         }
         let sha = sha256_hex(text.as_bytes());
-        let version = self
+        let version = match self
             .store
             .add_config_version(wall_clock_ms(), actor, source, &sha, &text)
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                // Not recorded, so not applied: put the running text back.
+                if write && let Some(path) = &self.path {
+                    let _ = write_atomically(path, &running.text);
+                }
+                return Err(e.into());
+            }
+        };
         let restart_needed = restart_sections(&self.current().raw, &config.raw);
         if !restart_needed.is_empty() {
             tracing::warn!(sections = ?restart_needed, "configuration changes that take effect after a restart");
@@ -247,6 +281,7 @@ impl LiveConfig {
         running.text_sha256 = sha;
         running.version = Some(version);
         running.refused_sha256 = None;
+        running.settling_sha256 = None;
         *self.reload_error.lock().expect("lock") = None;
         self.tx.send_replace(config.clone());
         tracing::info!(
@@ -277,10 +312,20 @@ impl LiveConfig {
         };
         let sha = sha256_hex(text.as_bytes());
         if sha == running.text_sha256 || running.refused_sha256.as_ref() == Some(&sha) {
+            running.settling_sha256 = None;
+            return None;
+        }
+        if running.settling_sha256.as_ref() != Some(&sha) {
+            running.settling_sha256 = Some(sha);
             return None;
         }
         match self.accept(&mut running, text, "file", "file", false).await {
             Ok(applied) => Some(Ok(applied)),
+            Err(e @ ApplyError::Store(_)) => {
+                // Not the file's fault: try again on the next poll.
+                tracing::error!(error = %e, "configuration file change not recorded");
+                Some(Err(e))
+            }
             Err(e) => {
                 tracing::error!(file = %self.file, "configuration file refused; the running configuration stays:\n{e}");
                 running.refused_sha256 = Some(sha);
@@ -307,8 +352,11 @@ impl LiveConfig {
 }
 
 /// Writes beside the file and renames over it, so a crash or a reader
-/// never sees half a file.
+/// never sees half a file. A symlinked config is written at its target;
+/// the file keeps its permissions (it may hold secrets).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let name = path
         .file_name()
@@ -318,6 +366,11 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_default()
         .join(format!(".{name}.firelane-tmp"));
-    std::fs::write(&tmp, text)?;
+    let mut file = std::fs::File::create(&tmp)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        file.set_permissions(meta.permissions())?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
     std::fs::rename(&tmp, path)
 }

@@ -150,7 +150,12 @@ impl ScheduleConfig {
                 let from = parse_minutes(&w.from).map_err(|m| problems.push((field("from"), m)));
                 let to = parse_minutes(&w.to).map_err(|m| problems.push((field("to"), m)));
                 if let (Ok(days), Ok(from), Ok(to)) = (days, from, to) {
-                    if from == to || (from == 1440 && to == 0) {
+                    if from == 1440 {
+                        problems.push((
+                            field("from"),
+                            "24:00 ends a day; a window starts at 00:00 to 23:59".into(),
+                        ));
+                    } else if from == to {
                         problems.push((
                             field("to"),
                             format!(
@@ -159,11 +164,7 @@ impl ScheduleConfig {
                             ),
                         ));
                     } else {
-                        out.push(Window {
-                            days,
-                            from: from % 1440,
-                            to,
-                        });
+                        out.push(Window { days, from, to });
                     }
                 }
             }
@@ -202,19 +203,33 @@ impl Schedule {
             && !self.inactive.iter().any(inside)
     }
 
-    /// The first instant in `(after, until]` at which the schedule no longer
-    /// holds `after`'s state: where an enforced window ended between two
-    /// readings. Assumes one change in between (readings are minutes apart
-    /// at most in practice); with several, it finds one of them.
-    pub fn change_between(&self, after: Millis, until: Millis) -> Millis {
-        let state = self.is_active(after);
-        if self.is_active(until) == state {
-            return until;
+    /// The first instant in `(after, until]` at which the zone is not
+    /// enforced, if there is one: where an enforced window closed between
+    /// two readings, however far apart (a silent camera, a daemon down
+    /// overnight). Windows change on minute boundaries, so minutes are
+    /// probed (62 days at most, then `until` itself) and the change is
+    /// then found to the millisecond.
+    pub fn first_inactive_after(&self, after: Millis, until: Millis) -> Option<Millis> {
+        const MINUTE: Millis = 60_000;
+        const HORIZON: Millis = 62 * 24 * 60 * MINUTE;
+        let end = until.min(after.saturating_add(HORIZON));
+        let mut lo = after;
+        let mut t = (after.div_euclid(MINUTE) + 1) * MINUTE;
+        while t < end {
+            if !self.is_active(t) {
+                return Some(self.first_change(lo, t));
+            }
+            lo = t;
+            t += MINUTE;
         }
-        let (mut lo, mut hi) = (after, until);
+        (!self.is_active(until)).then(|| self.first_change(lo, until))
+    }
+
+    /// Between `lo` (enforced) and `hi` (not): the first instant not enforced.
+    fn first_change(&self, mut lo: Millis, mut hi: Millis) -> Millis {
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if self.is_active(mid) == state {
+            if self.is_active(mid) {
                 lo = mid;
             } else {
                 hi = mid;
@@ -261,8 +276,17 @@ mod tests {
         assert!(s.is_active(at("2026-06-01T08:00:00Z")));
         // The window's end found between two readings, to the millisecond.
         assert_eq!(
-            s.change_between(at("2026-11-30T05:30:00Z"), at("2026-11-30T06:30:00Z")),
-            at("2026-11-30T06:00:00Z")
+            s.first_inactive_after(at("2026-11-30T05:30:00Z"), at("2026-11-30T06:30:00Z")),
+            Some(at("2026-11-30T06:00:00Z"))
+        );
+        // A gap of a day and a half holding a whole window (and its end).
+        assert_eq!(
+            s.first_inactive_after(at("2026-11-30T05:30:00Z"), at("2026-12-01T20:00:00Z")),
+            Some(at("2026-11-30T06:00:00Z"))
+        );
+        assert_eq!(
+            s.first_inactive_after(at("2026-11-30T09:00:00Z"), at("2026-11-30T20:00:00Z")),
+            None
         );
     }
 

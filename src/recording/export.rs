@@ -239,7 +239,8 @@ pub fn export_scenario(
     )
     .map_err(io(&path))?;
     let path = out.join("config.toml");
-    std::fs::write(&path, config_text).map_err(io(&path))?;
+    // Shared with whoever runs the what-if: no credentials.
+    std::fs::write(&path, crate::config::edit::redact_secrets(config_text)).map_err(io(&path))?;
     Ok(ExportSummary {
         dir: out.to_path_buf(),
         cameras: recorded.len(),

@@ -214,12 +214,21 @@ impl Writer {
     /// last one before them: sensors report on change, so that one still
     /// says what the sensor reads when the recording begins.
     fn trim_readings(&self) -> std::io::Result<()> {
-        let oldest = self
+        let ms = |p: &PathBuf| p.file_stem()?.to_str()?.parse::<Millis>().ok();
+        let spans: Vec<(Millis, Millis)> = self
             .kept
             .values()
-            .filter_map(|k| k.front())
-            .filter_map(|p| p.file_stem()?.to_str()?.parse::<Millis>().ok())
-            .min();
+            .filter_map(|k| Some((ms(k.front()?)?, ms(k.back()?)?)))
+            .collect();
+        let newest = spans.iter().map(|s| s.1).max();
+        // A camera silent for a day no longer holds the log's start back.
+        let oldest = newest.and_then(|n| {
+            spans
+                .iter()
+                .filter(|s| s.1 >= n - 24 * 3_600_000)
+                .map(|s| s.0)
+                .min()
+        });
         let Some(oldest) = oldest else {
             return Ok(());
         };

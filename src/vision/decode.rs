@@ -143,6 +143,10 @@ pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), D
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
+    if buf.capacity() > 2 * size {
+        // One huge frame must not pin its memory to the thread for good.
+        *buf = Vec::new();
+    }
     buf.resize(size, 0);
     decoder.decode_into(buf).map_err(corrupt)?;
     Ok((width, height))

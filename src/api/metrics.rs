@@ -1,0 +1,153 @@
+//! `GET /metrics`: the daemon's counters in the Prometheus text format, so
+//! an operator's monitoring sees throughput, overload drops and errors.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, ApiState};
+use crate::api::auth::Caller;
+use crate::ingest::FrameSlots;
+use crate::ingest::mqtt::IngestMetrics;
+use crate::pipeline::Metrics;
+
+/// Where the counters live; set once the engine and ingest run.
+pub struct MetricsSources {
+    pub pipeline: Arc<Metrics>,
+    pub ingest: Arc<IngestMetrics>,
+    pub frames: Arc<FrameSlots>,
+    pub recording_dropped: Option<Arc<AtomicU64>>,
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+/// The exposition text.
+pub fn render(m: &MetricsSources) -> String {
+    let p = &m.pipeline;
+    let get = Metrics::get;
+    let mut out = String::new();
+    counter(
+        &mut out,
+        "firelane_frames_total",
+        "Frames scored.",
+        get(&p.frames),
+    );
+    counter(
+        &mut out,
+        "firelane_zone_crops_total",
+        "Zone crops classified.",
+        get(&p.crops),
+    );
+    counter(
+        &mut out,
+        "firelane_sensor_readings_total",
+        "Sensor readings applied.",
+        get(&p.sensor_readings),
+    );
+    counter(
+        &mut out,
+        "firelane_inputs_rejected_total",
+        "Messages or frames refused (bad payload, unknown camera, corrupt JPEG, time running backwards).",
+        get(&p.rejected) + m.ingest.rejected.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "firelane_frames_superseded_total",
+        "Frames replaced by a newer frame of the same camera before scoring (overload policy).",
+        m.frames.dropped(),
+    );
+    counter(
+        &mut out,
+        "firelane_sensor_readings_dropped_total",
+        "Sensor readings dropped because the queue was full.",
+        m.ingest.dropped_queue_full.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "firelane_recording_dropped_total",
+        "Frames and readings the rolling recording could not keep up with.",
+        m.recording_dropped
+            .as_ref()
+            .map_or(0, |d| d.load(Ordering::Relaxed)),
+    );
+    counter(
+        &mut out,
+        "firelane_mqtt_messages_total",
+        "MQTT messages received.",
+        m.ingest.messages.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "firelane_mqtt_reconnects_total",
+        "MQTT connections lost.",
+        m.ingest.reconnects.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "firelane_violations_opened_total",
+        "Violations confirmed.",
+        get(&p.violations_opened),
+    );
+    counter(
+        &mut out,
+        "firelane_violations_ended_total",
+        "Violations ended.",
+        get(&p.violations_ended),
+    );
+    counter(
+        &mut out,
+        "firelane_record_errors_total",
+        "Database or evidence writes that failed.",
+        get(&p.record_errors),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP firelane_mqtt_connected 1 while connected to the broker.\n# TYPE firelane_mqtt_connected gauge\nfirelane_mqtt_connected {}",
+        u8::from(m.ingest.connected.load(Ordering::Relaxed))
+    );
+    let _ = writeln!(
+        out,
+        "# HELP firelane_stage_seconds_total Time spent per pipeline stage.\n# TYPE firelane_stage_seconds_total counter"
+    );
+    for (stage, ns) in [
+        ("decode", &p.decode_ns),
+        ("crop", &p.crop_ns),
+        ("inference", &p.inference_ns),
+        ("tracking", &p.tracking_ns),
+        ("store", &p.store_ns),
+    ] {
+        let _ = writeln!(
+            out,
+            "firelane_stage_seconds_total{{stage=\"{stage}\"}} {:.6}",
+            get(ns) as f64 / 1e9
+        );
+    }
+    out
+}
+
+pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require("getMetrics")?;
+    let Some(sources) = state.metrics.get() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the pipeline is still starting",
+        ));
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(sources),
+    )
+        .into_response())
+}
