@@ -45,6 +45,8 @@ pub enum DaemonError {
     Live(#[from] crate::config::live::ApplyError),
     #[error(transparent)]
     Recording(#[from] crate::recording::RecordingError),
+    #[error(transparent)]
+    Record(#[from] crate::pipeline::RecordError),
 }
 
 /// Loads the model and re-validates the config with the card's threshold as

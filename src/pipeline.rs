@@ -648,20 +648,68 @@ impl Pipeline {
 
     /// Picks up where the database left off: open obstructions and
     /// violations continue, so a restart neither duplicates nor loses one.
-    pub async fn resume(&mut self) -> Result<usize, StoreError> {
+    pub async fn resume(&mut self) -> Result<usize, RecordError> {
         let mut resumed = 0;
         for row in self.store.zone_states().await? {
-            let Some(&i) = self.zone_index.get(&row.zone) else {
-                continue;
+            let tracker = ZoneTracker::resume(row.phase.clone(), row.last_at_ms);
+            let known = self.zone_index.get(&row.zone).copied();
+            // A violation judged on a picture that changed while the daemon
+            // was down (zone redrawn, moved or removed) ends, as it would
+            // have with the daemon running; the zone starts afresh.
+            let changed = match known {
+                None => Some("zone_removed"),
+                Some(i) => {
+                    let z = &self.zones[i].zone;
+                    let polygon =
+                        serde_json::to_string(z.polygon.points()).expect("points serialise");
+                    let drawn = match &row.violation_id {
+                        Some(id) => self.store.violation(id).await?.map(|v| v.zone_polygon),
+                        None => None,
+                    };
+                    (z.camera != row.camera || drawn.is_some_and(|d| d != polygon))
+                        .then_some("zone_changed")
+                }
             };
-            let z = &mut self.zones[i];
-            if z.zone.camera != row.camera {
-                continue; // the zone moved to another camera: start it afresh
+            if let Some(reason) = changed {
+                if row.violation_id.is_some() {
+                    let zone = match known {
+                        Some(i) => self.zones[i].zone.clone(),
+                        None => Zone {
+                            id: row.zone.clone(),
+                            name: None,
+                            camera: row.camera.clone(),
+                            site: self
+                                .sites
+                                .keys()
+                                .next()
+                                .cloned()
+                                .unwrap_or_else(|| "default".into()),
+                            polygon: crate::config::ZonePolygon::new(vec![
+                                [0.0, 0.0],
+                                [1.0, 0.0],
+                                [1.0, 1.0],
+                            ])
+                            .expect("a triangle is a polygon"),
+                            params: Default::default(),
+                            sensors: Vec::new(),
+                            schedule: None,
+                        },
+                    };
+                    let rt = ZoneRuntime {
+                        tracker,
+                        violation_id: row.violation_id.clone(),
+                        ..ZoneRuntime::new(zone)
+                    };
+                    self.end_detached(rt, reason).await?;
+                }
+                continue;
             }
+            let Some(i) = known else { continue };
+            let z = &mut self.zones[i];
             if !matches!(row.phase, Phase::Clear) {
                 resumed += 1;
             }
-            z.tracker = ZoneTracker::resume(row.phase, row.last_at_ms);
+            z.tracker = tracker;
             z.violation_id = row.violation_id;
             z.first = row.first_sha256.map(|sha256| FirstFrame {
                 sha256,

@@ -231,3 +231,42 @@ async fn reconfiguring_keeps_unchanged_zones_and_ends_redrawn_ones() {
     assert_eq!(keep.end_reason.as_deref(), Some("zone_removed"));
     assert_eq!(p.zone_phases().len(), 1);
 }
+
+#[tokio::test]
+async fn a_zone_redrawn_while_the_daemon_was_down_does_not_resume_its_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = |x0: f64| {
+        format!(
+            "[[zones]]\nid = \"lane\"\ncamera = \"cam\"\npolygon = [[{x0}, 0.1], [0.9, 0.1], [0.9, 0.9], [{x0}, 0.9]]\n[[sensors]]\nid = \"loop\"\nzone = \"lane\"\n"
+        )
+    };
+    let before =
+        Arc::new(Config::from_toml(&config_text(dir.path(), &zone(0.1)), "t.toml").unwrap());
+    let (mut p, store) = pipeline(&before).await;
+    let t0 = 1_780_000_000_000;
+    sensor(&mut p, "loop", t0, true).await;
+    for k in 0..5 {
+        frame(&mut p, t0 + k * 20 * S).await;
+    }
+    let id = store.violations().await.unwrap()[0].id.clone();
+    drop(p);
+
+    // Unchanged: the restart picks the violation up.
+    let (mut same, _) = pipeline(&before).await;
+    assert_eq!(same.resume().await.unwrap(), 1);
+    drop(same);
+    // Redrawn: it ends (at the last reading the store knows of: state is
+    // saved on changes, not per frame) and the zone starts afresh.
+    let after =
+        Arc::new(Config::from_toml(&config_text(dir.path(), &zone(0.3)), "t.toml").unwrap());
+    let (mut redrawn, store) = pipeline(&after).await;
+    assert_eq!(redrawn.resume().await.unwrap(), 0);
+    let v = store.violation(&id).await.unwrap().unwrap();
+    assert_eq!(v.end_reason.as_deref(), Some("zone_changed"));
+    assert!(
+        v.cleared_ms
+            .is_some_and(|c| c >= v.confirmed_ms && c <= t0 + 4 * 20 * S),
+        "{v:?}"
+    );
+    assert_eq!(redrawn.zone_phases()[0].1, Phase::Clear);
+}
