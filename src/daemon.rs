@@ -109,6 +109,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         n => Some(Recorder::start(
             config.raw.recording.dir(&config.raw.storage),
             n,
+            config.raw.recording.min_interval_s,
         )?),
     };
     let outbox = Arc::new(alerts::outbox::Outbox::new(&config));

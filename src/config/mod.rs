@@ -401,6 +401,10 @@ pub struct RecordingConfig {
     /// Frames kept per camera, oldest deleted first; 0 records nothing.
     #[serde(default)]
     pub frames_per_camera: usize,
+    /// At most one frame per camera per this many seconds of capture
+    /// time (0: every frame); spares the disk at high frame rates.
+    #[serde(default)]
+    pub min_interval_s: f64,
     /// Default `<data_dir>/recording`.
     pub dir: Option<PathBuf>,
 }
@@ -586,6 +590,12 @@ impl Config {
             Some(t.update_every_s),
         );
         check_seconds(&mut push, "[tracking]", "reattach_s", Some(t.reattach_s));
+        check_seconds(
+            &mut push,
+            "[recording]",
+            "min_interval_s",
+            Some(raw.recording.min_interval_s),
+        );
         let a = &raw.alerts;
         check_seconds(&mut push, "[alerts]", "retry_base_s", Some(a.retry_base_s));
         check_seconds(&mut push, "[alerts]", "retry_max_s", Some(a.retry_max_s));

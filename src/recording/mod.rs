@@ -45,6 +45,9 @@ enum Item {
 pub struct Recorder {
     tx: mpsc::Sender<Item>,
     pub dropped: Arc<AtomicU64>,
+    min_interval_ms: Millis,
+    /// Capture time of each camera's last recorded frame.
+    last: Arc<std::sync::Mutex<HashMap<String, Millis>>>,
 }
 
 /// A camera id as one safe path component, reversibly: `[A-Za-z0-9_-]`
@@ -98,7 +101,11 @@ pub fn list_frames(camera_dir: &Path) -> std::io::Result<Vec<(Millis, PathBuf)>>
 impl Recorder {
     /// Starts the writer for `dir`, keeping `frames_per_camera` per camera
     /// (what is already there counts, so a restart continues the window).
-    pub fn start(dir: PathBuf, frames_per_camera: usize) -> Result<Recorder, RecordingError> {
+    pub fn start(
+        dir: PathBuf,
+        frames_per_camera: usize,
+        min_interval_s: f64,
+    ) -> Result<Recorder, RecordingError> {
         let io = |source, path: &Path| RecordingError::Io {
             path: path.display().to_string(),
             source,
@@ -122,10 +129,25 @@ impl Recorder {
             appended: 0,
         };
         tokio::task::spawn_blocking(move || writer.run(rx));
-        Ok(Recorder { tx, dropped })
+        Ok(Recorder {
+            tx,
+            dropped,
+            min_interval_ms: crate::time::secs_to_ms(min_interval_s.max(0.0)),
+            last: Default::default(),
+        })
     }
 
     pub fn frame(&self, frame: &Frame) {
+        if self.min_interval_ms > 0 {
+            let mut last = self.last.lock().expect("recorder lock");
+            match last.get_mut(&frame.camera) {
+                Some(t) if frame.captured_at - *t < self.min_interval_ms => return,
+                Some(t) => *t = frame.captured_at,
+                None => {
+                    last.insert(frame.camera.clone(), frame.captured_at);
+                }
+            }
+        }
         self.send(Item::Frame {
             camera: frame.camera.clone(),
             captured_at: frame.captured_at,
@@ -250,6 +272,36 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_newest_frames_at_most_one_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::start(dir.path().to_path_buf(), 2, 10.0).unwrap();
+        for s in 0..=25 {
+            rec.frame(&Frame {
+                camera: "a/b".into(),
+                captured_at: s * 1000,
+                jpeg: Arc::new(vec![0xFF, 0xD8, s as u8, 0xFF, 0xD9]),
+                arrived: None,
+            });
+        }
+        let cam = dir.path().join("frames").join(camera_dir_name("a/b"));
+        let mut kept = Vec::new();
+        for _ in 0..100 {
+            kept = list_frames(&cam).unwrap_or_default();
+            if kept.first().map(|k| k.0) == Some(10_000) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // 0, 10 and 20 s recorded; the window keeps the newest two.
+        let times: Vec<Millis> = kept.iter().map(|k| k.0).collect();
+        assert_eq!(times, [10_000, 20_000]);
+        assert_eq!(
+            std::fs::read(&kept[1].1).unwrap(),
+            [0xFF, 0xD8, 20, 0xFF, 0xD9]
+        );
+    }
 
     #[test]
     fn camera_ids_round_trip_through_folder_names() {
