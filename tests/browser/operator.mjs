@@ -17,28 +17,17 @@
 // and exits 0. On failure prints the error to stderr and exits 1.
 // Browser console errors and uncaught page errors are echoed to stderr.
 
-import { chromium } from 'playwright-core';
+import { env, logger, main, openPage } from './harness.mjs';
 
 const OVERALL_TIMEOUT_MS = 90_000;
 const STEP_TIMEOUT_MS = 20_000;
 const SCORE_TIMEOUT_MS = 30_000;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 // Where the corners go, as fractions of the frame element's box (clockwise).
 const CORNERS = [[0.2, 0.2], [0.6, 0.2], [0.6, 0.7], [0.2, 0.7]];
 
-function env(name, required = true) {
-  const v = process.env[name];
-  if (required && !v) throw new Error(`environment variable ${name} is required`);
-  return v || null;
-}
-
-function log(...args) {
-  process.stderr.write(`[operator] ${args.join(' ')}\n`);
-}
+const log = logger('operator');
 
 const tid = (id) => `[data-testid="${id.replace(/["\\]/g, '\\$&')}"]`;
-
-let browser = null;
 
 async function run() {
   const baseUrl = env('BASE_URL').replace(/\/+$/, '');
@@ -47,41 +36,7 @@ async function run() {
   const zone = env('ZONE');
   const screenshotPath = env('SCREENSHOT_PATH', false);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    timeout: STEP_TIMEOUT_MS,
-  });
-  const context = await browser.newContext({
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 1,
-    isMobile: false,
-    hasTouch: true,
-  });
-  context.setDefaultTimeout(STEP_TIMEOUT_MS);
-  const page = await context.newPage();
-
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') {
-      const loc = msg.location();
-      log(`console error: ${msg.text()}${loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
-    }
-  });
-  page.on('pageerror', (err) => log(`page error: ${err && err.stack ? err.stack : err}`));
-  page.on('requestfailed', (req) => {
-    // Aborted fetches on navigation are expected; report everything else.
-    const f = req.failure();
-    if (f && !/ERR_ABORTED/.test(f.errorText)) log(`request failed: ${req.method()} ${req.url()} ${f.errorText}`);
-  });
+  const { page } = await openPage({ log, stepTimeoutMs: STEP_TIMEOUT_MS });
   // Nothing in this walk-through should ask for confirmation; refuse if something does.
   page.on('dialog', (d) => { log(`unexpected dialog: ${d.message()}`); d.dismiss().catch(() => {}); });
 
@@ -197,37 +152,7 @@ async function run() {
     log(`screenshot saved to ${screenshotPath}`);
   }
 
-  await context.close();
-  await browser.close();
-  browser = null;
-
   return { ok: true, zone, points, problem_seen: true, score, version };
 }
 
-async function closeBrowser() {
-  if (!browser) return;
-  const b = browser;
-  browser = null;
-  await Promise.race([b.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
-}
-
-let timedOut = false;
-const timer = setTimeout(async () => {
-  timedOut = true;
-  process.stderr.write(`operator.mjs: overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s exceeded\n`);
-  await closeBrowser();
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-try {
-  const result = await run();
-  clearTimeout(timer);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.exit(0);
-} catch (err) {
-  clearTimeout(timer);
-  if (timedOut) await new Promise(() => {}); // the timeout handler reports and exits
-  process.stderr.write(`operator.mjs: FAILED: ${err && err.stack ? err.stack : err}\n`);
-  await closeBrowser();
-  process.exit(1);
-}
+await main('operator.mjs', OVERALL_TIMEOUT_MS, run);
