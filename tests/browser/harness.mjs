@@ -58,6 +58,23 @@ export async function openPage({ log, stepTimeoutMs, acceptDownloads = false }) 
   return { browser, context, page };
 }
 
+/** Opens the page and logs in with `token`; returns the name shown. */
+export async function logIn(page, baseUrl, token, log) {
+  log(`open ${baseUrl}/`);
+  await page.goto(`${baseUrl}/`, { waitUntil: 'domcontentloaded' });
+  await page.locator('#token').fill(token);
+  await page.locator('#login').click();
+  await page.waitForFunction(() => {
+    const err = document.querySelector('#login-error');
+    if (err && err.textContent.trim()) throw new Error(`login error: ${err.textContent.trim()}`);
+    const user = document.querySelector('#user');
+    return user && user.textContent.trim() !== '';
+  });
+  const user = (await page.locator('#user').textContent()).trim();
+  log(`logged in as ${user}`);
+  return user;
+}
+
 export async function closeBrowser() {
   if (!browser) return;
   const b = browser;

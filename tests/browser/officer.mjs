@@ -11,7 +11,7 @@
 // and exits 0. On failure prints the error to stderr and exits 1.
 // Browser console errors and uncaught page errors are echoed to stderr.
 
-import { env, logger, main, openPage } from './harness.mjs';
+import { env, logIn, logger, main, openPage } from './harness.mjs';
 import { stat, readFile } from 'node:fs/promises';
 
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -28,18 +28,7 @@ async function run() {
   const { page } = await openPage({ log, stepTimeoutMs: STEP_TIMEOUT_MS, acceptDownloads: true });
 
   // 1. Log in.
-  log(`open ${baseUrl}/`);
-  await page.goto(`${baseUrl}/`, { waitUntil: 'domcontentloaded' });
-  await page.locator('#token').fill(token);
-  await page.locator('#login').click();
-  await page.waitForFunction(() => {
-    const err = document.querySelector('#login-error');
-    if (err && err.textContent.trim()) throw new Error(`login error: ${err.textContent.trim()}`);
-    const user = document.querySelector('#user');
-    return user && user.textContent.trim() !== '';
-  });
-  const user = (await page.locator('#user').textContent()).trim();
-  log(`logged in as ${user}`);
+  const user = await logIn(page, baseUrl, token, log);
 
   // 2. List: at least one row with a loaded thumbnail.
   const firstRow = page.locator('.violation').first();

@@ -17,7 +17,7 @@
 // and exits 0. On failure prints the error to stderr and exits 1.
 // Browser console errors and uncaught page errors are echoed to stderr.
 
-import { env, logger, main, openPage } from './harness.mjs';
+import { env, logIn, logger, main, openPage } from './harness.mjs';
 
 const OVERALL_TIMEOUT_MS = 90_000;
 const STEP_TIMEOUT_MS = 20_000;
@@ -41,18 +41,7 @@ async function run() {
   page.on('dialog', (d) => { log(`unexpected dialog: ${d.message()}`); d.dismiss().catch(() => {}); });
 
   // 1. Log in.
-  log(`open ${baseUrl}/`);
-  await page.goto(`${baseUrl}/`, { waitUntil: 'domcontentloaded' });
-  await page.locator('#token').fill(token);
-  await page.locator('#login').click();
-  await page.waitForFunction(() => {
-    const err = document.querySelector('#login-error');
-    if (err && err.textContent.trim()) throw new Error(`login error: ${err.textContent.trim()}`);
-    const user = document.querySelector('#user');
-    return user && user.textContent.trim() !== '';
-  });
-  const user = (await page.locator('#user').textContent()).trim();
-  log(`logged in as ${user}`);
+  const user = await logIn(page, baseUrl, token, log);
 
   // 2. Zones view, via the nav link (only shown to operators and admins).
   const nav = page.locator(tid('nav-zones'));
