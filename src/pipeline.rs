@@ -22,7 +22,9 @@ use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::store::{EvidenceRow, Store, StoreError, ViolationRow, ZoneStateRow, violation_id};
 use crate::time::{Millis, format_rfc3339, rfc3339};
 use crate::tracking::{Phase, Reading, SensorVote, Transition, ZoneTracker, fuse};
-use crate::vision::decode::{decode_jpeg_for_zones, decode_jpeg_into, scaled_decode_worth_it};
+use crate::vision::decode::{
+    decode_jpeg_for_zones, decode_jpeg_into, jpeg_dimensions, scaled_decode_worth_it,
+};
 use crate::vision::{Classifier, DecodeError, ModelError, decode_jpeg};
 
 /// A camera frame as received: the JPEG bytes, untouched.
@@ -41,6 +43,8 @@ pub struct ScoredFrame {
     pub frame: Frame,
     /// The zones as they were when scored (a config change may come between).
     zones: Arc<CameraZones>,
+    /// Full width and height, read from the header once while scoring.
+    size: (u32, u32),
     scores: Vec<f32>,
     pub times: FrameTimes,
 }
@@ -82,20 +86,28 @@ impl Scorer {
             at: format_rfc3339(frame.captured_at),
             source,
         };
-        let scaled = if self.scaled_decode {
-            scaled_decode_worth_it(&frame.jpeg, &zones.bounds, self.classifier.input_px())
+        let header = if self.scaled_decode {
+            jpeg_dimensions(&frame.jpeg)
         } else {
-            false
+            None
         };
-        let image = if scaled {
-            decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
-                .map_err(decode_error)?
-                .0
+        let scaled = header.is_some_and(|(w, h)| {
+            scaled_decode_worth_it(w, h, &zones.bounds, self.classifier.input_px())
+        });
+        let (image, size) = if let (true, Some(size)) = (scaled, header) {
+            let image =
+                decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
+                    .map_err(decode_error)?
+                    .0;
+            (image, size)
         } else {
             // Full size into this thread's reused buffer, given back below.
             let mut buf = FRAME_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
             let (w, h) = decode_jpeg_into(&frame.jpeg, &mut buf).map_err(decode_error)?;
-            RgbImage::from_raw(w, h, buf).expect("decoded size matches")
+            (
+                RgbImage::from_raw(w, h, buf).expect("decoded size matches"),
+                (w, h),
+            )
         };
         let decode = started.elapsed();
         let scored = self
@@ -112,6 +124,7 @@ impl Scorer {
         Ok(ScoredFrame {
             frame,
             zones,
+            size,
             scores,
             times: FrameTimes {
                 decode,
@@ -779,6 +792,7 @@ impl Pipeline {
         let ScoredFrame {
             frame,
             zones: camera_zones,
+            size: (width, height),
             scores,
             times,
         } = scored;
@@ -807,9 +821,7 @@ impl Pipeline {
         Metrics::add_time(&self.metrics.inference_ns, times.inference);
         self.last_frame_at
             .insert(frame.camera.clone(), frame.captured_at);
-        if self.keep_latest_frames
-            && let Some((width, height)) = crate::vision::decode::jpeg_dimensions(&frame.jpeg)
-        {
+        if self.keep_latest_frames {
             self.live.write().expect("live lock").frames.insert(
                 frame.camera.clone(),
                 LatestFrame {

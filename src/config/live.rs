@@ -173,10 +173,6 @@ impl LiveConfig {
         self.tx.subscribe()
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub async fn status(&self) -> ConfigStatus {
         let version = self.running.lock().await.version;
         ConfigStatus {

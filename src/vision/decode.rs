@@ -50,11 +50,11 @@ fn scale_needed(zones: &[[f64; 4]], width: u32, height: u32, min_px: u32) -> f64
         .min(1.0)
 }
 
-/// Whether [`decode_jpeg_for_zones`] would decode at a reduced scale (from
-/// the header alone); when not, a full decode into a reused buffer
+/// Whether [`decode_jpeg_for_zones`] would decode a `width` x `height`
+/// frame at a reduced scale; when not, a full decode into a reused buffer
 /// ([`decode_jpeg_into`]) is the cheaper path.
-pub fn scaled_decode_worth_it(bytes: &[u8], zones: &[[f64; 4]], min_px: u32) -> bool {
-    jpeg_dimensions(bytes).is_some_and(|(w, h)| scale_needed(zones, w, h, min_px) <= 0.25)
+pub fn scaled_decode_worth_it(width: u32, height: u32, zones: &[[f64; 4]], min_px: u32) -> bool {
+    scale_needed(zones, width, height, min_px) <= 0.25
 }
 
 /// Decodes at the smallest DCT scale (1/4 or 1/8; else full size) that
