@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use firelane::config::ZonePolygon;
+use firelane::base::geometry::ZonePolygon;
 use firelane::vision::Classifier;
 use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones, decode_jpeg_into};
 

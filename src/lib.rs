@@ -1,51 +1,54 @@
 //! firelane keeps fire lanes clear.
 //!
 //! # Layout
-//! The modules follow the data as it flows through the daemon:
+//! The modules follow the data as it flows through the daemon; each imports
+//! only modules listed before it.
 //!
-//! - [`config`]: the TOML configuration, its defaults and its validation
-//!   (file, zone and field named in every message); zone polygons and
-//!   schedules; edits that keep comments; the live, versioned config.
-//! - [`ingest`]: MQTT in — the client with reconnects and availability, the
-//!   embedded broker, and parsing of frame and sensor payloads.
-//! - [`vision`]: JPEG decode, per-zone crop/resize/normalise, the ONNX
-//!   obstruction classifier (tract) driven by its model card.
-//! - [`tracking`]: the pure per-zone state machine on event time (grace,
-//!   hysteresis, sensor fusion). No I/O.
-//! - [`store`]: violations and zone state in SQL (SQLite or PostgreSQL via
-//!   sqlx), written on state changes only.
-//! - [`evidence`]: content-addressed original and annotated frames.
-//! - [`alerts`]: MQTT violation events and retained zone state.
+//! - [`base`]: leaf types: event time, digests, derived ids, zone geometry
+//!   and tiles, input types (`Frame`, `SensorReading`), stored enums.
+//! - [`config`]: the TOML file (`raw`), its validation per section, the
+//!   resolved typed [`config::Config`]; schedules, sites, comment-keeping edits.
+//! - [`vision`]: JPEG decode, zone and tile crops, the ONNX obstruction
+//!   classifier (tract) driven by its model card, `classify --eval`.
+//! - [`tracking`]: pure decisions on event time: the per-zone state
+//!   machine, sensor fusion, and the zone core ([`tracking::zone::decide`])
+//!   that turns an observation into the next state plus effects.
+//! - [`store`]: SQL (SQLite or PostgreSQL via sqlx): violations, evidence
+//!   records, zone and sensor state, outbox, tokens, reviews, audit rows;
+//!   one transaction type for the pipeline's writes.
+//! - [`evidence`]: content-addressed frames, annotated copies and
+//!   close-ups, signed bundles, the site key.
 //! - [`audit`]: the hash-chained log of evidence access and reviews.
-//! - [`api`]: the HTTP API (tokens and roles, violations, evidence, bundles,
-//!   reviews) and the officers' web page.
-//! - [`pipeline`]: one frame or reading through decode → classify → track →
-//!   store/evidence/alerts; shared by the daemon and the replay.
-//! - [`engine`]: runs the pipeline on live input — parallel scoring
-//!   workers, latest frame per camera, one tracker in order.
-//! - [`daemon`]: `firelane run` — wires MQTT ingest to the engine.
-//! - [`recording`]: the rolling window of recent frames and readings, and
-//!   `firelane record`, which exports it as a scenario.
-//! - [`replay`]: scenario folders (`FORMAT.md`), the replay report and scoring.
-//! - [`whatif`]: `firelane whatif` — a scenario under two configs, compared.
-//! - [`bench`]: `firelane bench` — the pipeline under load beside a peer.
-//! - [`cli`]: the command line.
+//! - [`recording`]: the rolling window of recent frames and readings.
+//! - [`ingest`]: MQTT in: the client, the embedded broker, payload parsing,
+//!   latest-frame slots.
+//! - [`alerts`]: violation messages, the outbox's routing per site and its
+//!   dispatcher (MQTT, webhooks, email), Home Assistant discovery.
+//! - [`pipeline`]: scoring, then decide → commit (one transaction) for every
+//!   zone a frame or reading touches; resume and reconfiguration.
+//! - [`reload`]: the live, versioned configuration (API edits, file edits).
+//! - [`api`]: the HTTP API and the officers' page and zone editor.
+//! - [`runtime`]: the one assembly of the parts, the engine (parallel
+//!   scoring, one tracker), and the daemon (`firelane run`).
+//! - [`replay`], [`whatif`], [`bench`]: scenario folders and their report,
+//!   a scenario under two configs, the pipeline under load.
+//! - [`cli`]: the command line, one file per command.
 
 pub mod alerts;
 pub mod api;
 pub mod audit;
+pub mod base;
 pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod engine;
 pub mod evidence;
 pub mod ingest;
 pub mod pipeline;
 pub mod recording;
+pub mod reload;
 pub mod replay;
+pub mod runtime;
 pub mod store;
-pub mod time;
 pub mod tracking;
 pub mod vision;
 pub mod whatif;

@@ -157,11 +157,11 @@ async fn start(
     path: &Path,
 ) -> (
     CancellationToken,
-    tokio::task::JoinHandle<Result<(), firelane::daemon::DaemonError>>,
+    tokio::task::JoinHandle<Result<(), firelane::runtime::daemon::DaemonError>>,
 ) {
     let config = firelane::config::Config::load(path).unwrap();
     let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     (shutdown, daemon)
 }
 
@@ -211,7 +211,7 @@ async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
     let (shutdown, daemon) = start(&cfg).await;
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let camera = publisher(&broker, "alerts-camera").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     camera.sensor(t0, false).await;
     camera.frame(t0, &jpeg_frame(640, 480, 0)).await;
     camera.sensor(t0 + 10 * S, true).await;
@@ -285,7 +285,7 @@ async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
     let ev = events(&seen);
     let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["new", "update", "update", "end"], "{ev:#?}");
-    let at = |i: usize| firelane::time::parse_rfc3339(ev[i]["at"].as_str().unwrap()).unwrap();
+    let at = |i: usize| firelane::base::time::parse_rfc3339(ev[i]["at"].as_str().unwrap()).unwrap();
     assert_eq!(at(0), t0 + 70 * S);
     assert_eq!(at(1), t0 + 90 * S);
     assert_eq!(at(2), t0 + 110 * S);
@@ -379,7 +379,7 @@ async fn quiet_hours_hold_people_channels_but_not_mqtt() {
     let hook_port = free_port();
     let hooks = webhook_receiver(hook_port).await;
     let (smtp_port, mails) = smtp_receiver().await;
-    let now = firelane::time::wall_clock_ms();
+    let now = firelane::base::time::wall_clock_ms();
     let t0 = now - 3_600_000;
     let hhmm = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)

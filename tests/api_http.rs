@@ -26,7 +26,7 @@ struct Site {
     violation: String,
     store: Store,
     shutdown: CancellationToken,
-    daemon: tokio::task::JoinHandle<Result<(), firelane::daemon::DaemonError>>,
+    daemon: tokio::task::JoinHandle<Result<(), firelane::runtime::daemon::DaemonError>>,
 }
 
 impl Site {
@@ -40,11 +40,11 @@ impl Site {
         let (_client, mut rx) = listener(&broker, "api-listener").await;
         let mut seen = Vec::new();
         let shutdown = CancellationToken::new();
-        let daemon = tokio::spawn(firelane::daemon::run(cfg, shutdown.clone()));
+        let daemon = tokio::spawn(firelane::runtime::daemon::run(cfg, shutdown.clone()));
         wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
 
         let camera = publisher(&broker, "api-camera").await;
-        let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+        let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
         let s = 1000;
         camera.sensor(t0, false).await;
         camera.frame(t0, &jpeg_frame(640, 480, 0)).await;
@@ -266,10 +266,13 @@ async fn api_serves_each_role_what_it_may_and_audits_every_access() {
         kinds,
         [
             "clear/annotated",
+            "clear/closeup",
             "clear/original",
             "confirm/annotated",
+            "confirm/closeup",
             "confirm/original",
             "first/annotated",
+            "first/closeup",
             "first/original"
         ]
     );
@@ -347,7 +350,7 @@ async fn api_serves_each_role_what_it_may_and_audits_every_access() {
     let public_key = std::fs::read_to_string(site.data.path().join("site.key.pub")).unwrap();
     let report = firelane::evidence::bundle::verify(&zip, Some(&public_key));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert_eq!(report.files_checked, 6);
+    assert_eq!(report.files_checked, 9);
     assert_eq!(report.violation.as_deref(), Some(id.as_str()));
 
     // Reviews: officers only, validated, kept as a history.
@@ -452,7 +455,7 @@ async fn api_serves_each_role_what_it_may_and_audits_every_access() {
     let log = c.json("/api/audit?limit=1000", &admin).await;
     let items = log["items"].as_array().unwrap();
     let count = |action: &str| items.iter().filter(|e| e["action"] == action).count();
-    assert_eq!(count("evidence.view"), 6);
+    assert_eq!(count("evidence.view"), 9);
     assert_eq!(count("evidence.thumbnail"), 1);
     assert_eq!(count("bundle.export"), 1);
     assert_eq!(count("review"), 2);
@@ -570,7 +573,7 @@ async fn cli_exports_signed_bundles_and_names_every_tampering() {
     assert_eq!(manifest["model"]["name"], "obstruction-v1");
     assert_eq!(manifest["model"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(manifest["config_sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(manifest["files"].as_array().unwrap().len(), 6);
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 9);
 
     let cases: Vec<(&str, Vec<u8>, Option<&Path>, &str)> = vec![
         (

@@ -24,11 +24,11 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     let mut seen = Vec::new();
 
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
 
     let pubr = publisher(&broker, "camera-1").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     let s = 1000;
     let mut frames: HashMap<i64, Vec<u8>> = HashMap::new();
     let mut send = |k: i64| {
@@ -52,7 +52,7 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     pubr.raw("site/sensors/ghost", br#"{"occupied": true}"#.to_vec())
         .await; // unknown sensor
     pubr.frame(t0 - 60 * s, &good).await; // backwards in time
-    pubr.frame(firelane::time::wall_clock_ms() + 86_400_000, &good)
+    pubr.frame(firelane::base::time::wall_clock_ms() + 86_400_000, &good)
         .await; // far future
     let mut corrupt = vec![0xFF, 0xD8, 0xFF, 0xDB];
     corrupt.extend(std::iter::repeat_n(0x11, 400));
@@ -103,10 +103,10 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     let evidence = store.evidence(&v.id).await.unwrap();
     let kinds: Vec<(String, String)> = evidence
         .iter()
-        .map(|e| (e.kind.clone(), e.variant.clone()))
+        .map(|e| (e.kind.to_string(), e.variant.to_string()))
         .collect();
     for kind in ["first", "confirm", "clear"] {
-        for variant in ["original", "annotated"] {
+        for variant in ["original", "annotated", "closeup"] {
             assert!(
                 kinds.contains(&(kind.to_string(), variant.to_string())),
                 "missing {kind}/{variant}: {kinds:?}"
@@ -162,7 +162,7 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
     let mut child = spawn();
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-2").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     let s = 1000;
     pubr.sensor(t0, true).await;
     for k in 0..=7 {
@@ -220,7 +220,7 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
         .into_iter()
         .map(|e| format!("{}/{}", e.kind, e.variant))
         .collect();
-    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
 }
 
 /// The shipped default: firelane's own broker, nothing else installed.
@@ -262,7 +262,7 @@ zone = "lane-1"
     );
     let config = firelane::config::Config::from_toml(&text, "embedded.toml").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     // The broker is up once the daemon says it is online.
     let fake = Mosquitto::external(v4);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -277,7 +277,7 @@ zone = "lane-1"
     let mut seen = Vec::new();
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&fake, "camera-3").await;
-    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(640, 480, 1)).await;
     pubr.frame(t0 + 1000, &jpeg_frame(640, 480, 2)).await;
@@ -292,8 +292,8 @@ zone = "lane-1"
     assert_eq!(v[0].start_ms, t0);
     assert_eq!(
         store.evidence(&v[0].id).await.unwrap().len(),
-        4,
-        "first and confirm, original and annotated"
+        6,
+        "first and confirm: original, annotated and close-up"
     );
 }
 
@@ -315,10 +315,10 @@ async fn connects_over_tls_with_the_sites_ca() {
     let (_c, mut rx) = listener(&broker, "listener-tls").await;
     let mut seen = Vec::new();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-tls").await;
-    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
     wait_state(&mut rx, &mut seen, "obstructed").await;
@@ -336,7 +336,7 @@ async fn reconnects_and_resubscribes_after_a_broker_restart() {
     let config =
         firelane::config::Config::from_toml(&config_toml(&broker, data.path()), "r.toml").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(firelane::daemon::run(config, shutdown.clone()));
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     {
         let (_c, mut rx) = listener(&broker, "listener-r1").await;
         let mut seen = Vec::new();
@@ -349,7 +349,7 @@ async fn reconnects_and_resubscribes_after_a_broker_restart() {
     let mut seen = Vec::new();
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-r").await;
-    let t0 = firelane::time::wall_clock_ms() - 600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(320, 240, 1)).await;
     wait_state(&mut rx, &mut seen, "obstructed").await;

@@ -29,7 +29,7 @@ struct Site {
     store: Store,
     http: reqwest::Client,
     shutdown: CancellationToken,
-    daemon: tokio::task::JoinHandle<Result<(), firelane::daemon::DaemonError>>,
+    daemon: tokio::task::JoinHandle<Result<(), firelane::runtime::daemon::DaemonError>>,
 }
 
 impl Site {
@@ -47,7 +47,7 @@ impl Site {
         let (_client, mut rx) = listener(&broker, "ops-listener").await;
         let mut seen = Vec::new();
         let shutdown = CancellationToken::new();
-        let daemon = tokio::spawn(firelane::daemon::run(cfg, shutdown.clone()));
+        let daemon = tokio::spawn(firelane::runtime::daemon::run(cfg, shutdown.clone()));
         wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -166,7 +166,7 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
     let viewer = site.token(Role::Viewer).await;
     let admin = site.token(Role::Admin).await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     camera.frame(t0, &jpeg_frame(640, 480, 1)).await;
 
     // The camera's latest frame, for the editor; operators only.
@@ -410,7 +410,7 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
     let mut site = Site::start("").await;
     let operator = site.token(Role::Operator).await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     camera.frame(t0, &jpeg_frame(640, 480, 1)).await;
     site.wait_for("/api/cameras", &operator, "the first frame", |b| {
         b["cameras"][0]["latest"].is_object()
@@ -485,7 +485,7 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
 async fn recording_exports_a_scenario_that_whatif_compares() {
     let mut site = Site::start("\n[recording]\nframes_per_camera = 5\n").await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
     let s = 1000;
     camera.sensor(t0 - 5 * s, false).await;
     camera.frame(t0 - 20 * s, &jpeg_frame(640, 480, 0)).await;

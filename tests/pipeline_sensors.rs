@@ -6,12 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
+use firelane::base::input::{Frame, SensorReading};
 use firelane::config::Config;
-use firelane::evidence::EvidenceStore;
-use firelane::pipeline::{Frame, Pipeline, SensorReading};
-use firelane::store::Store;
+use firelane::pipeline::Pipeline;
+use firelane::runtime::assemble::{Options, assemble};
 use firelane::tracking::Phase;
-use firelane::vision::Classifier;
 
 const MIN: i64 = 60_000;
 
@@ -40,14 +39,18 @@ zone = "lane"
 "#,
         dir.path().display()
     );
-    let config = Arc::new(Config::from_toml(&text, "t.toml").unwrap());
-    let classifier = Arc::new(Classifier::load(&common::model_path()).unwrap());
-    let store = Store::open(&config.raw.storage.database_url())
-        .await
-        .unwrap();
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir()).unwrap();
+    let config = Config::from_toml(&text, "t.toml").unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut p = Pipeline::new(config, classifier, store.clone(), evidence, Some(tx));
+    let parts = assemble(
+        &config,
+        Options {
+            events: Some(tx),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (store, mut p) = (parts.store, parts.pipeline);
 
     let t0 = 1_700_000_000_000;
     p.on_sensor(SensorReading {
@@ -83,7 +86,7 @@ zone = "lane"
     .await
     .unwrap();
     let ev = store.evidence(&v[0].id).await.unwrap();
-    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert_eq!(ev.len(), 6, "{ev:?}");
     assert!(ev.iter().all(|e| e.captured_ms == t0 + 6 * MIN));
 
     // Still occupied five minutes on (camera stale by now): an update.
@@ -166,13 +169,11 @@ polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 "#,
         dir.display()
     );
-    let config = Arc::new(Config::from_toml(&text, "t.toml").unwrap());
-    let classifier = Arc::new(Classifier::load(&common::model_path()).unwrap());
-    let store = Store::open(&config.raw.storage.database_url())
+    let config = Config::from_toml(&text, "t.toml").unwrap();
+    assemble(&config, Options::default())
         .await
-        .unwrap();
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir()).unwrap();
-    Pipeline::new(config, classifier, store, evidence, None)
+        .unwrap()
+        .pipeline
 }
 
 /// The engine: frames of several cameras scored in parallel reach the
@@ -185,7 +186,7 @@ async fn engine_scores_in_parallel_and_stops_cleanly() {
     for round in 0..5u32 {
         let dir = tempfile::tempdir().unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let engine = firelane::engine::Engine::start(
+        let engine = firelane::runtime::engine::Engine::start(
             two_camera_pipeline(dir.path()).await,
             2,
             8,

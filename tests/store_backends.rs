@@ -3,6 +3,7 @@
 
 mod common;
 
+use firelane::base::kinds::{EndReason, EvidenceKind, EvidenceVariant, ViolationStatus};
 use firelane::store::{EvidenceRow, Store, ViolationRow, ZoneStateRow, violation_id};
 use firelane::tracking::{ClearRun, Phase};
 
@@ -19,7 +20,7 @@ async fn exercise(store: &Store) {
         peak_score: 0.93,
         model_name: "obstruction-v1".into(),
         model_sha256: "ab".repeat(32),
-        status: "open".into(),
+        status: ViolationStatus::Open,
         end_reason: None,
         zone_polygon: "[[0.1,0.5],[0.6,0.5],[0.6,0.9]]".into(),
         config_sha256: "cd".repeat(32),
@@ -33,7 +34,7 @@ async fn exercise(store: &Store) {
 
     store.update_progress(&id, 700_000, 0.97).await.unwrap();
     store
-        .end_violation(&id, 800_000, 790_000, 0.98, "cleared")
+        .end_violation(&id, 800_000, 790_000, 0.98, EndReason::Cleared)
         .await
         .unwrap();
     let got = store.violation(&id).await.unwrap().unwrap();
@@ -41,13 +42,13 @@ async fn exercise(store: &Store) {
     assert_eq!(got.last_obstructed_ms, 790_000);
     assert_eq!(got.peak_score, 0.98);
     assert_eq!(got.status, "cleared");
-    assert_eq!(got.end_reason.as_deref(), Some("cleared"));
+    assert_eq!(got.end_reason, Some(EndReason::Cleared));
     assert!(store.violation("v-missing").await.unwrap().is_none());
 
     let e = EvidenceRow {
         violation_id: id.clone(),
-        kind: "first".into(),
-        variant: "original".into(),
+        kind: EvidenceKind::First,
+        variant: EvidenceVariant::Original,
         sha256: "cd".repeat(32),
         path: "cd/cdcd.jpg".into(),
         bytes: 1234,
@@ -100,6 +101,60 @@ async fn exercise(store: &Store) {
     store.clear_zone_states().await.unwrap();
     assert!(store.sensor_states().await.unwrap().is_empty());
     assert!(store.zone_states().await.unwrap().is_empty());
+    nulls_then_values(store, &v).await;
+}
+
+/// Every query with an optional parameter, alternating NULL and a value
+/// many times, on the pool and in transactions: a backend that caches a
+/// statement's parameter types from its first use must still take both
+/// (sqlx's `Any` once bound a NULL float as `float4` on PostgreSQL).
+async fn nulls_then_values(store: &Store, v: &ViolationRow) {
+    for round in 0..6i64 {
+        let some = round % 2 == 1;
+        let score = some.then_some(0.5 + round as f64 / 100.0);
+        let state = ZoneStateRow {
+            zone: "lane-2".into(),
+            camera: "cam".into(),
+            phase: Phase::Clear,
+            last_at_ms: some.then_some(round),
+            violation_id: some.then(|| v.id.clone()),
+            first_sha256: some.then(|| "ef".repeat(32)),
+            first_captured_ms: some.then_some(round),
+            first_score: score,
+        };
+        store.save_zone_state(&state).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.save_zone_state(&state).await.unwrap();
+        let e = EvidenceRow {
+            violation_id: v.id.clone(),
+            kind: EvidenceKind::Confirm,
+            variant: EvidenceVariant::Annotated,
+            sha256: "ab".repeat(32),
+            path: "ab/abab.jpg".into(),
+            bytes: 10 + round,
+            captured_ms: round,
+            score,
+        };
+        tx.add_evidence(&e).await.unwrap();
+        let row = ViolationRow {
+            cleared_ms: some.then_some(900_000 + round),
+            end_reason: some.then_some(EndReason::ScheduleEnded),
+            ..v.clone()
+        };
+        tx.upsert_violation(&row).await.unwrap();
+        tx.commit().await.unwrap();
+        store.add_evidence(&e).await.unwrap();
+        let stored = store.zone_states().await.unwrap();
+        assert!(stored.contains(&state), "round {round}: {stored:?}");
+        let evidence = store.evidence(&v.id).await.unwrap();
+        assert!(evidence.contains(&e), "round {round}");
+        assert_eq!(store.violation(&v.id).await.unwrap().unwrap(), row);
+    }
+    // A transaction dropped without commit leaves nothing behind.
+    let mut tx = store.begin().await.unwrap();
+    tx.save_sensor_state("loop-9", true, 1).await.unwrap();
+    drop(tx);
+    assert!(store.sensor_states().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -7,13 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
+use firelane::base::input::{Frame, SensorReading};
+use firelane::base::time::parse_rfc3339;
 use firelane::config::Config;
-use firelane::evidence::EvidenceStore;
-use firelane::pipeline::{Frame, Pipeline, SensorReading};
+use firelane::pipeline::Pipeline;
+use firelane::runtime::assemble::{Options, assemble};
 use firelane::store::Store;
-use firelane::time::parse_rfc3339;
 use firelane::tracking::Phase;
-use firelane::vision::Classifier;
 
 const S: i64 = 1000;
 
@@ -37,13 +37,8 @@ id = "cam"
 }
 
 async fn pipeline(config: &Arc<Config>) -> (Pipeline, Store) {
-    let classifier = Arc::new(Classifier::load(&common::model_path()).unwrap());
-    let store = Store::open(&config.raw.storage.database_url())
-        .await
-        .unwrap();
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir()).unwrap();
-    let p = Pipeline::new(config.clone(), classifier, store.clone(), evidence, None);
-    (p, store)
+    let parts = assemble(config, Options::default()).await.unwrap();
+    (parts.pipeline, parts.store)
 }
 
 async fn frame(p: &mut Pipeline, at: i64) {
@@ -98,7 +93,7 @@ zone = "bay"
     frame(&mut p, t0 + 30 * 20 * S).await;
     let ended = store.violation(&v[0].id).await.unwrap().unwrap();
     assert_eq!(ended.cleared_ms, Some(window_end));
-    assert_eq!(ended.end_reason.as_deref(), Some("schedule_ended"));
+    assert_eq!(ended.end_reason.map(|r| r.as_str()), Some("schedule_ended"));
     assert_eq!(p.zone_phases()[0].1, Phase::Clear);
 
     // Still parked after the window: nothing recorded, however long.
@@ -144,7 +139,7 @@ zone = "bay"
     let next = parse_rfc3339("2026-12-01T08:05:00Z").unwrap();
     frame(&mut p, next).await;
     let ended = store.violation(&v[0].id).await.unwrap().unwrap();
-    assert_eq!(ended.end_reason.as_deref(), Some("schedule_ended"));
+    assert_eq!(ended.end_reason.map(|r| r.as_str()), Some("schedule_ended"));
     assert_eq!(
         ended.cleared_ms,
         Some(parse_rfc3339("2026-11-30T09:00:00Z").unwrap())
@@ -202,7 +197,10 @@ async fn reconfiguring_keeps_unchanged_zones_and_ends_redrawn_ones() {
     );
     let moved: Vec<_> = v.iter().filter(|v| v.zone == "move").collect();
     assert_eq!(moved[0].status, "cleared");
-    assert_eq!(moved[0].end_reason.as_deref(), Some("zone_changed"));
+    assert_eq!(
+        moved[0].end_reason.map(|r| r.as_str()),
+        Some("zone_changed")
+    );
     assert_eq!(
         moved[0].cleared_ms,
         Some(t0 + 4 * 20 * S),
@@ -228,7 +226,7 @@ async fn reconfiguring_keeps_unchanged_zones_and_ends_redrawn_ones() {
     );
     p.reconfigure(only_move).await.unwrap();
     let keep = store.violation(&keep.id).await.unwrap().unwrap();
-    assert_eq!(keep.end_reason.as_deref(), Some("zone_removed"));
+    assert_eq!(keep.end_reason.map(|r| r.as_str()), Some("zone_removed"));
     assert_eq!(p.zone_phases().len(), 1);
 }
 
@@ -262,7 +260,7 @@ async fn a_zone_redrawn_while_the_daemon_was_down_does_not_resume_its_violation(
     let (mut redrawn, store) = pipeline(&after).await;
     assert_eq!(redrawn.resume().await.unwrap(), 0);
     let v = store.violation(&id).await.unwrap().unwrap();
-    assert_eq!(v.end_reason.as_deref(), Some("zone_changed"));
+    assert_eq!(v.end_reason.map(|r| r.as_str()), Some("zone_changed"));
     assert!(
         v.cleared_ms
             .is_some_and(|c| c >= v.confirmed_ms && c <= t0 + 4 * 20 * S),

@@ -5,7 +5,6 @@
 //! and loses none; a crash between a receiver's 2xx and the mark can repeat
 //! one, which `X-Firelane-Delivery` lets the receiver drop.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,13 +13,14 @@ use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use tokio_util::sync::CancellationToken;
 
+use super::acked::AckedPublisher;
 use super::outbox::Outbox;
 use super::{ViolationEventKind, ViolationMessage, email, homeassistant, webhook};
+use crate::base::time::{Millis, secs_to_ms, wall_clock_ms};
 use crate::config::Config;
 use crate::evidence::EvidenceStore;
 use crate::ingest::mqtt::IngestMetrics;
 use crate::store::{OutboxRow, Store, StoreError};
-use crate::time::{Millis, secs_to_ms, wall_clock_ms};
 
 pub struct Dispatcher {
     pub store: Store,
@@ -43,7 +43,7 @@ pub fn backoff_ms(attempts: i64, base_ms: Millis, max_ms: Millis, jitter: f64) -
 impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let http = webhook::client();
-        let mailer = match &self.config.raw.alerts.smtp_url {
+        let mailer = match &self.config.alerts.smtp_url {
             Some(url) => match email::mailer(url) {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -53,6 +53,7 @@ impl Dispatcher {
             },
             None => None,
         };
+        let mut acked = AckedPublisher::new(self.config.clone());
         let mut announced = false;
         loop {
             let connected = self.mqtt.connected.load(Ordering::Relaxed);
@@ -60,7 +61,7 @@ impl Dispatcher {
                 self.announce().await;
             }
             announced = connected;
-            if let Err(e) = self.round(&http, mailer.as_ref()).await {
+            if let Err(e) = self.round(&http, mailer.as_ref(), &mut acked).await {
                 tracing::error!(error = %e, "outbox: database error; retrying");
             }
             tokio::select! {
@@ -74,7 +75,7 @@ impl Dispatcher {
     /// Home Assistant discovery and the site counts, after each connect.
     async fn announce(&self) {
         let prefix = self.config.prefix();
-        if self.config.raw.alerts.home_assistant {
+        if self.config.alerts.home_assistant {
             for (topic, payload) in homeassistant::discovery(&self.config) {
                 let _ = self
                     .client
@@ -116,31 +117,37 @@ impl Dispatcher {
         &self,
         http: &reqwest::Client,
         mailer: Option<&email::Mailer>,
+        acked: &mut AckedPublisher,
     ) -> Result<(), StoreError> {
-        let a = &self.config.raw.alerts;
+        let a = &self.config.alerts;
         let now = wall_clock_ms();
-        let mut held: HashSet<(String, String)> = HashSet::new();
+        // Each target's oldest pending row only: per-target order holds, and
+        // a dead target delays nothing but itself.
         for row in self.store.outbox_due(now, 200).await? {
-            let target = (row.channel.clone(), row.target.clone());
-            if held.contains(&target)
-                || self
-                    .store
-                    .outbox_pending_before(&row.channel, &row.target, row.id)
-                    .await?
-                    > 0
-            {
-                // An older alert to this target is waiting: keep the order.
-                held.insert(target);
+            if !self.outbox.still_configured(&row) {
+                // A webhook or address removed from the config: its secret
+                // is gone too, so the row is dropped rather than sent unsigned.
+                tracing::warn!(channel = %row.channel, target = %redact(&row.target), "alert dropped: target no longer configured");
+                self.store
+                    .outbox_expire(row.id, "target no longer configured")
+                    .await?;
                 continue;
             }
-            match self.deliver(&row, http, mailer).await {
+            match self.deliver(&row, http, mailer, acked).await {
                 Ok(()) => {
                     self.store.outbox_sent(row.id, wall_clock_ms()).await?;
                     tracing::info!(channel = %row.channel, target = %redact(&row.target), event = %row.event, violation = %row.violation_id, "alert delivered");
                 }
                 Err(e) => {
-                    held.insert(target);
-                    let age = now - row.event_ms.min(now);
+                    // Measured from when it was queued: an old capture time
+                    // (a replay, a backlog, a camera's clock) is no reason
+                    // to give up on an alert never tried.
+                    let queued = if row.queued_ms > 0 {
+                        row.queued_ms
+                    } else {
+                        row.event_ms
+                    };
+                    let age = now - queued.min(now);
                     if age > secs_to_ms(a.give_up_after_s) {
                         tracing::error!(channel = %row.channel, target = %redact(&row.target), error = %e, "alert given up");
                         self.store.outbox_expire(row.id, &e).await?;
@@ -165,21 +172,15 @@ impl Dispatcher {
         row: &OutboxRow,
         http: &reqwest::Client,
         mailer: Option<&email::Mailer>,
+        acked: &mut AckedPublisher,
     ) -> Result<(), String> {
         match row.channel.as_str() {
             "mqtt" => {
                 if !self.mqtt.connected.load(Ordering::Relaxed) {
                     return Err("MQTT broker not connected".into());
                 }
-                self.client
-                    .publish(
-                        row.target.clone(),
-                        QoS::AtLeastOnce,
-                        false,
-                        row.payload.clone(),
-                    )
-                    .await
-                    .map_err(|e| format!("MQTT client closed: {e}"))?;
+                // Sent only once the broker acknowledged it (PUBACK).
+                acked.publish(&row.target, &row.payload).await?;
                 self.after_mqtt(row).await;
                 Ok(())
             }
@@ -207,7 +208,7 @@ impl Dispatcher {
                 let frame = self.annotated_frame(&row.violation_id).await;
                 email::deliver(
                     mailer,
-                    &self.config.raw.alerts.email_from,
+                    &self.config.alerts.email_from,
                     &row.target,
                     &msg,
                     frame,
@@ -233,7 +234,7 @@ impl Dispatcher {
     /// Keeps the Home Assistant image and the site counts current.
     async fn after_mqtt(&self, row: &OutboxRow) {
         let prefix = self.config.prefix();
-        if row.event == ViolationEventKind::New.as_str() && self.config.raw.alerts.home_assistant {
+        if row.event == ViolationEventKind::New.as_str() && self.config.alerts.home_assistant {
             let zone = serde_json::from_str::<ViolationMessage>(&row.payload)
                 .map(|m| m.violation.zone)
                 .ok();

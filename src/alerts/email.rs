@@ -8,7 +8,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{ViolationEventKind, ViolationMessage};
-use crate::time::format_rfc3339;
+use crate::base::time::format_rfc3339;
 
 pub type Mailer = AsyncSmtpTransport<Tokio1Executor>;
 

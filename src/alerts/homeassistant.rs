@@ -34,7 +34,7 @@ fn object_id(s: &str) -> String {
 /// (topic, retained JSON payload) of every discovery message.
 pub fn discovery(config: &Config) -> Vec<(String, Value)> {
     let prefix = config.prefix();
-    let dp = config.raw.alerts.discovery_prefix.trim_end_matches('/');
+    let dp = config.alerts.discovery_prefix.trim_end_matches('/');
     let availability = availability_topic(prefix);
     let device = |site_id: &str| {
         let site = config.sites.iter().find(|s| s.id == site_id);

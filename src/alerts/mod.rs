@@ -6,6 +6,7 @@
 //! and [`dispatch`] delivers them with retries; retained zone state goes
 //! straight to MQTT ([`mqtt`]); [`homeassistant`] adds MQTT discovery.
 
+pub mod acked;
 pub mod dispatch;
 pub mod email;
 pub mod homeassistant;
@@ -15,26 +16,11 @@ pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::kinds::{EndReason, ViolationStatus};
+use crate::base::time::{Millis, rfc3339};
 use crate::store::ViolationRow;
-use crate::time::{Millis, rfc3339};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationEventKind {
-    New,
-    Update,
-    End,
-}
-
-impl ViolationEventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ViolationEventKind::New => "new",
-            ViolationEventKind::Update => "update",
-            ViolationEventKind::End => "end",
-        }
-    }
-}
+pub use crate::base::kinds::ViolationEventKind;
 
 /// A violation as published: times in RFC 3339.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,10 +38,10 @@ pub struct ViolationView {
     pub last_obstructed: Millis,
     pub duration_s: f64,
     pub peak_score: f64,
-    pub status: String,
+    pub status: ViolationStatus,
     /// Why it ended: `cleared`, or `schedule_ended`, `zone_changed`, `zone_removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     pub model: String,
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::{ViolationEventKind, ViolationMessage};
+use crate::base::kinds::OutboxStatus;
 use crate::config::{Config, Site};
 use crate::store::OutboxRow;
 
@@ -32,6 +33,16 @@ impl Outbox {
         }
     }
 
+    /// Whether `row`'s target is still one of its site's (MQTT always is).
+    pub fn still_configured(&self, row: &OutboxRow) -> bool {
+        let site = self.sites.get(&row.site);
+        match row.channel.as_str() {
+            "webhook" => site.is_some_and(|s| s.webhooks.iter().any(|w| w.url == row.target)),
+            "email" => site.is_some_and(|s| s.email_to.iter().any(|a| a == &row.target)),
+            _ => true,
+        }
+    }
+
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.get(id)
     }
@@ -39,7 +50,7 @@ impl Outbox {
     /// The rows for one alert.
     pub fn rows_for(&self, msg: &ViolationMessage) -> Vec<OutboxRow> {
         let payload = serde_json::to_string(msg).expect("alert serialises");
-        let row = |channel: &str, target: &str, status: &str, next: i64| OutboxRow {
+        let row = |channel: &str, target: &str, status: OutboxStatus, next: i64| OutboxRow {
             id: 0,
             event_key: msg.event_key(),
             channel: channel.to_string(),
@@ -48,18 +59,29 @@ impl Outbox {
             violation_id: msg.violation.id.clone(),
             event: msg.event.as_str().to_string(),
             payload: payload.clone(),
-            status: status.to_string(),
+            status,
             attempts: 0,
             next_attempt_ms: next,
             event_ms: msg.at,
+            queued_ms: crate::base::time::wall_clock_ms(),
             sent_ms: None,
             last_error: None,
         };
-        let mut rows = vec![row("mqtt", &self.violations_topic, "pending", 0)];
+        let mut rows = vec![row(
+            "mqtt",
+            &self.violations_topic,
+            OutboxStatus::Pending,
+            0,
+        )];
         let Some(site) = self.sites.get(&msg.site.id) else {
             return rows;
         };
         if msg.event == ViolationEventKind::End && !site.notify_clear {
+            return rows;
+        }
+        // Reminders are for machines (MQTT) unless the site asks people for
+        // them: webhooks and email get `update` only with `reminder_every_s`.
+        if msg.event == ViolationEventKind::Update && site.reminder_every_s.is_none() {
             return rows;
         }
         // People are not woken: `new` and `end` wait for the window's end,
@@ -68,9 +90,9 @@ impl Outbox {
             .quiet_hours
             .and_then(|q| q.release_after(msg.at, site.timezone));
         let (status, next) = match (quiet_until, msg.event) {
-            (None, _) => ("pending", 0),
-            (Some(_), ViolationEventKind::Update) => ("suppressed", 0),
-            (Some(until), _) => ("pending", until),
+            (None, _) => (OutboxStatus::Pending, 0),
+            (Some(_), ViolationEventKind::Update) => (OutboxStatus::Suppressed, 0),
+            (Some(until), _) => (OutboxStatus::Pending, until),
         };
         for w in &site.webhooks {
             rows.push(row("webhook", &w.url, status, next));

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::audit::Actor;
+use crate::base::time::Millis;
 use crate::store::{Store, StoreError, TokenRow};
-use crate::time::Millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

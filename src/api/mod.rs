@@ -23,10 +23,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
-use crate::config::live::LiveConfig;
 use crate::evidence::EvidenceStore;
 use crate::evidence::signing::SiteKey;
 use crate::pipeline::LiveView;
+use crate::reload::LiveConfig;
 use crate::store::{Store, StoreError};
 use auth::{AuthError, Caller, Role};
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::base::kinds::{EndReason, EvidenceKind, EvidenceVariant, ViolationStatus};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
@@ -11,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
+use crate::base::time::{format_rfc3339, parse_rfc3339, wall_clock_ms};
 use crate::evidence::bundle;
 use crate::store::{EvidenceRow, ReviewRow, ViolationFilter, ViolationRow};
-use crate::time::{format_rfc3339, parse_rfc3339, wall_clock_ms};
 
 const REVIEW_STATUSES: [&str; 3] = ["confirmed", "dismissed", "cited"];
 const MAX_NOTE_CHARS: usize = 2000;
@@ -21,8 +22,8 @@ const THUMB_WIDTH: u32 = 320;
 
 #[derive(Serialize)]
 pub struct EvidenceJson {
-    kind: String,
-    variant: String,
+    kind: EvidenceKind,
+    variant: EvidenceVariant,
     sha256: String,
     bytes: i64,
     captured_at: String,
@@ -53,8 +54,8 @@ pub struct ViolationJson {
     peak_score: f64,
     model_name: String,
     model_sha256: String,
-    status: String,
-    end_reason: Option<String>,
+    status: ViolationStatus,
+    end_reason: Option<EndReason>,
     review_status: String,
     thumbnail_url: String,
     evidence: Vec<EvidenceJson>,
@@ -239,7 +240,7 @@ fn read_evidence(state: &ApiState, e: &EvidenceRow) -> Result<Vec<u8>, ApiError>
             "evidence file unreadable",
         )
     })?;
-    if crate::evidence::sha256_hex(&bytes) != e.sha256 {
+    if crate::base::digest::sha256_hex(&bytes) != e.sha256 {
         tracing::error!(violation = %e.violation_id, sha256 = %e.sha256, "evidence file altered on disk");
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -297,10 +298,10 @@ pub async fn evidence_image(
     let rows = state.store.evidence(&id).await?;
     let row = rows
         .iter()
-        .find(|e| e.kind == kind && e.variant == variant)
+        .find(|e| e.kind.as_str() == kind && e.variant.as_str() == variant)
         .ok_or_else(|| {
             ApiError::not_found(format!(
-                "violation {id:?} has no {kind:?} {file:?} evidence (kinds: first, confirm, clear; files: original.jpg, annotated.jpg)"
+                "violation {id:?} has no {kind:?} {file:?} evidence (kinds: first, confirm, clear; files: original.jpg, annotated.jpg, closeup.jpg)"
             ))
         })?;
     let bytes = read_evidence(&state, row)?;
@@ -325,7 +326,11 @@ pub async fn thumbnail(
     let rows = state.store.evidence(&id).await?;
     let pick =
         |kind: &str, variant: &str| rows.iter().find(|e| e.kind == kind && e.variant == variant);
-    let row = pick("confirm", "annotated")
+    // The close-up shows the zone at a size a phone can show; frames
+    // recorded before it existed fall back to the annotated whole frame.
+    let row = pick("confirm", "closeup")
+        .or_else(|| pick("first", "closeup"))
+        .or_else(|| pick("confirm", "annotated"))
         .or_else(|| pick("first", "annotated"))
         .or_else(|| rows.first())
         .ok_or_else(|| ApiError::not_found(format!("violation {id:?} has no evidence frame")))?;
@@ -383,7 +388,7 @@ pub async fn bundle(
         &caller,
         "bundle.export",
         &id,
-        serde_json::json!({"bytes": zip.len(), "sha256": crate::evidence::sha256_hex(&zip)}),
+        serde_json::json!({"bytes": zip.len(), "sha256": crate::base::digest::sha256_hex(&zip)}),
     )
     .await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.zip\""))

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::violations::{audit, path_param};
 use super::{ApiError, ApiState};
 use crate::api::auth::Caller;
-use crate::config::live::{Applied, ApplyError, ConfigStatus};
+use crate::base::time::{format_rfc3339, rfc3339};
 use crate::config::{Config, ConfigError, ScheduleConfig, ZoneConfig, edit};
 use crate::pipeline::ZoneLive;
-use crate::time::{format_rfc3339, rfc3339};
+use crate::reload::{Applied, ApplyError, ConfigStatus};
 
 #[derive(Serialize)]
 pub struct Effective {
@@ -73,7 +73,7 @@ pub struct CamerasJson {
 
 fn zone_json(state: &ApiState, config: &Config, id: &str) -> Option<ZoneJson> {
     let zone = config.zones.iter().find(|z| z.id == id)?;
-    let raw = config.raw.zones.iter().find(|z| z.id == id)?;
+    let raw = config.raw().zones.iter().find(|z| z.id == id)?;
     let live = state
         .live
         .read()

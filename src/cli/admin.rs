@@ -5,13 +5,69 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{AuditAction, EvidenceAction, SiteArgs, TokenAction, config_failure};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{SiteArgs, config_failure};
 use crate::audit::{Actor, AuditLog};
+use crate::base::time::{format_rfc3339, wall_clock_ms};
 use crate::evidence::EvidenceStore;
 use crate::evidence::bundle;
 use crate::evidence::signing::SiteKey;
 use crate::store::Store;
-use crate::time::{format_rfc3339, wall_clock_ms};
+
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Create a token and print it (only its hash is kept).
+    Create {
+        #[arg(long)]
+        role: crate::api::auth::Role,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    /// Revoke a token by its id (the 8 hex characters after `flt_`).
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Check the hash chain; exit 1 naming the first broken entries.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceAction {
+    /// Write a violation's signed evidence bundle (a ZIP).
+    Export {
+        id: String,
+        #[arg(long, short)]
+        output: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Check a bundle's hashes and signature; exit 1 naming what failed.
+    Verify {
+        bundle: PathBuf,
+        /// The site's public key (hex, as `evidence public-key` prints it);
+        /// without it the key inside the bundle is used.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the site key's public half (creating the key if needed).
+    PublicKey {
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+}
 
 async fn open_store(
     site: &SiteArgs,
@@ -20,7 +76,7 @@ async fn open_store(
         Ok(c) => c,
         Err(e) => return Ok(Err(config_failure(&e))),
     };
-    let store = Store::open(&cfg.raw.storage.database_url()).await?;
+    let store = Store::open(&cfg.storage.database_url).await?;
     Ok(Ok((cfg, store)))
 }
 
@@ -114,14 +170,14 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
                 Ok(s) => s,
                 Err(code) => return Ok(code),
             };
-            let evidence = EvidenceStore::open(&cfg.raw.storage.evidence_dir())?;
-            let key = SiteKey::load_or_create(&cfg.raw.storage.site_key())?;
+            let evidence = EvidenceStore::open(&cfg.storage.evidence_dir)?;
+            let key = SiteKey::load_or_create(&cfg.storage.site_key)?;
             let zip = match bundle::export(&store, &evidence, &key, &id, wall_clock_ms()).await {
                 Ok(z) => z,
                 Err(bundle::BundleError::NotFound(_)) => {
                     eprintln!(
                         "evidence export: no violation {id:?} in {}",
-                        cfg.raw.storage.database_url()
+                        cfg.storage.database_url
                     );
                     return Ok(ExitCode::from(1));
                 }
@@ -129,7 +185,7 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
             };
             std::fs::write(&output, &zip)
                 .with_context(|| format!("writing {}", output.display()))?;
-            let sha = crate::evidence::sha256_hex(&zip);
+            let sha = crate::base::digest::sha256_hex(&zip);
             AuditLog::default()
                 .record(
                     &store,
@@ -199,7 +255,7 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(e) => return Ok(config_failure(&e)),
             };
-            let key = SiteKey::load_or_create(&cfg.raw.storage.site_key())?;
+            let key = SiteKey::load_or_create(&cfg.storage.site_key)?;
             println!("{}", key.public_key_hex());
             Ok(ExitCode::SUCCESS)
         }

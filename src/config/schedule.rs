@@ -8,7 +8,7 @@
 use chrono::{Datelike, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 /// `[zones.schedule]` as written in TOML (and sent by the zone editor).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -252,7 +252,7 @@ mod tests {
     }
 
     fn at(s: &str) -> Millis {
-        crate::time::parse_rfc3339(s).unwrap()
+        crate::base::time::parse_rfc3339(s).unwrap()
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrono::{NaiveTime, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -229,7 +229,7 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> Millis {
-        crate::time::parse_rfc3339(s).unwrap()
+        crate::base::time::parse_rfc3339(s).unwrap()
     }
 
     #[test]

@@ -2,13 +2,14 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::config::ZonePolygon;
-use crate::time::{Millis, format_rfc3339};
+use crate::base::geometry::ZonePolygon;
+use crate::base::time::{Millis, format_rfc3339};
 
 use super::EvidenceError;
 
 const RED: Rgb<u8> = Rgb([230, 30, 30]);
 const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
+const YELLOW: Rgb<u8> = Rgb([250, 220, 40]);
 
 /// What to write on the frame.
 pub struct Caption<'a> {
@@ -17,6 +18,9 @@ pub struct Caption<'a> {
     pub kind: &'a str,
     pub score: Option<f64>,
     pub captured_at: Millis,
+    /// The zone's tile scores, in [`ZonePolygon::tiles`] order (empty or
+    /// one for a zone scored whole).
+    pub tiles: &'a [f32],
 }
 
 /// Draws the zone and caption on a copy of `frame`; returns JPEG bytes.
@@ -28,11 +32,7 @@ pub fn annotate(
     let mut img = frame.clone();
     let (w, h) = img.dimensions();
     let thickness = (w.max(h) / 400).max(2) as i64;
-    let pts = polygon.to_pixels(w, h);
-    for i in 0..pts.len() {
-        let (a, b) = (pts[i], pts[(i + 1) % pts.len()]);
-        draw_line(&mut img, a, b, thickness, RED);
-    }
+    draw_zone(&mut img, polygon, caption.tiles, thickness);
     let score = caption.score.map_or("-".to_string(), |s| format!("{s:.2}"));
     let lines = [
         format!("{} / {}", caption.camera, caption.zone),
@@ -61,7 +61,46 @@ pub fn annotate(
     Ok(out)
 }
 
-fn draw_line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), thickness: i64, colour: Rgb<u8>) {
+/// The zone's outline and, for a tiled zone, each tile with its score.
+pub(super) fn draw_zone(img: &mut RgbImage, polygon: &ZonePolygon, tiles: &[f32], thickness: i64) {
+    let (w, h) = img.dimensions();
+    let rects = polygon.tiles(w, h);
+    if tiles.len() > 1 && tiles.len() == rects.len() {
+        let scale = (w / 640).clamp(1, 4);
+        for (r, score) in rects.iter().zip(tiles) {
+            let corners = [
+                (r.x0 as f64, r.y0 as f64),
+                (r.x1 as f64 - 1.0, r.y0 as f64),
+                (r.x1 as f64 - 1.0, r.y1 as f64 - 1.0),
+                (r.x0 as f64, r.y1 as f64 - 1.0),
+            ];
+            for i in 0..4 {
+                draw_line(img, corners[i], corners[(i + 1) % 4], 1, YELLOW);
+            }
+            draw_text(
+                img,
+                r.x0 + 2,
+                r.y0 + 2,
+                &format!("{score:.2}"),
+                scale,
+                YELLOW,
+            );
+        }
+    }
+    let pts = polygon.to_pixels(w, h);
+    for i in 0..pts.len() {
+        let (a, b) = (pts[i], pts[(i + 1) % pts.len()]);
+        draw_line(img, a, b, thickness, RED);
+    }
+}
+
+pub(super) fn draw_line(
+    img: &mut RgbImage,
+    a: (f64, f64),
+    b: (f64, f64),
+    thickness: i64,
+    colour: Rgb<u8>,
+) {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as i64).max(1);
     let half = thickness / 2;
@@ -80,7 +119,14 @@ fn draw_line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), thickness: i64, c
     }
 }
 
-fn draw_text(img: &mut RgbImage, x0: u32, y0: u32, text: &str, scale: u32, colour: Rgb<u8>) {
+pub(super) fn draw_text(
+    img: &mut RgbImage,
+    x0: u32,
+    y0: u32,
+    text: &str,
+    scale: u32,
+    colour: Rgb<u8>,
+) {
     let (w, h) = img.dimensions();
     for (i, ch) in text.chars().enumerate() {
         let code = if ch.is_ascii() {
@@ -121,6 +167,7 @@ mod tests {
             zone: "lane-1",
             camera: "north",
             kind: "confirm",
+            tiles: &[],
             score: Some(0.97),
             captured_at: 0,
         };

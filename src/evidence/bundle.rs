@@ -7,14 +7,15 @@
 use std::collections::BTreeSet;
 use std::io::{Cursor, Read, Write};
 
+use crate::base::kinds::{EndReason, EvidenceKind, EvidenceVariant, ViolationStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
 use super::signing::{SiteKey, parse_public_key, verify_signature};
 use super::{EvidenceError, EvidenceStore};
+use crate::base::time::{Millis, format_rfc3339};
 use crate::store::{Store, StoreError};
-use crate::time::{Millis, format_rfc3339};
 
 pub const FORMAT: &str = "firelane-evidence-bundle/1";
 const MANIFEST: &str = "manifest.json";
@@ -30,8 +31,8 @@ pub enum BundleError {
     #[error("evidence file for {violation} ({kind} {variant}): {source}")]
     Evidence {
         violation: String,
-        kind: String,
-        variant: String,
+        kind: EvidenceKind,
+        variant: EvidenceVariant,
         source: EvidenceError,
     },
     #[error("evidence file {path} no longer matches its recorded SHA-256 {expected}")]
@@ -67,8 +68,8 @@ pub struct ManifestViolation {
     pub last_obstructed: String,
     pub duration_s: f64,
     pub peak_score: f64,
-    pub status: String,
-    pub end_reason: Option<String>,
+    pub status: ViolationStatus,
+    pub end_reason: Option<EndReason>,
     pub review_status: String,
 }
 
@@ -98,8 +99,8 @@ pub struct ManifestReview {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ManifestFile {
     pub path: String,
-    pub kind: String,
-    pub variant: String,
+    pub kind: EvidenceKind,
+    pub variant: EvidenceVariant,
     pub sha256: String,
     pub bytes: u64,
     pub captured_at: String,

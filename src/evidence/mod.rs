@@ -7,12 +7,13 @@
 
 pub mod annotate;
 pub mod bundle;
+pub mod closeup;
 pub mod signing;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use crate::vision::model::sha256_hex;
+pub use crate::base::digest::sha256_hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {

@@ -15,10 +15,10 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::base::time::{secs_to_ms, wall_clock_ms};
 use crate::config::Config;
-use crate::time::{secs_to_ms, wall_clock_ms};
 
-use super::payload::{Inbound, Limits, TopicRouter};
+use super::payload::{Inbound, Limits, Subscription, TopicRouter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -42,13 +42,35 @@ pub struct IngestMetrics {
     pub connected: std::sync::atomic::AtomicBool,
 }
 
+/// How long the broker keeps firelane's session while it is away.
+const SESSION_EXPIRY_S: u32 = 3600;
+
 pub fn availability_topic(prefix: &str) -> String {
     format!("{prefix}/available")
 }
 
-/// Builds the client options from `[mqtt]`.
+/// The client options of firelane's main connection: `[mqtt]`, with a
+/// persistent session and the `offline` last will.
 pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
-    let m = &config.raw.mqtt;
+    let mut opts = connection_options(config, &config.mqtt.client_id)?;
+    // A persistent session: the broker keeps the subscriptions and queues
+    // QoS 1 sensor readings while firelane reconnects or restarts.
+    opts.set_clean_start(false);
+    opts.set_session_expiry_interval(Some(SESSION_EXPIRY_S));
+    opts.set_last_will(LastWill::new(
+        availability_topic(config.prefix()),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
+    Ok(opts)
+}
+
+/// Options for a connection to `[mqtt]`'s broker as `client_id`: address,
+/// TLS, credentials and sizes, nothing session-specific.
+pub fn connection_options(config: &Config, client_id: &str) -> Result<MqttOptions, MqttError> {
+    let m = &config.mqtt;
     let url = url::Url::parse(&m.url).map_err(|e| MqttError::Url {
         url: m.url.clone(),
         message: e.to_string(),
@@ -59,21 +81,13 @@ pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
         message: "no host".into(),
     })?;
     let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-    let mut opts = MqttOptions::new(m.client_id.clone(), host, port);
+    let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(15));
-    opts.set_clean_start(true);
     opts.set_max_packet_size(Some((m.max_payload_bytes + 64 * 1024) as u32));
     opts.set_request_channel_capacity(256);
     if let (Some(u), Some(p)) = (&m.username, &m.password) {
         opts.set_credentials(u.clone(), p.clone());
     }
-    opts.set_last_will(LastWill::new(
-        availability_topic(config.prefix()),
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-        None,
-    ));
     if tls {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ca_path = m.ca_file.as_ref().ok_or_else(|| MqttError::Url {
@@ -94,10 +108,25 @@ pub fn connect(config: &Config) -> Result<(AsyncClient, EventLoop), MqttError> {
     Ok(AsyncClient::new(opts, 256))
 }
 
+/// Subscribes to `topics`, sensors at QoS 1 so the broker keeps their
+/// readings for this session while the connection is down.
+async fn subscribe(client: AsyncClient, topics: Vec<Subscription>) {
+    for t in topics {
+        let qos = if t.reliable {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        if let Err(e) = client.subscribe(t.topic.clone(), qos).await {
+            tracing::warn!(topic = %t.topic, error = %e, "subscribe failed");
+        }
+    }
+}
+
 /// Where parsed input goes.
 pub struct Sinks {
     pub frames: Arc<super::FrameSlots>,
-    pub readings: mpsc::Sender<crate::pipeline::SensorReading>,
+    pub readings: mpsc::Sender<crate::base::input::SensorReading>,
     /// The rolling recording, when configured.
     pub recorder: Option<crate::recording::Recorder>,
 }
@@ -121,8 +150,8 @@ pub async fn run_event_loop(
     } = sinks;
     let mut router = TopicRouter::new(&config);
     let limits = Limits {
-        max_bytes: config.raw.mqtt.max_payload_bytes,
-        max_future_skew_ms: secs_to_ms(config.raw.ingest.max_future_skew_s),
+        max_bytes: config.mqtt.max_payload_bytes,
+        max_future_skew_ms: secs_to_ms(config.ingest.max_future_skew_s),
     };
     let prefix = config.prefix().to_string();
     let mut backoff = Duration::from_millis(250);
@@ -140,19 +169,12 @@ pub async fn run_event_loop(
                     Ok(new) => {
                         let before = router.subscriptions();
                         router = TopicRouter::new(&new);
-                        let added: Vec<String> = router
+                        let added: Vec<Subscription> = router
                             .subscriptions()
                             .into_iter()
                             .filter(|t| !before.contains(t))
                             .collect();
-                        let client = client.clone();
-                        tokio::spawn(async move {
-                            for t in added {
-                                if let Err(e) = client.subscribe(t.clone(), QoS::AtMostOnce).await {
-                                    tracing::warn!(topic = %t, error = %e, "subscribe failed");
-                                }
-                            }
-                        });
+                        tokio::spawn(subscribe(client.clone(), added));
                     }
                     Err(_) => updates = None,
                 }
@@ -163,17 +185,13 @@ pub async fn run_event_loop(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(250);
                 metrics.connected.store(true, Ordering::Relaxed);
-                tracing::info!(url = %config.raw.mqtt.url, "MQTT connected");
+                tracing::info!(url = %config.mqtt.url, "MQTT connected");
                 // From another task: the request channel is drained by this loop.
                 let client = client.clone();
                 let topics = router.subscriptions();
                 let prefix = prefix.clone();
                 tokio::spawn(async move {
-                    for t in topics {
-                        if let Err(e) = client.subscribe(t.clone(), QoS::AtMostOnce).await {
-                            tracing::warn!(topic = %t, error = %e, "subscribe failed");
-                        }
-                    }
+                    subscribe(client.clone(), topics).await;
                     let _ = client
                         .publish(
                             availability_topic(&prefix),

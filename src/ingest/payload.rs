@@ -12,9 +12,9 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::base::input::{Frame, SensorReading};
+use crate::base::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::config::Config;
-use crate::pipeline::{Frame, SensorReading};
-use crate::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::vision::decode::looks_like_jpeg;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -44,6 +44,8 @@ pub enum PayloadError {
     SensorMismatch { payload: String, topic: String },
     #[error("no camera or sensor is configured for topic `{0}`")]
     UnknownTopic(String),
+    #[error("{what} \"{id}\" is not configured; refused")]
+    UnknownId { what: &'static str, id: String },
 }
 
 /// What a message became.
@@ -203,6 +205,19 @@ pub enum Route {
 pub struct TopicRouter {
     prefix: String,
     routes: HashMap<String, Route>,
+    /// Configured ids: anything else is refused here, before it can take
+    /// a frame slot, a queue place or recording space.
+    cameras: std::collections::HashSet<String>,
+    sensors: std::collections::HashSet<String>,
+}
+
+/// A topic to subscribe to. Sensors report on change only, so their
+/// readings must not be lost: QoS 1 (`reliable`). Frames are QoS 0: a
+/// newer one replaces a lost one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub topic: String,
+    pub reliable: bool,
 }
 
 impl TopicRouter {
@@ -217,6 +232,8 @@ impl TopicRouter {
         TopicRouter {
             prefix: config.prefix().to_string(),
             routes,
+            cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+            sensors: config.sensors.iter().map(|s| s.id.clone()).collect(),
         }
     }
 
@@ -224,10 +241,11 @@ impl TopicRouter {
     /// wildcards (so unknown cameras and sensors are seen and reported).
     /// Topics the wildcards already cover are left out: overlapping
     /// subscriptions would make the broker deliver a frame twice.
-    pub fn subscriptions(&self) -> Vec<String> {
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        let sub = |topic: String, reliable| Subscription { topic, reliable };
         let mut topics = vec![
-            format!("{}/cameras/+/frame", self.prefix),
-            format!("{}/sensors/+", self.prefix),
+            sub(format!("{}/cameras/+/frame", self.prefix), false),
+            sub(format!("{}/sensors/+", self.prefix), true),
         ];
         let covered = |t: &str| {
             let Some(rest) = t
@@ -241,13 +259,13 @@ impl TopicRouter {
                 ["cameras", _, "frame"] | ["sensors", _]
             )
         };
-        let mut extra: Vec<String> = self
+        let mut extra: Vec<Subscription> = self
             .routes
-            .keys()
-            .filter(|t| !covered(t))
-            .cloned()
+            .iter()
+            .filter(|(t, _)| !covered(t))
+            .map(|(t, r)| sub(t.clone(), matches!(r, Route::Sensor(_))))
             .collect();
-        extra.sort();
+        extra.sort_by(|a, b| a.topic.cmp(&b.topic));
         topics.extend(extra);
         topics
     }
@@ -275,6 +293,12 @@ impl TopicRouter {
         limits: &Limits,
     ) -> Result<Inbound, PayloadError> {
         match self.route(topic) {
+            Some(Route::Camera(id)) if !self.cameras.contains(&id) => {
+                Err(PayloadError::UnknownId { what: "camera", id })
+            }
+            Some(Route::Sensor(id)) if !self.sensors.contains(&id) => {
+                Err(PayloadError::UnknownId { what: "sensor", id })
+            }
             Some(Route::Camera(id)) => {
                 parse_frame(&id, payload, user_properties, arrival, limits).map(Inbound::Frame)
             }
@@ -403,10 +427,30 @@ mod tests {
             Some(Route::Sensor("s".into()))
         );
         assert_eq!(router.route("elsewhere/x"), None);
-        assert!(
-            router
-                .subscriptions()
-                .contains(&"firelane/cameras/+/frame".to_string())
+        let subs = router.subscriptions();
+        let find = |t: &str| subs.iter().find(|s| s.topic == t).cloned();
+        assert_eq!(
+            find("firelane/cameras/+/frame").map(|s| s.reliable),
+            Some(false)
         );
+        assert_eq!(find("firelane/sensors/+").map(|s| s.reliable), Some(true));
+        // An id that is not configured is refused here, before any slot.
+        let err = router
+            .parse("firelane/cameras/zz/frame", JPEG, &[], NOW, &LIMITS)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "camera \"zz\" is not configured; refused");
+        let err = router
+            .parse(
+                "firelane/sensors/ghost",
+                b"{\"occupied\": true}",
+                &[],
+                NOW,
+                &LIMITS,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PayloadError::UnknownId { what: "sensor", .. }
+        ));
     }
 }

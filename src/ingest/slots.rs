@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
-use crate::pipeline::Frame;
+use crate::base::input::Frame;
 
 #[derive(Default)]
 struct Slot {

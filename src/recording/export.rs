@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{camera_dir_name, camera_id_of_dir, list_frames};
+use crate::base::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::config::Config;
-use crate::time::{Millis, format_rfc3339, parse_rfc3339};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -201,7 +201,7 @@ pub fn export_scenario(
             format_rfc3339(to),
             config.sha256
         ),
-        grace_s: config.raw.tracking.grace_s,
+        grace_s: config.tracking.grace_s,
         cameras: recorded
             .iter()
             .map(|id| CameraOut {

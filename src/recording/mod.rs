@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::pipeline::{Frame, SensorReading};
-use crate::time::{Millis, format_rfc3339};
+use crate::base::input::{Frame, SensorReading};
+use crate::base::time::{Millis, format_rfc3339};
 
 pub use export::{ExportError, ExportSummary, export_scenario};
 
@@ -132,7 +132,7 @@ impl Recorder {
         Ok(Recorder {
             tx,
             dropped,
-            min_interval_ms: crate::time::secs_to_ms(min_interval_s.max(0.0)),
+            min_interval_ms: crate::base::time::secs_to_ms(min_interval_s.max(0.0)),
             last: Default::default(),
         })
     }

@@ -8,6 +8,7 @@
 
 pub mod scenario;
 pub mod score;
+pub mod truth;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +18,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::alerts::{AlertEvent, ViolationEventKind};
+use crate::base::input::{Frame, SensorReading};
+use crate::base::time::{Millis, rfc3339};
 use crate::config::{Config, ConfigError, RawConfig};
-use crate::evidence::{EvidenceError, EvidenceStore};
-use crate::pipeline::{Frame, Pipeline, SensorReading};
-use crate::store::{Store, StoreError};
-use crate::time::{Millis, rfc3339};
+use crate::evidence::EvidenceError;
+use crate::runtime::assemble::{AssembleError, Assembled, Options, assemble};
+use crate::store::StoreError;
 use crate::vision::{Classifier, ModelError};
 
 pub use scenario::{Scenario, ScenarioError};
@@ -39,6 +41,8 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Evidence(#[from] EvidenceError),
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
 }
 
 /// How to run a replay.
@@ -56,8 +60,8 @@ pub struct ReplayOptions {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportEvidence {
-    pub kind: String,
-    pub variant: String,
+    pub kind: crate::base::kinds::EvidenceKind,
+    pub variant: crate::base::kinds::EvidenceVariant,
     pub sha256: String,
     pub path: String,
 }
@@ -94,6 +98,10 @@ pub struct Report {
     pub model: String,
     pub model_sha256: String,
     pub violations: Vec<ReportViolation>,
+    /// Which truth `score` is against: `truth.json`, or `labels.csv` at the
+    /// replay's grace when it differs from truth.json's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<Score>,
     pub stats: ReplayStats,
@@ -127,26 +135,31 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         }
         raw = b;
     }
-    raw.storage.data_dir = opts.data_dir.clone();
     raw.storage.database_url = None;
     raw.storage.evidence_dir = None;
-    let config = Arc::new(Config::from_raw(
+    let config = Config::from_raw(
         raw,
         &format!("{}/scenario.json", scenario.dir.display()),
-        Some(classifier.threshold()),
-    )?);
-    let store = Store::open(&config.raw.storage.database_url()).await?;
+        None,
+    )?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let Assembled {
+        classifier,
+        store,
+        evidence,
+        mut pipeline,
+        ..
+    } = assemble(
+        &config,
+        Options {
+            data_dir: Some(opts.data_dir.clone()),
+            classifier: Some(classifier),
+            events: Some(tx),
+        },
+    )
+    .await?;
     // A replay judges the scenario from clear zones, whatever ran before.
     store.clear_zone_states().await?;
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::new(
-        config.clone(),
-        classifier.clone(),
-        store.clone(),
-        evidence.clone(),
-        Some(tx),
-    );
 
     let mut events: Vec<Event> = scenario
         .sensors
@@ -244,7 +257,8 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         });
     }
     violations.sort_by(|a, b| (a.start, &a.zone).cmp(&(b.start, &b.zone)));
-    let score = scenario.truth.as_ref().map(|t| score::score(&reported, t));
+    let truth = truth::for_grace(scenario.truth.as_ref(), scenario.labels.as_deref(), grace_s);
+    let score = truth.as_ref().map(|(t, _)| score::score(&reported, t));
     let m = &pipeline.metrics;
     use crate::pipeline::Metrics as M;
     Ok(Report {
@@ -254,6 +268,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         model_sha256: classifier.sha256.clone(),
         violations,
         score,
+        truth: truth.map(|(_, which)| which),
         stats: ReplayStats {
             frames: M::get(&m.frames),
             crops: M::get(&m.crops),

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::base::time::{Millis, rfc3339};
 use crate::config::{CameraConfig, RawConfig, SensorConfig, ZoneConfig};
-use crate::time::{Millis, rfc3339};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -107,6 +107,8 @@ pub struct Scenario {
     pub frames: Vec<FrameLine>,
     pub sensors: Vec<SensorLine>,
     pub truth: Option<Truth>,
+    /// `labels.csv`, when the scenario has it.
+    pub labels: Option<Vec<super::truth::Label>>,
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
@@ -174,12 +176,19 @@ impl Scenario {
                 });
             }
         }
+        let labels_path = dir.join("labels.csv");
+        let labels = if labels_path.exists() {
+            Some(super::truth::read_labels(&labels_path)?)
+        } else {
+            None
+        };
         Ok(Scenario {
             dir: dir.to_path_buf(),
             file,
             frames,
             sensors,
             truth,
+            labels,
         })
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 use super::scenario::Truth;
 

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigVersionRow {

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, VIOLATION_COLUMNS, ViolationRow, violation_from_row};
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 /// Filters for [`Store::violation_page`]; `None` matches everything.
 #[derive(Debug, Clone, Default)]

@@ -1,10 +1,12 @@
 //! The alert outbox's rows. Enqueueing is idempotent on (event key,
 //! channel, target), so a step repeated after a crash adds nothing.
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::time::Millis;
+use crate::base::kinds::OutboxStatus;
+use crate::base::time::Millis;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
@@ -21,51 +23,64 @@ pub struct OutboxRow {
     pub event: String,
     /// The JSON alert.
     pub payload: String,
-    /// `pending`, `sent`, `suppressed` (quiet hours) or `expired`.
-    pub status: String,
+    /// `suppressed` is a reminder inside quiet hours.
+    pub status: OutboxStatus,
     pub attempts: i64,
     /// Wall-clock ms before which it is not tried (retry backoff, quiet hours).
     pub next_attempt_ms: Millis,
     pub event_ms: Millis,
+    /// Wall-clock ms it was queued at (0: before this was recorded).
+    pub queued_ms: Millis,
     pub sent_ms: Option<Millis>,
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "id, event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms, sent_ms, last_error";
+const COLUMNS: &str = "id, event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms, queued_ms, sent_ms, last_error";
+
+/// Adds rows not yet there on `c`; returns how many were new.
+pub(super) async fn enqueue(c: &mut AnyConnection, rows: &[OutboxRow]) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for r in rows {
+        added += sqlx::query(
+            "INSERT INTO outbox (event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms, queued_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)
+             ON CONFLICT (event_key, channel, target) DO NOTHING",
+        )
+        .bind(&r.event_key)
+        .bind(&r.channel)
+        .bind(&r.target)
+        .bind(&r.site)
+        .bind(&r.violation_id)
+        .bind(&r.event)
+        .bind(&r.payload)
+        .bind(r.status.as_str())
+        .bind(r.next_attempt_ms)
+        .bind(r.event_ms)
+        .bind(r.queued_ms)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    }
+    Ok(added)
+}
 
 impl Store {
     /// Adds rows not yet there; returns how many were new.
     pub async fn enqueue_outbox(&self, rows: &[OutboxRow]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for r in rows {
-            added += sqlx::query(
-                "INSERT INTO outbox (event_key, channel, target, site, violation_id, event, payload, status, attempts, next_attempt_ms, event_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)
-                 ON CONFLICT (event_key, channel, target) DO NOTHING",
-            )
-            .bind(&r.event_key)
-            .bind(&r.channel)
-            .bind(&r.target)
-            .bind(&r.site)
-            .bind(&r.violation_id)
-            .bind(&r.event)
-            .bind(&r.payload)
-            .bind(&r.status)
-            .bind(r.next_attempt_ms)
-            .bind(r.event_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
+        let mut tx = self.begin().await?;
+        let added = tx.enqueue_outbox(rows).await?;
         tx.commit().await?;
         Ok(added)
     }
 
-    /// Pending rows due by `now`, oldest first.
+    /// Each target's oldest pending row, when it is due by `now`, oldest
+    /// first. One target that keeps failing holds back only its own rows:
+    /// per-target order is kept and no other target waits behind it.
     pub async fn outbox_due(&self, now: Millis, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY id LIMIT $2"
+            "SELECT {COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= $1
+               AND id = (SELECT MIN(id) FROM outbox p WHERE p.status = 'pending' AND p.channel = o.channel AND p.target = o.target)
+             ORDER BY id LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
@@ -73,25 +88,6 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(outbox_from_row).collect::<Result<_, _>>()?)
-    }
-
-    /// Pending rows of one target older than `id` (to keep its order).
-    pub async fn outbox_pending_before(
-        &self,
-        channel: &str,
-        target: &str,
-        id: i64,
-    ) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND channel = $1 AND target = $2 AND id < $3",
-        )
-        .bind(channel)
-        .bind(target)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?;
-        Ok(n)
     }
 
     /// Every row, oldest first (for tests and the status output).
@@ -159,10 +155,14 @@ fn outbox_from_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
         violation_id: r.try_get("violation_id")?,
         event: r.try_get("event")?,
         payload: r.try_get("payload")?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            s.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+        },
         attempts: r.try_get("attempts")?,
         next_attempt_ms: r.try_get("next_attempt_ms")?,
         event_ms: r.try_get("event_ms")?,
+        queued_ms: r.try_get("queued_ms")?,
         sent_ms: r.try_get("sent_ms")?,
         last_error: r.try_get("last_error")?,
     })

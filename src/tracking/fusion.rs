@@ -13,7 +13,7 @@
 //!   sensors decide alone, so a zone with a sensor and no fresh frame still
 //!   works. With neither there is no reading.
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 use super::{Reading, ZoneParams};
 

@@ -22,41 +22,15 @@
 //!   time, carrying the latest peak score.
 
 pub mod fusion;
+pub mod zone;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 pub use fusion::{SensorVote, fuse};
 
-/// Per-zone settings, resolved from the config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ZoneParams {
-    pub threshold: f64,
-    pub grace_ms: Millis,
-    pub clear_ms: Millis,
-    pub camera_stale_ms: Millis,
-    pub sensor_weight: f64,
-    pub update_every_ms: Millis,
-    /// Re-attach window: a violation ends only once its lane stayed clear
-    /// this long (and `clear_ms`), so a vehicle that leaves and comes back,
-    /// or a flicker, continues the same violation.
-    pub reattach_ms: Millis,
-}
-
-impl Default for ZoneParams {
-    fn default() -> Self {
-        ZoneParams {
-            threshold: 0.5,
-            grace_ms: 600_000,
-            clear_ms: 30_000,
-            camera_stale_ms: 900_000,
-            sensor_weight: 0.5,
-            update_every_ms: 300_000,
-            reattach_ms: 60_000,
-        }
-    }
-}
+pub use crate::config::ZoneParams;
 
 /// One fused observation of a zone at capture time `at`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,7 +2,7 @@
 
 use image::{RgbImage, imageops};
 
-use crate::config::ZonePolygon;
+use crate::base::geometry::{PixelRect, ZonePolygon};
 
 use super::card::CardInput;
 
@@ -15,7 +15,18 @@ pub fn crop_len(input: &CardInput) -> usize {
 /// polygon's outside filled with the mean colour when the card says so).
 pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> RgbImage {
     let (fw, fh) = frame.dimensions();
-    let rect = polygon.bounding_box(fw, fh);
+    tile_crop(frame, polygon, polygon.bounding_box(fw, fh), input)
+}
+
+/// One tile of a zone (see [`ZonePolygon::tiles`]), resized to the model's
+/// input size, masked outside the polygon when the card says so.
+pub fn tile_crop(
+    frame: &RgbImage,
+    polygon: &ZonePolygon,
+    rect: PixelRect,
+    input: &CardInput,
+) -> RgbImage {
+    let (fw, fh) = frame.dimensions();
     let mut crop =
         imageops::crop_imm(frame, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
     if input.mask_outside_polygon {

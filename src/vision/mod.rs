@@ -15,4 +15,4 @@ pub mod model;
 
 pub use card::ModelCard;
 pub use decode::{DecodeError, decode_jpeg};
-pub use model::{Classifier, ModelError};
+pub use model::{Classifier, FrameScores, ModelError};

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::RgbImage;
-use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
-use crate::config::ZonePolygon;
+use crate::base::digest::sha256_hex;
+use crate::base::geometry::ZonePolygon;
 
 use super::card::{CardError, ModelCard};
 use super::crop;
@@ -62,10 +62,6 @@ impl std::fmt::Debug for Classifier {
             .field("sha256", &self.sha256)
             .finish()
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 impl Classifier {
@@ -178,46 +174,64 @@ impl Classifier {
         Ok(scores)
     }
 
-    /// Scores every zone of one decoded frame in a single batch.
+    /// Scores every zone of one decoded frame (see [`Self::score_zones_timed`]).
     pub fn score_zones<'a>(
         &self,
         frame: &RgbImage,
         zones: impl ExactSizeIterator<Item = &'a ZonePolygon>,
     ) -> Result<Vec<f32>, ModelError> {
         self.score_zones_timed(frame, zones, usize::MAX)
-            .map(|(scores, _)| scores)
+            .map(|s| s.zones)
     }
 
-    /// Crops every zone, then runs the model on chunks of at most `chunk`
-    /// crops (tract runs this small network faster per crop in small
-    /// batches). Also returns the time spent cropping and in inference.
+    /// Crops every tile of every zone (a long zone is cut into near-square
+    /// tiles, see [`ZonePolygon::tiles`]), runs the model on chunks of at
+    /// most `chunk` crops, and scores each zone as its highest tile: one
+    /// car anywhere in a lane obstructs it.
     pub fn score_zones_timed<'a>(
         &self,
         frame: &RgbImage,
         zones: impl ExactSizeIterator<Item = &'a ZonePolygon>,
         chunk: usize,
-    ) -> Result<(Vec<f32>, StageTimes), ModelError> {
+    ) -> Result<FrameScores, ModelError> {
         let started = std::time::Instant::now();
-        let n = zones.len();
+        let (fw, fh) = frame.dimensions();
         let len = crop::crop_len(&self.card.input);
-        let mut data = vec![0.0f32; n * len];
-        for (zone, out) in zones.zip(data.chunks_exact_mut(len)) {
-            let c = crop::zone_crop(frame, zone, &self.card.input);
-            crop::normalise_into(&c, &self.card.input, out);
+        let mut per_zone = Vec::with_capacity(zones.len());
+        let mut data = Vec::new();
+        for zone in zones {
+            let tiles = zone.tiles(fw, fh);
+            per_zone.push(tiles.len());
+            for rect in tiles {
+                let start = data.len();
+                data.resize(start + len, 0.0);
+                let c = crop::tile_crop(frame, zone, rect, &self.card.input);
+                crop::normalise_into(&c, &self.card.input, &mut data[start..]);
+            }
         }
         let cropped = std::time::Instant::now();
+        let n = data.len() / len;
         let chunk = chunk.clamp(1, n.max(1));
-        let mut scores = Vec::with_capacity(n);
+        let mut flat = Vec::with_capacity(n);
         for part in data.chunks(chunk * len) {
-            scores.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
+            flat.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
         }
-        Ok((
-            scores,
-            StageTimes {
+        let mut rest = flat.as_slice();
+        let mut out = FrameScores {
+            zones: Vec::with_capacity(per_zone.len()),
+            tiles: Vec::with_capacity(per_zone.len()),
+            times: StageTimes {
                 crop: cropped - started,
                 inference: cropped.elapsed(),
             },
-        ))
+        };
+        for k in per_zone {
+            let (tiles, tail) = rest.split_at(k);
+            rest = tail;
+            out.zones.push(tiles.iter().copied().fold(0.0, f32::max));
+            out.tiles.push(tiles.to_vec());
+        }
+        Ok(out)
     }
 
     /// The model's input side in pixels (the smaller of width and height).
@@ -237,6 +251,15 @@ impl Classifier {
         }
         self.score_tensor(data, images.len())
     }
+}
+
+/// A frame's zones scored: each zone's score (its highest tile) and
+/// every tile's, in [`ZonePolygon::tiles`] order.
+#[derive(Debug, Clone, Default)]
+pub struct FrameScores {
+    pub zones: Vec<f32>,
+    pub tiles: Vec<Vec<f32>>,
+    pub times: StageTimes,
 }
 
 /// Where a frame's scoring time went.

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::base::time::{Millis, format_rfc3339};
 use crate::config::{Config, ConfigError, RawConfig};
 use crate::replay::{self, ReplayError, ReplayOptions, ReportViolation, Scenario, Span};
-use crate::time::{Millis, format_rfc3339};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WhatIfError {
@@ -48,7 +48,7 @@ impl Side {
     pub fn load(path: &Path, scenario: &Scenario) -> Result<Side, WhatIfError> {
         let file = path.display().to_string();
         let config = Config::load(path)?;
-        let mut raw = config.raw;
+        let mut raw = config.raw().clone();
         if raw.zones.is_empty() {
             let own = scenario.to_raw_config(raw.tracking.grace_s);
             raw.cameras = own.cameras;

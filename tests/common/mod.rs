@@ -262,11 +262,8 @@ impl Postgres {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
-}
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
+    fn pg_ctl(&self) -> Command {
         let mut c = if unsafe_is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"])
@@ -275,12 +272,34 @@ impl Drop for Postgres {
         } else {
             Command::new(self.bin.join("pg_ctl"))
         };
-        let _ = c
-            .current_dir("/")
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "stop"])
-            .output();
+        c.current_dir("/").arg("-D").arg(self.dir.join("data"));
+        c
+    }
+
+    /// An outage: the server stops at once, dropping every connection.
+    pub fn stop(&self) {
+        run(self.pg_ctl().args(["-m", "immediate", "-w", "stop"]));
+    }
+
+    /// The server back on the same port with the same data.
+    pub fn restart(&self) {
+        run(self
+            .pg_ctl()
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"]));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl().args(["-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::{Mosquitto, repo_root};
 
 pub fn rfc(ms: i64) -> String {
-    firelane::time::format_rfc3339(ms)
+    firelane::base::time::format_rfc3339(ms)
 }
 
 /// The test site; its HTTP API on an ephemeral port.

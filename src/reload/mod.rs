@@ -3,7 +3,7 @@
 //!
 //! The TOML file stays the source of truth. An edit through the API is
 //! validated like `check-config`, written to the file (comments kept, see
-//! [`super::edit`]), recorded in `config_versions` and then published to the
+//! [`crate::config::edit`]), recorded in `config_versions` and then published to the
 //! pipeline and ingest through a `watch` channel. An edit of the file on
 //! disk is picked up by [`LiveConfig::watch_file`]; a bad file is refused
 //! with its problems logged and shown, and the running config stays.
@@ -15,11 +15,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::edit::EditError;
-use super::{Config, ConfigError, RawConfig};
+use crate::base::digest::sha256_hex;
+use crate::base::time::wall_clock_ms;
+use crate::config::edit::EditError;
+use crate::config::{Config, ConfigError, RawConfig};
 use crate::store::{Store, StoreError};
-use crate::time::wall_clock_ms;
-use crate::vision::model::sha256_hex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -143,8 +143,8 @@ impl LiveConfig {
         let text_sha256 = sha256_hex(text.as_bytes());
         let data_dir_override = Config::from_toml(&text, &file)
             .ok()
-            .filter(|on_disk| on_disk.raw.storage.data_dir != config.raw.storage.data_dir)
-            .map(|_| config.raw.storage.data_dir.clone());
+            .filter(|on_disk| on_disk.storage.data_dir != config.storage.data_dir)
+            .map(|_| config.storage.data_dir.clone());
         let (tx, _) = watch::channel(config);
         Ok(Arc::new(LiveConfig {
             path,
@@ -184,11 +184,14 @@ impl LiveConfig {
     }
 
     fn validate(&self, text: &str) -> Result<Config, ConfigError> {
-        let mut raw = Config::from_toml(text, &self.file)?.raw;
+        let mut config = Config::from_toml(text, &self.file)?;
         if let Some(dir) = &self.data_dir_override {
-            raw.storage.data_dir = dir.clone();
+            config = config.with_data_dir(dir);
         }
-        Config::from_raw(raw, &self.file, self.card_threshold)
+        if let Some(t) = self.card_threshold {
+            config = config.with_threshold(t);
+        }
+        Ok(config)
     }
 
     /// Applies `edit` to the file's text: validated, written, recorded,
@@ -269,7 +272,7 @@ impl LiveConfig {
                 return Err(e.into());
             }
         };
-        let restart_needed = restart_sections(&self.current().raw, &config.raw);
+        let restart_needed = restart_sections(self.current().raw(), config.raw());
         if !restart_needed.is_empty() {
             tracing::warn!(sections = ?restart_needed, "configuration changes that take effect after a restart");
         }

@@ -12,27 +12,22 @@ use tokio_util::task::TaskTracker;
 use crate::alerts;
 use crate::api::{self, ApiState};
 use crate::audit::AuditLog;
-use crate::config::live::LiveConfig;
-use crate::config::{Config, ConfigError};
-use crate::engine::Engine;
+use crate::config::Config;
 use crate::evidence::signing::SiteKey;
-use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::ingest;
-use crate::pipeline::{Metrics, Pipeline};
+use crate::pipeline::Metrics;
 use crate::recording::Recorder;
-use crate::store::{Store, StoreError};
-use crate::vision::{Classifier, ModelError};
+use crate::reload::LiveConfig;
+use crate::runtime::assemble::{AssembleError, Assembled, Options, assemble};
+use crate::runtime::engine::Engine;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
+    Assemble(#[from] AssembleError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Evidence(#[from] EvidenceError),
     #[error(transparent)]
     Mqtt(#[from] ingest::mqtt::MqttError),
     #[error(transparent)]
@@ -42,74 +37,70 @@ pub enum DaemonError {
     #[error(transparent)]
     Http(#[from] crate::api::ServeError),
     #[error(transparent)]
-    Live(#[from] crate::config::live::ApplyError),
+    Live(#[from] crate::reload::ApplyError),
     #[error(transparent)]
     Recording(#[from] crate::recording::RecordingError),
     #[error(transparent)]
     Record(#[from] crate::pipeline::RecordError),
 }
 
-/// Loads the model and re-validates the config with the card's threshold as
-/// the default for zones that set none.
-pub fn load_with_model(config: Config) -> Result<(Config, Arc<Classifier>), DaemonError> {
-    let classifier = Arc::new(Classifier::load(&config.raw.model.path)?);
-    let config = Config::from_raw(
-        config.raw.clone(),
-        &config.source,
-        Some(classifier.threshold()),
-    )?;
-    Ok((config, classifier))
-}
+/// How long the engine may take to apply what is waiting at shutdown.
+const SHUTDOWN_ENGINE: Duration = Duration::from_secs(4);
+/// How long the other tasks may take to stop after that.
+const SHUTDOWN_TASKS: Duration = Duration::from_secs(3);
 
 /// Runs until `shutdown` is cancelled. Returns after the MQTT client said
 /// `offline` and the pipeline finished its queue.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    let (config, classifier) = load_with_model(config)?;
-    let config = Arc::new(config);
-    let store = Store::open(&config.raw.storage.database_url()).await?;
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
-    let site_key = Arc::new(SiteKey::load_or_create(&config.raw.storage.site_key())?);
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let Assembled {
+        config,
+        classifier,
+        store,
+        evidence,
+        mut pipeline,
+    } = assemble(
+        &config,
+        Options {
+            events: Some(alert_tx),
+            ..Options::default()
+        },
+    )
+    .await?;
+    let site_key = Arc::new(SiteKey::load_or_create(&config.storage.site_key)?);
     let live_config =
         LiveConfig::start(config.clone(), Some(classifier.threshold()), store.clone()).await?;
     // Subscribed before the API serves, so no edit can slip between.
     let engine_updates = live_config.subscribe();
     let ingest_updates = live_config.subscribe();
     let store_for_alerts = store.clone();
-    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let mut pipeline = Pipeline::new(
-        config.clone(),
-        classifier.clone(),
-        store.clone(),
-        evidence,
-        Some(alert_tx),
-    );
     let metrics_sources = Arc::new(std::sync::OnceLock::new());
     // The zone editor shows each camera's latest frame.
-    pipeline.keep_latest_frames(config.raw.http.enabled);
-    let http = if config.raw.http.enabled {
+    pipeline.keep_latest_frames(config.http.enabled);
+    let http = if config.http.enabled {
         let state = ApiState {
             store,
-            evidence: Arc::new(EvidenceStore::open(&config.raw.storage.evidence_dir())?),
+            evidence: Arc::new(evidence.clone()),
             site_key,
             audit: Arc::new(AuditLog::default()),
             config: live_config.clone(),
             live: pipeline.live(),
             metrics: metrics_sources.clone(),
         };
-        let (_, task) = api::serve(&config.raw.http.listen, state, shutdown.clone()).await?;
+        let (_, task) = api::serve(&config.http.listen, state, shutdown.clone()).await?;
         Some(task)
     } else {
         None
     };
-    if let Some(b) = &config.raw.mqtt.embedded_broker {
-        ingest::broker::start(b, config.raw.mqtt.max_payload_bytes).await?;
+    if let Some(b) = &config.mqtt.embedded_broker {
+        ingest::broker::start(b, config.mqtt.max_payload_bytes).await?;
     }
-    let recorder = match config.raw.recording.frames_per_camera {
+    let recorder = match config.recording.frames_per_camera {
         0 => None,
         n => Some(Recorder::start(
-            config.raw.recording.dir(&config.raw.storage),
+            config.recording.dir.clone(),
             n,
-            config.raw.recording.min_interval_s,
+            config.recording.min_interval_s,
         )?),
     };
     let outbox = Arc::new(alerts::outbox::Outbox::new(&config));
@@ -125,11 +116,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     );
 
     let (client, eventloop) = ingest::mqtt::connect(&config)?;
-    let workers = crate::engine::worker_count(config.raw.ingest.workers);
+    let workers = crate::runtime::engine::worker_count(config.ingest.workers);
     let engine = Engine::start(
         pipeline,
         workers,
-        config.raw.ingest.queue_readings,
+        config.ingest.queue_readings,
         Some(engine_updates),
         shutdown.clone(),
     );
@@ -172,7 +163,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         outbox,
         client: client.clone(),
         mqtt: ingest_metrics.clone(),
-        evidence: EvidenceStore::open(&config.raw.storage.evidence_dir())?,
+        evidence,
     };
     let stop_dispatch = CancellationToken::new();
     tasks.spawn(dispatcher.run(stop_dispatch.clone()));
@@ -188,17 +179,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         }
     }
     tracing::info!("shutting down");
+    // Bounded whatever the database, broker or webhooks are doing: what
+    // could not be written stays undone in memory only, and a restart
+    // decides it again from the stored state (nothing recorded is lost).
     // The engine finishes what is waiting, then drops its alert sender.
-    engine.finished().await;
+    if tokio::time::timeout(SHUTDOWN_ENGINE, engine.finished())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "inputs still waiting at shutdown were left; a restart resumes from the stored state"
+        );
+    }
     // One more outbox round for what the last inputs caused, then stop;
     // anything undelivered stays in the outbox for the next start.
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop_dispatch.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await; // let the last alerts reach the client
     stop_ingest.cancel();
-    tasks.wait().await;
+    if tokio::time::timeout(SHUTDOWN_TASKS, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not stop in time; leaving them");
+    }
     if let Some(task) = http {
-        let _ = task.await;
+        let _ = tokio::time::timeout(SHUTDOWN_TASKS, task).await;
     }
     log_metrics(&metrics, &ingest_metrics, &frames);
     Ok(())

@@ -16,18 +16,24 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::input::Frame;
 use crate::config::{CameraConfig, Config, RawConfig, ZoneConfig};
-use crate::engine::Engine;
-use crate::evidence::EvidenceStore;
-use crate::pipeline::{Frame, Metrics, Pipeline};
+use crate::pipeline::{Metrics, Pipeline};
 use crate::replay::Scenario;
-use crate::store::Store;
+use crate::runtime::engine::Engine;
 use crate::vision::Classifier;
+
+mod mqtt;
+mod peer;
+
+pub use mqtt::run_mqtt;
+pub use peer::{print_table, run_peer};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub scenario: PathBuf,
     pub cameras: usize,
+
     /// Offered frames per second over all cameras; 0: as fast as it goes.
     pub fps: f64,
     pub frames: usize,
@@ -191,17 +197,9 @@ fn bench_config(
 }
 
 async fn pipeline_for(config: &Config) -> anyhow::Result<Pipeline> {
-    let (config, classifier) = crate::daemon::load_with_model(config.clone())?;
-    let _ = std::fs::remove_dir_all(&config.raw.storage.data_dir);
-    let store = Store::open(&config.raw.storage.database_url()).await?;
-    let evidence = EvidenceStore::open(&config.raw.storage.evidence_dir())?;
-    Ok(Pipeline::new(
-        Arc::new(config),
-        classifier,
-        store,
-        evidence,
-        None,
-    ))
+    crate::runtime::assemble::clear_data_dir(&config.storage.data_dir);
+    let parts = crate::runtime::assemble::assemble(config, Default::default()).await?;
+    Ok(parts.pipeline)
 }
 
 /// Unfinished frames allowed when offering as fast as it goes: enough to
@@ -221,7 +219,7 @@ async fn drive(
     in_flight: u64,
     mut send: impl AsyncFnMut(Frame),
 ) {
-    let base = crate::time::wall_clock_ms() - 86_400_000;
+    let base = crate::base::time::wall_clock_ms() - 86_400_000;
     let period = if opts.fps > 0.0 {
         Some(Duration::from_secs_f64(1.0 / opts.fps))
     } else {
@@ -333,253 +331,6 @@ pub async fn run_in_process(
         seconds,
         cpu,
     ))
-}
-
-fn mosquitto_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-}
-
-/// Through a mosquitto it starts on a free loopback port.
-pub async fn run_mqtt(
-    opts: &BenchOptions,
-    jpegs: &[Arc<Vec<u8>>],
-    zones: &[Vec<[f64; 2]>],
-) -> anyhow::Result<BenchRow> {
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::mqttbytes::v5::PublishProperties;
-    let bin =
-        mosquitto_binary().context("mosquitto is not installed (apt-get install mosquitto)")?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let conf = opts.work_dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n"),
-    )?;
-    let mut broker = std::process::Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let result = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("mosquitto did not start on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let config = Arc::new(bench_config(
-            opts,
-            zones,
-            Some(format!("mqtt://127.0.0.1:{port}")),
-        )?);
-        let pipeline = pipeline_for(&config).await?;
-        let shutdown = CancellationToken::new();
-        let engine = Engine::start(pipeline, opts.workers, 64, None, shutdown.clone());
-        let metrics = engine.metrics.clone();
-        let slots = engine.frames.clone();
-        let (client, eventloop) = crate::ingest::mqtt::connect(&config)?;
-        let ingest = Arc::new(crate::ingest::mqtt::IngestMetrics::default());
-        let stop = CancellationToken::new();
-        let loop_task = tokio::spawn(crate::ingest::mqtt::run_event_loop(
-            config.clone(),
-            client.clone(),
-            eventloop,
-            crate::ingest::mqtt::Sinks {
-                frames: engine.frames.clone(),
-                readings: engine.readings.clone(),
-                recorder: None,
-            },
-            None,
-            ingest.clone(),
-            stop.clone(),
-        ));
-        while !ingest.connected.load(std::sync::atomic::Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions
-        let mut popts = rumqttc::v5::MqttOptions::new(
-            format!("bench-camera-{}", std::process::id()),
-            "127.0.0.1",
-            port,
-        );
-        popts.set_max_packet_size(Some(32 * 1024 * 1024));
-        let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
-        tokio::spawn(async move {
-            loop {
-                if pl.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let cpu0 = cpu_seconds();
-        let t0 = Instant::now();
-        let s2 = slots.clone();
-        drive(
-            opts,
-            jpegs,
-            &metrics,
-            || s2.dropped(),
-            in_flight(opts),
-            async |f: Frame| {
-                let props = PublishProperties {
-                    user_properties: vec![(
-                        "captured_at".into(),
-                        crate::time::format_rfc3339(f.captured_at),
-                    )],
-                    ..Default::default()
-                };
-                let _ = publisher
-                    .publish_with_properties(
-                        format!("bench/cameras/{}/frame", f.camera),
-                        QoS::AtMostOnce,
-                        false,
-                        f.jpeg.to_vec(),
-                        props,
-                    )
-                    .await;
-            },
-        )
-        .await;
-        wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
-        let seconds = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - cpu0;
-        stop.cancel();
-        let _ = loop_task.await;
-        shutdown.cancel();
-        engine.finished().await;
-        Ok(row(
-            &format!("firelane via mosquitto, {} workers", opts.workers),
-            &metrics,
-            slots.dropped(),
-            seconds,
-            cpu,
-        ))
-    }
-    .await;
-    let _ = broker.kill();
-    let _ = broker.wait();
-    result
-}
-
-/// Runs `bench/peer.py` on the prepared frames.
-pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
-    let repeat = (opts.frames / 24).max(1).to_string();
-    let out = std::process::Command::new(&opts.python)
-        .arg("bench/peer.py")
-        .arg("--frames")
-        .arg(opts.work_dir.join("frames"))
-        .arg("--zones")
-        .arg(opts.work_dir.join("zones.json"))
-        .arg("--model")
-        .arg(&opts.model)
-        .arg("--repeat")
-        .arg(&repeat)
-        .output()
-        .with_context(|| format!("running {} bench/peer.py", opts.python))?;
-    if !out.status.success() {
-        bail!(
-            "bench/peer.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(
-        out.stdout
-            .split(|&b| b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap_or_default(),
-    )
-    .context("bench/peer.py output")?;
-    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-    Ok(BenchRow {
-        run: format!(
-            "Python peer (Pillow, NumPy, onnxruntime {}), 1 thread",
-            v["onnxruntime"].as_str().unwrap_or("?")
-        ),
-        frames: f("frames") as u64,
-        crops: f("crops") as u64,
-        seconds: f("seconds"),
-        frames_per_s: f("frames_per_s"),
-        crops_per_s: f("crops_per_s"),
-        frames_per_cpu_s: f("frames_per_s"),
-        p50_ms: None,
-        p99_ms: None,
-        decode_ms: f("decode_ms"),
-        crop_ms: f("crop_ms"),
-        inference_ms: f("inference_ms"),
-        tracking_ms: 0.0,
-        store_ms: 0.0,
-        peak_rss_mb: 0.0,
-        dropped: 0,
-    })
-}
-
-pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
-    println!(
-        "frames {}x{}, {} zones each, {} cameras, offered {}, {} frames",
-        opts.width,
-        opts.height,
-        opts.zones,
-        opts.cameras,
-        if opts.fps > 0.0 {
-            format!("{} frames/s", opts.fps)
-        } else {
-            "as fast as it goes".into()
-        },
-        opts.frames
-    );
-    println!(
-        "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped |"
-    );
-    println!(
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    );
-    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
-    for r in rows {
-        println!(
-            "| {} | {:.1} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
-            r.run,
-            r.frames_per_s,
-            r.crops_per_s,
-            r.frames_per_cpu_s,
-            ms(r.p50_ms),
-            ms(r.p99_ms),
-            r.decode_ms,
-            r.crop_ms,
-            r.inference_ms,
-            r.tracking_ms,
-            r.store_ms,
-            if r.peak_rss_mb > 0.0 {
-                format!("{:.0}", r.peak_rss_mb)
-            } else {
-                "-".into()
-            },
-            r.dropped
-        );
-    }
-    if let Some(peer) = rows.iter().find(|r| r.run.starts_with("Python")) {
-        for r in rows.iter().filter(|r| !r.run.starts_with("Python")) {
-            if peer.frames_per_cpu_s > 0.0 {
-                println!(
-                    "{}: {:.2}x the peer's frames per CPU-second",
-                    r.run,
-                    r.frames_per_cpu_s / peer.frames_per_cpu_s
-                );
-            }
-        }
-    }
 }
 
 pub async fn run(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {

@@ -1,0 +1,11 @@
+//! Leaf types every layer shares and that import nothing of firelane:
+//! event time, digests, derived ids, zone geometry, the input types and
+//! the enums stored as text.
+
+pub mod digest;
+pub mod geometry;
+pub mod ids;
+pub mod input;
+pub mod kinds;
+pub mod tiles;
+pub mod time;

@@ -1,0 +1,153 @@
+//! The benchmark through a real mosquitto: frames published over MQTT into
+//! the daemon's ingest and engine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use crate::base::input::Frame;
+use crate::runtime::engine::Engine;
+
+use super::*;
+
+fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Through a mosquitto it starts on a free loopback port.
+pub async fn run_mqtt(
+    opts: &BenchOptions,
+    jpegs: &[Arc<Vec<u8>>],
+    zones: &[Vec<[f64; 2]>],
+) -> anyhow::Result<BenchRow> {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    let bin =
+        mosquitto_binary().context("mosquitto is not installed (apt-get install mosquitto)")?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let conf = opts.work_dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n"),
+    )?;
+    let mut broker = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not start on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let config = Arc::new(bench_config(
+            opts,
+            zones,
+            Some(format!("mqtt://127.0.0.1:{port}")),
+        )?);
+        let pipeline = pipeline_for(&config).await?;
+        let shutdown = CancellationToken::new();
+        let engine = Engine::start(pipeline, opts.workers, 64, None, shutdown.clone());
+        let metrics = engine.metrics.clone();
+        let slots = engine.frames.clone();
+        let (client, eventloop) = crate::ingest::mqtt::connect(&config)?;
+        let ingest = Arc::new(crate::ingest::mqtt::IngestMetrics::default());
+        let stop = CancellationToken::new();
+        let loop_task = tokio::spawn(crate::ingest::mqtt::run_event_loop(
+            config.clone(),
+            client.clone(),
+            eventloop,
+            crate::ingest::mqtt::Sinks {
+                frames: engine.frames.clone(),
+                readings: engine.readings.clone(),
+                recorder: None,
+            },
+            None,
+            ingest.clone(),
+            stop.clone(),
+        ));
+        while !ingest.connected.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions
+        let mut popts = rumqttc::v5::MqttOptions::new(
+            format!("bench-camera-{}", std::process::id()),
+            "127.0.0.1",
+            port,
+        );
+        popts.set_max_packet_size(Some(32 * 1024 * 1024));
+        let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
+        tokio::spawn(async move {
+            loop {
+                if pl.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let s2 = slots.clone();
+        drive(
+            opts,
+            jpegs,
+            &metrics,
+            || s2.dropped(),
+            in_flight(opts),
+            async |f: Frame| {
+                let props = PublishProperties {
+                    user_properties: vec![(
+                        "captured_at".into(),
+                        crate::base::time::format_rfc3339(f.captured_at),
+                    )],
+                    ..Default::default()
+                };
+                let _ = publisher
+                    .publish_with_properties(
+                        format!("bench/cameras/{}/frame", f.camera),
+                        QoS::AtMostOnce,
+                        false,
+                        f.jpeg.to_vec(),
+                        props,
+                    )
+                    .await;
+            },
+        )
+        .await;
+        wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
+        let seconds = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        stop.cancel();
+        let _ = loop_task.await;
+        shutdown.cancel();
+        engine.finished().await;
+        Ok(row(
+            &format!("firelane via mosquitto, {} workers", opts.workers),
+            &metrics,
+            slots.dropped(),
+            seconds,
+            cpu,
+        ))
+    }
+    .await;
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}

@@ -1,0 +1,114 @@
+//! The Python peer (`bench/peer.py`) on the same frames and zones, and
+//! the Markdown table of every run.
+
+use anyhow::{Context, bail};
+
+use super::*;
+
+/// Runs `bench/peer.py` on the prepared frames.
+pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+    let repeat = (opts.frames / 24).max(1).to_string();
+    let out = std::process::Command::new(&opts.python)
+        .arg("bench/peer.py")
+        .arg("--frames")
+        .arg(opts.work_dir.join("frames"))
+        .arg("--zones")
+        .arg(opts.work_dir.join("zones.json"))
+        .arg("--model")
+        .arg(&opts.model)
+        .arg("--repeat")
+        .arg(&repeat)
+        .output()
+        .with_context(|| format!("running {} bench/peer.py", opts.python))?;
+    if !out.status.success() {
+        bail!(
+            "bench/peer.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default(),
+    )
+    .context("bench/peer.py output")?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    Ok(BenchRow {
+        run: format!(
+            "Python peer (Pillow, NumPy, onnxruntime {}), 1 thread",
+            v["onnxruntime"].as_str().unwrap_or("?")
+        ),
+        frames: f("frames") as u64,
+        crops: f("crops") as u64,
+        seconds: f("seconds"),
+        frames_per_s: f("frames_per_s"),
+        crops_per_s: f("crops_per_s"),
+        frames_per_cpu_s: f("frames_per_s"),
+        p50_ms: None,
+        p99_ms: None,
+        decode_ms: f("decode_ms"),
+        crop_ms: f("crop_ms"),
+        inference_ms: f("inference_ms"),
+        tracking_ms: 0.0,
+        store_ms: 0.0,
+        peak_rss_mb: 0.0,
+        dropped: 0,
+    })
+}
+
+pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
+    println!(
+        "frames {}x{}, {} zones each, {} cameras, offered {}, {} frames",
+        opts.width,
+        opts.height,
+        opts.zones,
+        opts.cameras,
+        if opts.fps > 0.0 {
+            format!("{} frames/s", opts.fps)
+        } else {
+            "as fast as it goes".into()
+        },
+        opts.frames
+    );
+    println!(
+        "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped |"
+    );
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.run,
+            r.frames_per_s,
+            r.crops_per_s,
+            r.frames_per_cpu_s,
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            r.decode_ms,
+            r.crop_ms,
+            r.inference_ms,
+            r.tracking_ms,
+            r.store_ms,
+            if r.peak_rss_mb > 0.0 {
+                format!("{:.0}", r.peak_rss_mb)
+            } else {
+                "-".into()
+            },
+            r.dropped
+        );
+    }
+    if let Some(peer) = rows.iter().find(|r| r.run.starts_with("Python")) {
+        for r in rows.iter().filter(|r| !r.run.starts_with("Python")) {
+            if peer.frames_per_cpu_s > 0.0 {
+                println!(
+                    "{}: {:.2}x the peer's frames per CPU-second",
+                    r.run,
+                    r.frames_per_cpu_s / peer.frames_per_cpu_s
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `firelane bench`: the pipeline under load, beside the Python peer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Scenario whose frames and first camera's zones are used.
+    #[arg(long)]
+    pub scenario: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub cameras: usize,
+    /// Offered frames per second over all cameras (0: as fast as it goes).
+    #[arg(long, default_value_t = 0.0)]
+    pub fps: f64,
+    /// Frames to send in all.
+    #[arg(long, default_value_t = 300)]
+    pub frames: usize,
+    /// Frame size the scenario's frames are resized to.
+    #[arg(long, default_value = "1920x1080")]
+    pub resolution: String,
+    /// Zones per camera (the scenario camera's first ones).
+    #[arg(long, default_value_t = 6)]
+    pub zones: usize,
+    /// Scoring threads (default: cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Also run through a mosquitto started on a free port.
+    #[arg(long)]
+    pub mqtt: bool,
+    /// Also run bench/peer.py on the same frames and zones.
+    #[arg(long)]
+    pub peer: bool,
+    /// Python with Pillow, NumPy and onnxruntime (bench/requirements.txt).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    #[arg(long, default_value = "models/obstruction-v1.onnx")]
+    pub model: PathBuf,
+    /// Prepared frames and the runs' databases; default data/bench.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write the rows as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let BenchArgs {
+        scenario,
+        cameras,
+        fps,
+        frames,
+        resolution,
+        zones,
+        workers,
+        mqtt,
+        peer,
+        python,
+        model,
+        work_dir,
+        json,
+    } = args;
+
+    let Some((w, h)) = resolution
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+    else {
+        eprintln!("bench: --resolution {resolution:?} is not WIDTHxHEIGHT");
+        return Ok(ExitCode::from(1));
+    };
+    let opts = crate::bench::BenchOptions {
+        scenario,
+        cameras: cameras.max(1),
+        fps,
+        frames: frames.max(1),
+        width: w,
+        height: h,
+        zones: zones.max(1),
+        workers: crate::runtime::engine::worker_count(workers),
+        mqtt,
+        peer,
+        python,
+        model,
+        work_dir: work_dir.unwrap_or_else(crate::bench::default_work_dir),
+    };
+    let rows = crate::bench::run(&opts).await?;
+    crate::bench::print_table(&opts, &rows);
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

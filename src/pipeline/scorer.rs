@@ -1,0 +1,155 @@
+//! The CPU-heavy half of a frame: decode, crop and classify every zone of
+//! its camera. Cheap to clone and safe on any thread, so frames of
+//! different cameras are scored in parallel; the pipeline then applies
+//! the results one at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use super::InputError;
+use crate::base::geometry::ZonePolygon;
+use crate::base::input::Frame;
+use crate::base::time::format_rfc3339;
+use crate::config::Config;
+use crate::vision::Classifier;
+use crate::vision::decode::{
+    decode_jpeg_for_zones, decode_jpeg_into, jpeg_dimensions, scaled_decode_worth_it,
+};
+
+/// A frame after scoring: its zones' scores.
+#[derive(Debug)]
+pub struct ScoredFrame {
+    pub frame: Frame,
+    /// The zones as they were when scored (a config change may come between).
+    pub(super) zones: Arc<CameraZones>,
+    /// Full width and height, read from the header once while scoring.
+    pub(super) size: (u32, u32),
+    pub(super) scores: Vec<f32>,
+    /// Each zone's tile scores (one for a zone scored whole).
+    pub(super) tiles: Vec<Vec<f32>>,
+    pub times: FrameTimes,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTimes {
+    pub decode: Duration,
+    pub crop: Duration,
+    pub inference: Duration,
+}
+
+/// A camera's zones and their polygons, built once per configuration so a
+/// frame's scoring borrows them instead of copying.
+#[derive(Debug)]
+pub(super) struct CameraZones {
+    pub zone_ids: Vec<String>,
+    pub polygons: Vec<ZonePolygon>,
+    /// Bounding boxes as fractions, for the decode scale.
+    pub bounds: Vec<[f64; 4]>,
+}
+
+/// Each camera's zones, swapped whole when the configuration changes.
+pub(super) type SharedCameraZones = Arc<RwLock<Arc<HashMap<String, Arc<CameraZones>>>>>;
+
+pub(super) fn camera_zones(config: &Config) -> HashMap<String, Arc<CameraZones>> {
+    config
+        .cameras
+        .iter()
+        .map(|c| {
+            let of_camera: Vec<_> = config.zones.iter().filter(|z| z.camera == c.id).collect();
+            let polygons: Vec<_> = of_camera.iter().map(|z| z.polygon.clone()).collect();
+            let bounds = polygons.iter().map(|p| p.fraction_bounds()).collect();
+            let zones = CameraZones {
+                zone_ids: of_camera.iter().map(|z| z.id.clone()).collect(),
+                polygons,
+                bounds,
+            };
+            (c.id.clone(), Arc::new(zones))
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct Scorer {
+    pub(super) classifier: Arc<Classifier>,
+    pub(super) cameras: SharedCameraZones,
+    pub(super) scaled_decode: bool,
+}
+
+thread_local! {
+    /// Each scoring thread's frame buffer, reused frame after frame.
+    static FRAME_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Crops per inference call: tract runs this small network fastest per
+/// crop one at a time (`cargo bench --bench vision`).
+const INFERENCE_CHUNK: usize = 1;
+
+impl Scorer {
+    pub fn score(&self, frame: Frame) -> Result<ScoredFrame, InputError> {
+        let zones = self
+            .cameras
+            .read()
+            .expect("camera zones lock")
+            .get(&frame.camera)
+            .cloned();
+        let Some(zones) = zones else {
+            return Err(InputError::UnknownCamera(frame.camera));
+        };
+        let started = Instant::now();
+        let decode_error = |source| InputError::Decode {
+            camera: frame.camera.clone(),
+            at: format_rfc3339(frame.captured_at),
+            source,
+        };
+        let header = if self.scaled_decode {
+            jpeg_dimensions(&frame.jpeg)
+        } else {
+            None
+        };
+        let scaled = header.is_some_and(|(w, h)| {
+            scaled_decode_worth_it(w, h, &zones.bounds, self.classifier.input_px())
+        });
+        let (image, size) = if let (true, Some(size)) = (scaled, header) {
+            let image =
+                decode_jpeg_for_zones(&frame.jpeg, &zones.bounds, self.classifier.input_px())
+                    .map_err(decode_error)?
+                    .0;
+            (image, size)
+        } else {
+            // Full size into this thread's reused buffer, given back below.
+            let mut buf = FRAME_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            let (w, h) = decode_jpeg_into(&frame.jpeg, &mut buf).map_err(decode_error)?;
+            (
+                RgbImage::from_raw(w, h, buf).expect("decoded size matches"),
+                (w, h),
+            )
+        };
+        let decode = started.elapsed();
+        let scored = self
+            .classifier
+            .score_zones_timed(&image, zones.polygons.iter(), INFERENCE_CHUNK)
+            .map_err(|source| InputError::Model {
+                camera: frame.camera.clone(),
+                source,
+            });
+        if !scaled {
+            FRAME_BUFFER.with(|b| *b.borrow_mut() = image.into_raw());
+        }
+        let scored = scored?;
+        Ok(ScoredFrame {
+            frame,
+            zones,
+            size,
+            scores: scored.zones,
+            tiles: scored.tiles,
+            times: FrameTimes {
+                decode,
+                crop: scored.times.crop,
+                inference: scored.times.inference,
+            },
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! Runs a [`Pipeline`] on live input: scoring workers in parallel, one
+//! tracker applying their results and sensor readings in order.
+//!
+//! ```text
+//! frames ─▶ FrameSlots (latest per camera) ─▶ N workers: decode, crop, classify
+//!                                                  │ (one frame per camera at a time)
+//! readings ─▶ bounded queue ──────────────┐         ▼
+//!                                         └─▶ tracker: zone state, store, evidence, alerts
+//! ```
+//! Neither the MQTT event loop nor the workers wait on the database; the
+//! workers run on blocking threads so inference never stalls the runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::base::input::{SensorReading, Source};
+use crate::base::time::Millis;
+use crate::config::Config;
+use crate::ingest::FrameSlots;
+use crate::pipeline::{Metrics, Pipeline, PipelineError};
+
+pub struct Engine {
+    pub frames: Arc<FrameSlots>,
+    pub readings: mpsc::Sender<SensorReading>,
+    pub metrics: Arc<Metrics>,
+    tracker: JoinHandle<()>,
+}
+
+/// Scoring threads to use: `configured`, else the machine's cores.
+pub fn worker_count(configured: Option<usize>) -> usize {
+    configured
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// The next configuration sent; never, without a sender.
+async fn next_config(updates: &mut Option<watch::Receiver<Arc<Config>>>) -> Arc<Config> {
+    if let Some(rx) = updates {
+        if rx.changed().await.is_ok() {
+            return rx.borrow_and_update().clone();
+        }
+        *updates = None;
+    }
+    std::future::pending().await
+}
+
+/// The tracker task's state: the pipeline and each source's clock.
+struct Tracker {
+    pipeline: Pipeline,
+    clocks: SourceClocks,
+}
+
+impl Tracker {
+    async fn frame(
+        &mut self,
+        scored: Result<crate::pipeline::ScoredFrame, crate::pipeline::InputError>,
+    ) {
+        let seen = scored
+            .as_ref()
+            .map(|s| (s.frame.camera.clone(), s.frame.captured_at))
+            .ok();
+        match self.pipeline.on_scored(scored).await {
+            Ok(_) => {}
+            Err(PipelineError::Input(e)) => {
+                tracing::warn!(reason = %e, "input skipped");
+                return;
+            }
+            Err(e @ PipelineError::Record(_)) => {
+                tracing::error!(error = %e, "frame applied in part")
+            }
+        }
+        if let Some((camera, at)) = seen {
+            self.clocks.seen(true, &camera, at);
+        }
+    }
+
+    async fn reading(&mut self, r: SensorReading) {
+        let (sensor, at) = (r.sensor.clone(), r.measured_at);
+        match self.pipeline.on_sensor(r).await {
+            Ok(()) => self.clocks.seen(false, &sensor, at),
+            Err(PipelineError::Input(e)) => tracing::warn!(reason = %e, "input skipped"),
+            Err(e @ PipelineError::Record(_)) => {
+                self.clocks.seen(false, &sensor, at);
+                tracing::error!(error = %e, "sensor reading kept, its step not recorded yet");
+            }
+        }
+    }
+}
+
+/// Each source's latest event time and when it arrived.
+#[derive(Default)]
+struct SourceClocks {
+    cameras: HashMap<String, (Millis, Instant)>,
+    sensors: HashMap<String, (Millis, Instant)>,
+}
+
+impl SourceClocks {
+    fn seen(&mut self, camera: bool, id: &str, at: Millis) {
+        let map = if camera {
+            &mut self.cameras
+        } else {
+            &mut self.sensors
+        };
+        match map.get_mut(id) {
+            Some(c) if at < c.0 => {}
+            Some(c) => *c = (at, Instant::now()),
+            None => {
+                map.insert(id.to_string(), (at, Instant::now()));
+            }
+        }
+    }
+
+    /// A source's time now: its latest event time plus the wall time since.
+    fn now(&self, source: Source<'_>) -> Option<Millis> {
+        let (at, since) = match source {
+            Source::Camera(id) => self.cameras.get(id)?,
+            Source::Sensor(id) => self.sensors.get(id)?,
+        };
+        Some(at + since.elapsed().as_millis() as Millis)
+    }
+}
+
+impl Engine {
+    /// Starts `workers` scoring tasks and the tracker. Configurations sent
+    /// on `updates` are applied between two inputs. On `shutdown`, what is
+    /// already waiting is still processed, then the tasks end.
+    pub fn start(
+        pipeline: Pipeline,
+        workers: usize,
+        queue_readings: usize,
+        mut updates: Option<watch::Receiver<Arc<Config>>>,
+        shutdown: CancellationToken,
+    ) -> Engine {
+        let frames = Arc::new(FrameSlots::default());
+        let (readings_tx, mut readings_rx) = mpsc::channel::<SensorReading>(queue_readings.max(1));
+        let (scored_tx, mut scored_rx) = mpsc::channel(workers * 2);
+        let metrics = pipeline.metrics.clone();
+        for _ in 0..workers {
+            let frames = frames.clone();
+            let scorer = pipeline.scorer();
+            let scored_tx = scored_tx.clone();
+            let panics = metrics.clone();
+            tokio::spawn(async move {
+                let panics = &panics.scoring_panics;
+                while let Some(frame) = frames.next().await {
+                    let camera = frame.camera.clone();
+                    let scorer = scorer.clone();
+                    let scored = match tokio::task::spawn_blocking(move || scorer.score(frame))
+                        .await
+                    {
+                        Ok(scored) => scored,
+                        Err(e) => {
+                            // A bug in decoding or inference must not wedge
+                            // the camera: count it, free its slot, go on.
+                            Metrics::inc(&panics, 1);
+                            tracing::error!(camera = %camera, error = %e, "scoring a frame panicked; frame skipped");
+                            frames.done(&camera);
+                            continue;
+                        }
+                    };
+                    let sent = scored_tx.send(scored).await;
+                    frames.done(&camera);
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(scored_tx);
+        let slots = frames.clone();
+        let tracker = tokio::spawn(async move {
+            let mut t = Tracker {
+                pipeline,
+                clocks: SourceClocks::default(),
+            };
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            let mut closing = false;
+            let mut readings_open = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    // First: a busy camera must not hold a new config back.
+                    config = next_config(&mut updates) => {
+                        if let Err(e) = t.pipeline.reconfigure(config).await {
+                            tracing::error!(error = %e, "applying the new configuration");
+                        }
+                    }
+                    scored = scored_rx.recv() => {
+                        let Some(scored) = scored else { break };
+                        // Readings waiting that were measured before this
+                        // frame was captured go first: a sensor and a camera
+                        // are applied in event-time order, even when the
+                        // frame took a while to score.
+                        let frame_at = scored.as_ref().map_or(Millis::MAX, |s| s.frame.captured_at);
+                        let mut later = None;
+                        while readings_open {
+                            match readings_rx.try_recv() {
+                                Ok(r) if r.measured_at <= frame_at => t.reading(r).await,
+                                Ok(r) => {
+                                    later = Some(r);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        t.frame(scored).await;
+                        if let Some(r) = later {
+                            t.reading(r).await;
+                        }
+                    }
+                    // A closed queue would be ready forever: stop polling it.
+                    reading = readings_rx.recv(), if readings_open && !closing => {
+                        match reading {
+                            Some(r) => t.reading(r).await,
+                            None => readings_open = false,
+                        }
+                    }
+                    _ = ticker.tick() => {
+                        let Tracker { pipeline, clocks } = &mut t;
+                        if let Err(e) = pipeline.tick_by(|s| clocks.now(s)).await {
+                            tracing::error!(error = %e, "tick");
+                        }
+                    }
+                    _ = shutdown.cancelled(), if !closing => {
+                        closing = true;
+                        slots.close();
+                    }
+                }
+            }
+            // Readings that arrived before the end are applied, not lost.
+            while let Ok(r) = readings_rx.try_recv() {
+                t.reading(r).await;
+            }
+        });
+        Engine {
+            frames,
+            readings: readings_tx,
+            metrics,
+            tracker,
+        }
+    }
+
+    /// Waits until the tracker has applied everything (after shutdown).
+    pub async fn finished(self) {
+        drop(self.readings);
+        let _ = self.tracker.await;
+    }
+}
