@@ -1,5 +1,5 @@
 //! Queries for enforcement: filtered violation pages, reviews, API tokens
-//! and the raw audit-log rows (the hash chain itself is `crate::audit`).
+//! and the raw audit-log rows (the hash chain itself is kept by the audit module).
 
 use sqlx::Row;
 
