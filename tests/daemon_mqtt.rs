@@ -141,25 +141,48 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     assert_eq!(clear.captured_ms, t0 + 90 * s);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_violation_resumes_without_duplicates() {
+/// What a run recorded, relative to its start time `t0`.
+#[derive(Debug, PartialEq)]
+struct Recorded {
+    start: i64,
+    confirmed: i64,
+    cleared: Option<i64>,
+    evidence: Vec<String>,
+    new_events: usize,
+}
+
+/// A violation with a SIGKILL and a restart in the middle, on the given
+/// database (SQLite in the data folder when `None`). Returns what it
+/// recorded and the daemons' logs.
+async fn sigkill_run(database_url: Option<String>) -> (Recorded, String) {
     let broker = Mosquitto::start();
     let data = tempfile::tempdir().unwrap();
     let cfg_path = data.path().join("site.toml");
-    std::fs::write(&cfg_path, config_toml(&broker, data.path())).unwrap();
+    let mut text = config_toml(&broker, data.path());
+    if let Some(url) = &database_url {
+        text = text.replacen(
+            "[storage]\n",
+            &format!("[storage]\ndatabase_url = \"{url}\"\n"),
+            1,
+        );
+    }
+    std::fs::write(&cfg_path, text).unwrap();
     let (_listen_client, mut rx) = listener(&broker, "listener-2").await;
     let mut seen = Vec::new();
-    let spawn = || {
+    let logs: Vec<std::path::PathBuf> = (0..2)
+        .map(|k| data.path().join(format!("daemon-{k}.log")))
+        .collect();
+    let spawn = |k: usize| {
         std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
             .args(["run", "--config"])
             .arg(&cfg_path)
             .current_dir(repo_root())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&logs[k]).unwrap())
             .spawn()
             .unwrap()
     };
-    let mut child = spawn();
+    let mut child = spawn(0);
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-2").await;
     let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
@@ -179,7 +202,7 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
     // The broker publishes the last will.
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"offline").await;
 
-    let mut child = spawn();
+    let mut child = spawn(1);
     seen.retain(|(t, _)| t != "site/available");
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     for k in 8..=10 {
@@ -204,23 +227,62 @@ async fn sigkill_mid_violation_resumes_without_duplicates() {
         "the restart did not announce it again: {:?}",
         summary(&seen)
     );
-    let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))
-        .await
-        .unwrap();
+    let url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}/firelane.db", data.path().display()));
+    let store = Store::open(&url).await.unwrap();
     let violations = store.violations().await.unwrap();
     assert_eq!(violations.len(), 1, "{violations:?}");
     let v = &violations[0];
-    assert_eq!(v.start_ms, t0, "start survives the restart");
-    assert_eq!(v.confirmed_ms, t0 + 60 * s);
-    assert_eq!(v.cleared_ms, Some(t0 + 110 * s));
-    let kinds: Vec<String> = store
+    let mut evidence: Vec<String> = store
         .evidence(&v.id)
         .await
         .unwrap()
         .into_iter()
         .map(|e| format!("{}/{}", e.kind, e.variant))
         .collect();
-    assert_eq!(kinds.len(), 9, "{kinds:?}");
+    evidence.sort();
+    let log = logs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let recorded = Recorded {
+        start: v.start_ms - t0,
+        confirmed: v.confirmed_ms - t0,
+        cleared: v.cleared_ms.map(|c| c - t0),
+        evidence,
+        new_events: count_events(&seen, "new"),
+    };
+    (recorded, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_violation_resumes_without_duplicates() {
+    let (r, _) = sigkill_run(None).await;
+    let s = 1000;
+    assert_eq!(r.new_events, 1, "the restart did not announce it again");
+    assert_eq!(r.start, 0, "start survives the restart");
+    assert_eq!(r.confirmed, 60 * s);
+    assert_eq!(r.cleared, Some(110 * s));
+    assert_eq!(r.evidence.len(), 9, "{:?}", r.evidence);
+}
+
+/// The same on PostgreSQL: what SQLite records, and not one error logged
+/// (every zone-state write lands, NULL scores included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_on_postgres_records_what_sqlite_records() {
+    let pg = common::Postgres::start();
+    let (on_pg, log) = sigkill_run(Some(pg.url())).await;
+    let (on_sqlite, _) = sigkill_run(None).await;
+    assert_eq!(on_pg, on_sqlite);
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("not recorded"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "errors logged on PostgreSQL: {errors:#?}"
+    );
 }
 
 /// The shipped default: firelane's own broker, nothing else installed.

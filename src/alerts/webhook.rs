@@ -29,6 +29,9 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(15))
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("firelane/", env!("CARGO_PKG_VERSION")))
+        // A receiver must not bounce the signed alert elsewhere (a loopback
+        // or metadata address): a redirect is a failed delivery.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("HTTP client builds")
 }

@@ -3,6 +3,7 @@
 //! the enums stored as text.
 
 pub mod digest;
+pub mod durable;
 pub mod geometry;
 pub mod ids;
 pub mod input;

@@ -10,10 +10,10 @@ pub mod bundle;
 pub mod closeup;
 pub mod signing;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use crate::base::digest::sha256_hex;
+use crate::base::durable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
@@ -56,7 +56,9 @@ impl EvidenceStore {
         &self.root
     }
 
-    /// Stores `bytes` as `<sha[0..2]>/<sha>.jpg`; a file already there is kept.
+    /// Stores `bytes` as `<sha[0..2]>/<sha>.jpg`, durably. A file already
+    /// there is kept when it holds those bytes and replaced when it does
+    /// not (a corrupt or truncated copy must not stand for the evidence).
     pub fn put(&self, bytes: &[u8]) -> Result<Stored, EvidenceError> {
         let sha = sha256_hex(bytes);
         let rel = format!("{}/{}.jpg", &sha[..2], sha);
@@ -65,15 +67,11 @@ impl EvidenceStore {
             path: path.display().to_string(),
             source,
         };
-        if !path.exists() {
+        let intact = std::fs::read(&path).is_ok_and(|have| have == bytes);
+        if !intact {
             let dir = path.parent().expect("has a parent");
             std::fs::create_dir_all(dir).map_err(io)?;
-            let tmp = dir.join(format!(".{sha}.{}.tmp", std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            drop(f);
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            durable::write(&path, bytes, None, durable::Existing::Replace).map_err(io)?;
         }
         Ok(Stored {
             sha256: sha,

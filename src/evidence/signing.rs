@@ -1,7 +1,6 @@
 //! The site key: an Ed25519 key pair created on first use, which signs
 //! evidence bundles. The private key never leaves the data folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -47,13 +46,16 @@ impl SiteKey {
             let mut seed = [0u8; 32];
             rand::fill(&mut seed);
             let key = SigningKey::from_bytes(&seed);
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path).map_err(io)?;
-            writeln!(f, "{}", hex::encode(seed)).map_err(io)?;
-            f.sync_all().map_err(io)?;
+            // Written whole, then linked into place: a crash never leaves
+            // an empty key that would stop the daemon from starting.
+            let text = format!("{}\n", hex::encode(seed));
+            crate::base::durable::write(
+                path,
+                text.as_bytes(),
+                Some(0o600),
+                crate::base::durable::Existing::Keep,
+            )
+            .map_err(io)?;
             tracing::info!(path = %path.display(), public_key = %hex::encode(key.verifying_key().as_bytes()), "created the site signing key");
             key
         };

@@ -354,22 +354,12 @@ impl LiveConfig {
 /// never sees half a file. A symlinked config is written at its target;
 /// the file keeps its permissions (it may hold secrets).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
+    // Through a symlink to its target, keeping the file's permissions.
     let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "config.toml".into());
-    let tmp = dir
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-        .join(format!(".{name}.firelane-tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        file.set_permissions(meta.permissions())?;
-    }
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::base::durable::write(
+        path,
+        text.as_bytes(),
+        None,
+        crate::base::durable::Existing::Replace,
+    )
 }
