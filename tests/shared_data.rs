@@ -134,6 +134,48 @@ async fn grace_override_changes_what_counts() {
             .all(|v| v.confirmed_at - v.start >= 4 * 3_600_000)
     );
     assert!(report.violations.len() < 48);
+    // Scored against the truth at that grace, recomputed from labels.csv
+    // (truth.json holds it at 600 s): every true violation lasted 4 h.
+    assert_eq!(report.truth.as_deref(), Some("labels.csv at grace 14400 s"));
+    let score = report.score.expect("scored");
+    assert!(
+        score.truth < 48,
+        "truth at 4 h has fewer violations: {score:?}"
+    );
+    assert!(score.f1 >= 0.90, "{score:?}");
+}
+
+/// Fire lanes are strips: the same frames with 17 zones of three bays each,
+/// obstructed when any bay is. Long zones are scored as tiles, so one car
+/// in a strip is seen when it arrives, not when the strip fills up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ../shared (FIRELANE_SHARED)"]
+async fn lanes3_strips_are_seen_when_the_first_car_arrives() {
+    let scenario = Scenario::load(&shared_dir().join("scenarios/cnrpark-a-lanes3")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let opts = ReplayOptions {
+        data_dir: data.path().to_path_buf(),
+        grace_s: None,
+        model: model_path(),
+        base_config: None,
+        progress: None,
+    };
+    let report = replay::run(&scenario, &opts).await.unwrap();
+    let score = report.score.clone().expect("lanes3 has truth.json");
+    println!("{score:?}");
+    assert!(score.f1 >= 0.95, "F1 {:.3} below 0.95: {score:?}", score.f1);
+    let err = score.mean_start_error_s.expect("matches");
+    assert!(err <= 300.0, "mean start error {err:.0} s over 300 s");
+    // The close-up of a strip shows its tiles; every violation has one.
+    for v in &report.violations {
+        assert!(
+            v.evidence
+                .iter()
+                .any(|e| e.kind == "confirm" && e.variant == "closeup"),
+            "{} lacks its close-up",
+            v.id
+        );
+    }
 }
 
 /// The shipped model, through the daemon's own loading and preprocessing,

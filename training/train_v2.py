@@ -775,7 +775,18 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "macs": f["macs"], "params": f["params"], "threshold": f["threshold"],
             "ort_ms_per_crop": f["ort_latency_ms"],
             "distilled_from": os.path.basename(f["teacher"]) if f.get("teacher") else None,
-            "scene_occluder_p": f.get("occluder", 0.0), **tract})
+            "scene_occluder_p": f.get("occluder", 0.0),
+            **{k: v for k, v in tract.items() if k in ("tract_ms_per_crop", "tract_vs_v1")}})
+    have = {c["candidate"] for c in candidates}
+    for fn in sorted(glob.glob(os.path.join(RESULTS, "proxy-*.json"))):
+        px = json.load(open(fn))
+        key = f"{px['arch']}-{px['size']}{px.get('tag', '')}"
+        if key in have or key.endswith("-saved"):  # -saved: the rerun that exported the fold teachers
+            continue
+        candidates.append({"candidate": key, "arch": px["arch"], "input": px["size"], "epochs": px["epochs"],
+                           "unseen_camera_proxy_accuracy": px.get("proxy_accuracy"),
+                           "unseen_camera_proxy_auc": px.get("proxy_auc"),
+                           "note": "proxy only (no run on the v1 split)"})
     tr = os.path.join(RESULTS, "tract.json")
     v1_tract = json.load(open(tr)).get("v1", {}) if os.path.exists(tr) else {}
     a = args.arch
@@ -842,6 +853,8 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "licence": "Apache-2.0 (the wheel's LICENSE file; its METADATA says License: UNKNOWN)",
             "used": "only the stem" if a == "dense_stem" else "the layers named in the architecture"},
         "latency": {"onnxruntime_1_thread_ms_per_crop": out["ort_latency_ms"],
+                    "tract_shipped_vs_v1": (json.load(open(tr)).get("shipped") if os.path.exists(tr) and args.export
+                                            else None),
                     "tract": next((c for c in candidates if c["candidate"] == cand_key(args)), {}).get("tract_ms_per_crop"),
                     "tract_v1_ms_per_crop": v1_tract.get("tract_ms_per_crop")},
         "candidates": candidates,

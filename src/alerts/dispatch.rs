@@ -104,7 +104,7 @@ impl Dispatcher {
             let _ = self
                 .client
                 .publish(
-                    homeassistant::open_count_topic(prefix, &site.id),
+                    crate::base::topics::site_open_violations(prefix, &site.id),
                     QoS::AtLeastOnce,
                     true,
                     n.to_string(),
@@ -243,7 +243,7 @@ impl Dispatcher {
                 let _ = self
                     .client
                     .publish(
-                        homeassistant::evidence_topic(prefix, &zone),
+                        crate::base::topics::zone_evidence(prefix, &zone),
                         QoS::AtLeastOnce,
                         true,
                         jpeg,

@@ -6,17 +6,6 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::ingest::mqtt::availability_topic;
-
-/// Topic of a zone's latest annotated evidence frame (retained JPEG).
-pub fn evidence_topic(prefix: &str, zone: &str) -> String {
-    format!("{prefix}/zones/{zone}/evidence")
-}
-
-/// Topic of a site's open-violation count (retained).
-pub fn open_count_topic(prefix: &str, site: &str) -> String {
-    format!("{prefix}/sites/{site}/open_violations")
-}
 
 /// HA object ids allow `[a-zA-Z0-9_-]` only.
 fn object_id(s: &str) -> String {
@@ -35,7 +24,7 @@ fn object_id(s: &str) -> String {
 pub fn discovery(config: &Config) -> Vec<(String, Value)> {
     let prefix = config.prefix();
     let dp = config.alerts.discovery_prefix.trim_end_matches('/');
-    let availability = availability_topic(prefix);
+    let availability = crate::base::topics::availability(prefix);
     let device = |site_id: &str| {
         let site = config.sites.iter().find(|s| s.id == site_id);
         json!({
@@ -66,9 +55,9 @@ pub fn discovery(config: &Config) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for z in &config.zones {
         let id = object_id(&z.id);
-        let state_topic = super::mqtt::zone_state_topic(prefix, &z.id);
+        let state_topic = crate::base::topics::zone_state(prefix, &z.id);
         out.push((
-            format!("{dp}/binary_sensor/firelane/{id}_obstructed/config"),
+            crate::base::topics::discovery(dp, "binary_sensor", &format!("{id}_obstructed")),
             merge(
                 common(
                     format!("firelane_{id}_obstructed"),
@@ -86,7 +75,7 @@ pub fn discovery(config: &Config) -> Vec<(String, Value)> {
             ),
         ));
         out.push((
-            format!("{dp}/image/firelane/{id}_evidence/config"),
+            crate::base::topics::discovery(dp, "image", &format!("{id}_evidence")),
             merge(
                 common(
                     format!("firelane_{id}_evidence"),
@@ -94,7 +83,7 @@ pub fn discovery(config: &Config) -> Vec<(String, Value)> {
                     &z.site,
                 ),
                 json!({
-                    "image_topic": evidence_topic(prefix, &z.id),
+                    "image_topic": crate::base::topics::zone_evidence(prefix, &z.id),
                     "content_type": "image/jpeg",
                 }),
             ),
@@ -103,7 +92,7 @@ pub fn discovery(config: &Config) -> Vec<(String, Value)> {
     for s in &config.sites {
         let id = object_id(&s.id);
         out.push((
-            format!("{dp}/sensor/firelane/{id}_open_violations/config"),
+            crate::base::topics::discovery(dp, "sensor", &format!("{id}_open_violations")),
             merge(
                 common(
                     format!("firelane_{id}_open_violations"),
@@ -111,7 +100,7 @@ pub fn discovery(config: &Config) -> Vec<(String, Value)> {
                     &s.id,
                 ),
                 json!({
-                    "state_topic": open_count_topic(prefix, &s.id),
+                    "state_topic": crate::base::topics::site_open_violations(prefix, &s.id),
                     "state_class": "measurement",
                     "icon": "mdi:fire-truck",
                 }),

@@ -6,15 +6,6 @@ use tokio::sync::mpsc;
 
 use super::AlertEvent;
 
-/// Topic of the violation event stream.
-pub fn violations_topic(prefix: &str) -> String {
-    format!("{prefix}/violations")
-}
-
-pub fn zone_state_topic(prefix: &str, zone: &str) -> String {
-    format!("{prefix}/zones/{zone}/state")
-}
-
 /// Publishes zone state until the channel closes, retained so a new
 /// subscriber sees every zone at once. Violation events reach MQTT through
 /// the outbox ([`super::dispatch`]), not here.
@@ -27,7 +18,7 @@ pub async fn publish_alerts(
         let AlertEvent::ZoneState(state) = &event else {
             continue;
         };
-        let topic = zone_state_topic(&prefix, &state.zone);
+        let topic = crate::base::topics::zone_state(&prefix, &state.zone);
         let payload = serde_json::to_vec(state).expect("serialises");
         if let Err(e) = client
             .publish(topic.clone(), QoS::AtLeastOnce, true, payload)

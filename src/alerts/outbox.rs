@@ -28,7 +28,7 @@ impl Outbox {
                 .iter()
                 .map(|s| (s.id.clone(), s.clone()))
                 .collect(),
-            violations_topic: super::mqtt::violations_topic(config.prefix()),
+            violations_topic: crate::base::topics::violations(config.prefix()),
             wake: Arc::new(Notify::new()),
         }
     }

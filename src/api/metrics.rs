@@ -32,32 +32,31 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 
 /// The exposition text.
 pub fn render(m: &MetricsSources) -> String {
-    let p = &m.pipeline;
-    let get = Metrics::get;
+    let p = m.pipeline.snapshot();
     let mut out = String::new();
     counter(
         &mut out,
         "firelane_frames_total",
         "Frames scored.",
-        get(&p.frames),
+        p.frames,
     );
     counter(
         &mut out,
         "firelane_zone_crops_total",
         "Zone crops classified.",
-        get(&p.crops),
+        p.crops,
     );
     counter(
         &mut out,
         "firelane_sensor_readings_total",
         "Sensor readings applied.",
-        get(&p.sensor_readings),
+        p.sensor_readings,
     );
     counter(
         &mut out,
         "firelane_inputs_rejected_total",
         "Messages or frames refused (bad payload, unknown camera, corrupt JPEG, time running backwards).",
-        get(&p.rejected) + m.ingest.rejected.load(Ordering::Relaxed),
+        p.rejected + m.ingest.rejected.load(Ordering::Relaxed),
     );
     counter(
         &mut out,
@@ -95,19 +94,25 @@ pub fn render(m: &MetricsSources) -> String {
         &mut out,
         "firelane_violations_opened_total",
         "Violations confirmed.",
-        get(&p.violations_opened),
+        p.violations_opened,
     );
     counter(
         &mut out,
         "firelane_violations_ended_total",
         "Violations ended.",
-        get(&p.violations_ended),
+        p.violations_ended,
     );
     counter(
         &mut out,
         "firelane_record_errors_total",
         "Database or evidence writes that failed.",
-        get(&p.record_errors),
+        p.record_errors,
+    );
+    counter(
+        &mut out,
+        "firelane_scoring_panics_total",
+        "Frames whose scoring panicked (a bug); the camera went on.",
+        p.scoring_panics,
     );
     let _ = writeln!(
         out,
@@ -119,16 +124,16 @@ pub fn render(m: &MetricsSources) -> String {
         "# HELP firelane_stage_seconds_total Time spent per pipeline stage.\n# TYPE firelane_stage_seconds_total counter"
     );
     for (stage, ns) in [
-        ("decode", &p.decode_ns),
-        ("crop", &p.crop_ns),
-        ("inference", &p.inference_ns),
-        ("tracking", &p.tracking_ns),
-        ("store", &p.store_ns),
+        ("decode", p.decode_ns),
+        ("crop", p.crop_ns),
+        ("inference", p.inference_ns),
+        ("tracking", p.tracking_ns),
+        ("store", p.store_ns),
     ] {
         let _ = writeln!(
             out,
             "firelane_stage_seconds_total{{stage=\"{stage}\"}} {:.6}",
-            get(ns) as f64 / 1e9
+            ns as f64 / 1e9
         );
     }
     out

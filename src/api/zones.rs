@@ -55,6 +55,8 @@ pub struct CameraJson {
     id: String,
     topic: String,
     latest: Option<LatestJson>,
+    /// The threshold learned from the camera's presence sensors, if any.
+    calibration: Option<crate::pipeline::CameraCalibration>,
     zones: Vec<ZoneJson>,
 }
 
@@ -129,10 +131,18 @@ pub async fn list_cameras(
                     width: f.width,
                     height: f.height,
                 });
+            let calibration = state
+                .live
+                .read()
+                .expect("live lock")
+                .calibration
+                .get(&c.id)
+                .copied();
             CameraJson {
                 id: c.id.clone(),
                 topic: c.topic.clone(),
                 latest,
+                calibration,
                 zones: config
                     .zones_of(&c.id)
                     .filter_map(|z| zone_json(&state, &config, &z.id))

@@ -10,3 +10,4 @@ pub mod input;
 pub mod kinds;
 pub mod tiles;
 pub mod time;
+pub mod topics;

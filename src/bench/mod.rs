@@ -265,7 +265,8 @@ async fn wait_done(metrics: &Metrics, dropped: impl Fn() -> u64, total: u64) {
 }
 
 fn row(run: &str, m: &Metrics, dropped: u64, seconds: f64, cpu: f64) -> BenchRow {
-    let frames = Metrics::get(&m.frames);
+    let snap = m.snapshot();
+    let frames = snap.frames;
     let per = |ns: u64| {
         if frames == 0 {
             0.0
@@ -278,18 +279,18 @@ fn row(run: &str, m: &Metrics, dropped: u64, seconds: f64, cpu: f64) -> BenchRow
     BenchRow {
         run: run.to_string(),
         frames,
-        crops: Metrics::get(&m.crops),
+        crops: snap.crops,
         seconds,
         frames_per_s: frames as f64 / seconds,
-        crops_per_s: Metrics::get(&m.crops) as f64 / seconds,
+        crops_per_s: snap.crops as f64 / seconds,
         frames_per_cpu_s: if cpu > 0.0 { frames as f64 / cpu } else { 0.0 },
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
-        decode_ms: per(Metrics::get(&m.decode_ns)),
-        crop_ms: per(Metrics::get(&m.crop_ns)),
-        inference_ms: per(Metrics::get(&m.inference_ns)),
-        tracking_ms: per(Metrics::get(&m.tracking_ns)),
-        store_ms: per(Metrics::get(&m.store_ns)),
+        decode_ms: per(snap.decode_ns),
+        crop_ms: per(snap.crop_ns),
+        inference_ms: per(snap.inference_ns),
+        tracking_ms: per(snap.tracking_ns),
+        store_ms: per(snap.store_ns),
         peak_rss_mb: peak_rss_mb(),
         dropped,
     }

@@ -129,6 +129,38 @@ pub async fn token(action: TokenAction, site: &SiteArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Subcommand, Debug)]
+pub enum CalibrationAction {
+    /// Each camera's threshold learned from its presence sensors.
+    Show,
+    /// Forget what was learned (one camera, or all): back to the
+    /// configured threshold at the daemon's next start.
+    Reset {
+        #[arg(long)]
+        camera: Option<String>,
+    },
+}
+
+pub async fn calibration(action: CalibrationAction, site: &SiteArgs) -> anyhow::Result<ExitCode> {
+    let (_, store) = match open_store(site).await? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    match action {
+        CalibrationAction::Show => {
+            println!("{:<20} {:>9} {:>8}", "camera", "threshold", "samples");
+            for (camera, threshold, samples) in store.calibrations().await? {
+                println!("{camera:<20} {threshold:>9.3} {samples:>8}");
+            }
+        }
+        CalibrationAction::Reset { camera } => {
+            let n = store.reset_calibration(camera.as_deref()).await?;
+            println!("{n} calibration(s) forgotten");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn audit(action: AuditAction, site: &SiteArgs) -> anyhow::Result<ExitCode> {
     let (_, store) = match open_store(site).await? {
         Ok(s) => s,

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
-pub use admin::{AuditAction, EvidenceAction, TokenAction};
+pub use admin::{AuditAction, CalibrationAction, EvidenceAction, TokenAction};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,6 +63,13 @@ pub enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
+    /// Cameras' thresholds learned from their presence sensors.
+    Calibration {
+        #[command(subcommand)]
+        action: CalibrationAction,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
     /// Signed evidence bundles: export, verify, and the site's public key.
     Evidence {
         #[command(subcommand)]
@@ -97,8 +104,11 @@ pub fn init_tracing(cli: &Cli) {
     };
     let filter =
         EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal, never in a log file.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -114,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whatif(a) => whatif::run(a).await,
         Command::Token { action, site } => admin::token(action, &site).await,
         Command::Audit { action, site } => admin::audit(action, &site).await,
+        Command::Calibration { action, site } => admin::calibration(action, &site).await,
         Command::Evidence { action } => admin::evidence(action).await,
     }
 }

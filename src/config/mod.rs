@@ -65,6 +65,8 @@ pub struct Zone {
     pub site: String,
     pub polygon: ZonePolygon,
     pub params: ZoneParams,
+    /// Whether the zone sets its own threshold (calibration leaves it be).
+    pub own_threshold: bool,
     pub sensors: Vec<String>,
     pub schedule: Option<Schedule>,
 }

@@ -278,6 +278,10 @@ pub struct TrackingDefaults {
     /// is announced once the lane stayed clear this long.
     #[serde(default = "default_reattach")]
     pub reattach_s: f64,
+    /// Learn each camera's threshold from its confident presence sensors
+    /// (bounded around the configured one; see README *Calibration*).
+    #[serde(default = "default_true")]
+    pub calibrate: bool,
 }
 
 fn default_reattach() -> f64 {
@@ -310,6 +314,7 @@ impl Default for TrackingDefaults {
             sensor_weight: default_sensor_weight(),
             update_every_s: default_update_every(),
             reattach_s: default_reattach(),
+            calibrate: true,
         }
     }
 }

@@ -143,7 +143,7 @@ pub(super) fn cameras(
             topic: c
                 .topic
                 .clone()
-                .unwrap_or_else(|| format!("{prefix}/cameras/{}/frame", c.id)),
+                .unwrap_or_else(|| crate::base::topics::camera_frame(prefix, &c.id)),
         });
     }
     cameras
@@ -245,6 +245,7 @@ pub(super) fn zones(
                 camera: z.camera.clone(),
                 site: site.id.clone(),
                 polygon,
+                own_threshold: z.threshold.is_some(),
                 params: ZoneParams {
                     threshold: z
                         .threshold
@@ -302,7 +303,7 @@ pub(super) fn sensors(
             topic: s
                 .topic
                 .clone()
-                .unwrap_or_else(|| format!("{prefix}/sensors/{}", s.id)),
+                .unwrap_or_else(|| crate::base::topics::sensor(prefix, &s.id)),
         });
     }
     for (i, z) in raw.zones.iter().enumerate() {

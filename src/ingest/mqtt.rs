@@ -45,10 +45,6 @@ pub struct IngestMetrics {
 /// How long the broker keeps firelane's session while it is away.
 const SESSION_EXPIRY_S: u32 = 3600;
 
-pub fn availability_topic(prefix: &str) -> String {
-    format!("{prefix}/available")
-}
-
 /// The client options of firelane's main connection: `[mqtt]`, with a
 /// persistent session and the `offline` last will.
 pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
@@ -58,7 +54,7 @@ pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
     opts.set_clean_start(false);
     opts.set_session_expiry_interval(Some(SESSION_EXPIRY_S));
     opts.set_last_will(LastWill::new(
-        availability_topic(config.prefix()),
+        crate::base::topics::availability(config.prefix()),
         "offline",
         QoS::AtLeastOnce,
         true,
@@ -194,7 +190,7 @@ pub async fn run_event_loop(
                     subscribe(client.clone(), topics).await;
                     let _ = client
                         .publish(
-                            availability_topic(&prefix),
+                            crate::base::topics::availability(&prefix),
                             QoS::AtLeastOnce,
                             true,
                             "online",
@@ -247,7 +243,7 @@ pub async fn run_event_loop(
     }
     // Say goodbye cleanly: retained offline, then disconnect.
     let _ = client.try_publish(
-        availability_topic(&prefix),
+        crate::base::topics::availability(&prefix),
         QoS::AtLeastOnce,
         true,
         "offline",

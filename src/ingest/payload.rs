@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::base::input::{Frame, SensorReading};
 use crate::base::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::base::topics;
 use crate::config::Config;
 use crate::vision::decode::looks_like_jpeg;
 
@@ -244,8 +245,8 @@ impl TopicRouter {
     pub fn subscriptions(&self) -> Vec<Subscription> {
         let sub = |topic: String, reliable| Subscription { topic, reliable };
         let mut topics = vec![
-            sub(format!("{}/cameras/+/frame", self.prefix), false),
-            sub(format!("{}/sensors/+", self.prefix), true),
+            sub(topics::all_camera_frames(&self.prefix), false),
+            sub(topics::all_sensors(&self.prefix), true),
         ];
         let covered = |t: &str| {
             let Some(rest) = t

@@ -48,6 +48,8 @@ impl Pipeline {
         self.last_jpeg
             .retain(|camera, _| self.keep_last_jpeg.contains(camera));
         self.scaled_decode = config.ingest.scaled_decode;
+        self.calibration.configure(config);
+        self.apply_calibration();
         self.committer.context.config_sha256 = config.sha256.clone();
         self.committer.context.sites = super::RecordContext::sites_of(config);
         let mut live = self.live.write().expect("live lock");
@@ -163,6 +165,7 @@ impl Pipeline {
             }
             self.zones[i].state = state;
         }
+        self.load_calibration().await?;
         for (sensor, occupied, measured_at) in store.sensor_states().await? {
             if let Some((_, vote)) = self.sensors.get_mut(&sensor) {
                 *vote = Some(SensorVote {

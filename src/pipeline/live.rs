@@ -31,4 +31,6 @@ pub struct LiveView {
     /// Only kept when asked for (`Pipeline::keep_latest_frames`): a JPEG
     /// per camera is memory a site of hundreds of cameras may not spare.
     pub frames: HashMap<String, LatestFrame>,
+    /// Cameras whose threshold was calibrated from their sensors.
+    pub calibration: HashMap<String, super::CameraCalibration>,
 }

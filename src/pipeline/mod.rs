@@ -12,6 +12,7 @@
 //! The daemon, the replay, what-if and the benchmark all feed this same
 //! code (assembled by `runtime::assemble`). All decisions use capture time.
 
+mod calibrate;
 pub mod commit;
 mod lifecycle;
 pub mod live;
@@ -31,6 +32,7 @@ use crate::tracking::zone::{HeldFrame, Observation, ZoneState, decide};
 use crate::tracking::{Phase, SensorVote};
 use crate::vision::{Classifier, DecodeError, ModelError};
 
+pub use calibrate::CameraCalibration;
 pub use commit::{Committer, RecordContext};
 pub use live::{LatestFrame, LiveView, ZoneLive};
 pub use metrics::{Metrics, MetricsSnapshot};
@@ -117,6 +119,7 @@ pub struct Pipeline {
     last_jpeg: HashMap<String, HeldFrame>,
     sensors: HashMap<String, (usize, Option<SensorVote>)>,
     last_frame_at: HashMap<String, Millis>,
+    calibration: calibrate::Calibration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -141,6 +144,7 @@ impl Pipeline {
             last_jpeg: HashMap::new(),
             sensors: HashMap::new(),
             last_frame_at: HashMap::new(),
+            calibration: Default::default(),
             metrics,
         };
         p.zones = config
@@ -296,8 +300,10 @@ impl Pipeline {
             {
                 first_error.get_or_insert(e);
             }
+            self.learn(i, score as f64, frame.captured_at);
             self.update_live(i, frame.captured_at);
         }
+        self.recalibrate(&frame.camera).await;
         let store_ns = Metrics::get(&self.metrics.store_ns) - store_before;
         let total = started.elapsed().as_nanos() as u64;
         Metrics::inc(&self.metrics.tracking_ns, total.saturating_sub(store_ns));

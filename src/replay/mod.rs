@@ -259,8 +259,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
     violations.sort_by(|a, b| (a.start, &a.zone).cmp(&(b.start, &b.zone)));
     let truth = truth::for_grace(scenario.truth.as_ref(), scenario.labels.as_deref(), grace_s);
     let score = truth.as_ref().map(|(t, _)| score::score(&reported, t));
-    let m = &pipeline.metrics;
-    use crate::pipeline::Metrics as M;
+    let m = pipeline.metrics.snapshot();
     Ok(Report {
         scenario: scenario.file.name.clone(),
         grace_s,
@@ -270,11 +269,11 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         score,
         truth: truth.map(|(_, which)| which),
         stats: ReplayStats {
-            frames: M::get(&m.frames),
-            crops: M::get(&m.crops),
-            sensor_readings: M::get(&m.sensor_readings),
-            rejected: M::get(&m.rejected),
-            record_errors: M::get(&m.record_errors),
+            frames: m.frames,
+            crops: m.crops,
+            sensor_readings: m.sensor_readings,
+            rejected: m.rejected,
+            record_errors: m.record_errors,
             seconds: started.elapsed().as_secs_f64(),
         },
     })

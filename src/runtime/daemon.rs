@@ -211,17 +211,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
 }
 
 fn log_metrics(m: &Metrics, i: &ingest::mqtt::IngestMetrics, frames: &ingest::FrameSlots) {
+    let m = m.snapshot();
     tracing::info!(
-        frames = Metrics::get(&m.frames),
-        crops = Metrics::get(&m.crops),
-        sensor_readings = Metrics::get(&m.sensor_readings),
-        rejected = Metrics::get(&m.rejected) + i.rejected.load(Ordering::Relaxed),
+        frames = m.frames,
+        crops = m.crops,
+        sensor_readings = m.sensor_readings,
+        rejected = m.rejected + i.rejected.load(Ordering::Relaxed),
         frames_superseded = frames.dropped(),
         readings_dropped = i.dropped_queue_full.load(Ordering::Relaxed),
         reconnects = i.reconnects.load(Ordering::Relaxed),
-        violations_opened = Metrics::get(&m.violations_opened),
-        violations_ended = Metrics::get(&m.violations_ended),
-        record_errors = Metrics::get(&m.record_errors),
+        violations_opened = m.violations_opened,
+        violations_ended = m.violations_ended,
+        record_errors = m.record_errors,
         "metrics"
     );
 }

@@ -21,6 +21,7 @@
 //! - while a violation is open, `Reminder` every `update_every` of event
 //!   time, carrying the latest peak score.
 
+pub mod calibration;
 pub mod fusion;
 pub mod zone;
 

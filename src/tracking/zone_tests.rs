@@ -26,6 +26,7 @@ fn zone() -> Zone {
         },
         sensors: Vec::new(),
         schedule: None,
+        own_threshold: false,
     }
 }
 
