@@ -148,7 +148,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data.display(),
-        model = repo_root().join("models/obstruction-v1.onnx").display(),
+        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
         url = broker.url(),
     )
 }

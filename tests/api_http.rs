@@ -570,7 +570,7 @@ async fn cli_exports_signed_bundles_and_names_every_tampering() {
         manifest["zone"]["polygon"],
         serde_json::json!([[0.1, 0.5], [0.6, 0.5], [0.6, 0.9], [0.1, 0.9]])
     );
-    assert_eq!(manifest["model"]["name"], "obstruction-v1");
+    assert_eq!(manifest["model"]["name"], "obstruction-v2");
     assert_eq!(manifest["model"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(manifest["config_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(manifest["files"].as_array().unwrap().len(), 9);

@@ -98,7 +98,7 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
         (t0 + 10 * s, t0 + 70 * s, Some(t0 + 90 * s))
     );
     assert_eq!(v.status, "cleared");
-    assert_eq!(v.model_name, "obstruction-v1");
+    assert_eq!(v.model_name, "obstruction-v2");
     assert_eq!(v.model_sha256.len(), 64);
     let evidence = store.evidence(&v.id).await.unwrap();
     let kinds: Vec<(String, String)> = evidence
@@ -320,7 +320,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data.path().display(),
-        model = repo_root().join("models/obstruction-v1.onnx").display(),
+        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
     );
     let config = firelane::config::Config::from_toml(&text, "embedded.toml").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -36,7 +36,7 @@ pub struct BenchArgs {
     /// Python with Pillow, NumPy and onnxruntime (bench/requirements.txt).
     #[arg(long, default_value = "python3")]
     pub python: String,
-    #[arg(long, default_value = "models/obstruction-v1.onnx")]
+    #[arg(long, default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
     /// Prepared frames and the runs' databases; default data/bench.
     #[arg(long)]

@@ -17,7 +17,7 @@ pub struct ClassifyArgs {
     /// A folder with busy/ and free/ subfolders: print accuracy metrics.
     #[arg(long, conflicts_with = "paths")]
     pub eval: Option<PathBuf>,
-    #[arg(long, default_value = "models/obstruction-v1.onnx")]
+    #[arg(long, default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
 }
 

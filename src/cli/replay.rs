@@ -22,7 +22,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub grace_s: Option<f64>,
     /// The ONNX model (its card is the .json beside it).
-    #[arg(long, default_value = "models/obstruction-v1.onnx")]
+    #[arg(long, default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
 }
 

@@ -18,7 +18,7 @@ pub struct WhatifArgs {
     #[arg(long)]
     pub current: Option<PathBuf>,
     pub scenario: PathBuf,
-    #[arg(long, default_value = "models/obstruction-v1.onnx")]
+    #[arg(long, default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
     /// The two runs' databases; default data/whatif.
     #[arg(long)]

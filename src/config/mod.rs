@@ -23,6 +23,9 @@ pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
 pub(crate) use validate::valid_id;
 
+/// The shipped model (its card is the `.json` beside it).
+pub const DEFAULT_MODEL: &str = "models/obstruction-v2.onnx";
+
 /// One problem found in a configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {

@@ -98,7 +98,7 @@ pub struct ModelConfig {
 }
 
 pub fn default_model_path() -> PathBuf {
-    PathBuf::from("models/obstruction-v1.onnx")
+    PathBuf::from(super::DEFAULT_MODEL)
 }
 
 impl Default for ModelConfig {

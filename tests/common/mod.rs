@@ -14,7 +14,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn model_path() -> PathBuf {
-    repo_root().join("models/obstruction-v1.onnx")
+    repo_root().join(firelane::config::DEFAULT_MODEL)
 }
 
 /// `../shared` (or `$FIRELANE_SHARED`); panics with what to do when absent.
