@@ -552,6 +552,20 @@ async fn cli_exports_signed_bundles_and_names_every_tampering() {
     assert!(ok, "{text}");
     assert!(text.contains("OK") && text.contains(&id), "{text}");
     let original = std::fs::read(&bundle).unwrap();
+    // Without the site's key, only the key inside the bundle can be used:
+    // anyone could have signed with their own, so it is no verification.
+    let out = Command::new(env!("CARGO_BIN_EXE_firelane"))
+        .args(["evidence", "verify"])
+        .arg(&bundle)
+        .arg("--config")
+        .arg(dir.join("no-such-site.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT VERIFIED"));
+    // With the site's config, its own key is the default.
+    let out = site.cli(&["evidence", "verify", bundle.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     // The manifest states the facts an officer needs.
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&original[..])).unwrap();

@@ -42,6 +42,10 @@ pub enum AuditAction {
     },
 }
 
+/// `evidence verify`'s exit code when the bundle is intact but its
+/// signature could be checked only against the key it carries.
+const UNPINNED: u8 = 3;
+
 #[derive(Subcommand, Debug)]
 pub enum EvidenceAction {
     /// Write a violation's signed evidence bundle (a ZIP).
@@ -52,15 +56,19 @@ pub enum EvidenceAction {
         #[command(flatten)]
         site: SiteArgs,
     },
-    /// Check a bundle's hashes and signature; exit 1 naming what failed.
+    /// Check a bundle's hashes and signature against the site's key; exit
+    /// 1 naming what failed, 3 when only the key inside the bundle could be
+    /// used (anyone can sign with a key of their own).
     Verify {
         bundle: PathBuf,
         /// The site's public key (hex, as `evidence public-key` prints it);
-        /// without it the key inside the bundle is used.
+        /// default the site key of `--config`/`--data-dir` when it exists.
         #[arg(long)]
         public_key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        site: SiteArgs,
     },
     /// Print the site key's public half (creating the key if needed).
     PublicKey {
@@ -240,9 +248,16 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
             bundle: path,
             public_key,
             json,
+            site,
         } => {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            // The key to trust: the one given, else this site's own.
+            let public_key = public_key.or_else(|| {
+                let key = site.load().ok()?.storage.site_key;
+                let public = key.with_extension("key.pub");
+                public.exists().then_some(public)
+            });
             let trusted = match &public_key {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
@@ -261,9 +276,9 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
                     report.files_checked,
                     report.signed_by.as_deref().unwrap_or("?"),
                     if report.key_from_caller {
-                        ", the one given"
+                        ", the site's"
                     } else {
-                        ", taken from the bundle: pass --public-key to check it is the site's"
+                        ", taken from the bundle only: NOT VERIFIED against the site's key (pass --public-key)"
                     }
                 );
             } else {
@@ -276,10 +291,13 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
                     report.problems.len()
                 );
             }
-            Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
+            } else if !report.key_from_caller {
+                // Intact, but signed by whoever made it: not a verification.
+                ExitCode::from(UNPINNED)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         EvidenceAction::PublicKey { site } => {

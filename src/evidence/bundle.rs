@@ -250,6 +250,18 @@ pub fn verify(zip_bytes: &[u8], trusted_key: Option<&str>) -> BundleReport {
             return report;
         }
     };
+    let central: Vec<String> = (0..archive.len())
+        .map(|i| {
+            archive
+                .name_for_index(i)
+                .and_then(Result::ok)
+                .map(|n| n.into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    report
+        .problems
+        .extend(super::zipcheck::problems(zip_bytes, &central));
     let mut read = |name: &str, problems: &mut Vec<String>| -> Option<Vec<u8>> {
         let mut f = match archive.by_name(name) {
             Ok(f) => f,

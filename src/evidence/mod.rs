@@ -9,6 +9,7 @@ pub mod annotate;
 pub mod bundle;
 pub mod closeup;
 pub mod signing;
+mod zipcheck;
 
 use std::path::{Path, PathBuf};
 
