@@ -221,3 +221,43 @@ async fn engine_scores_in_parallel_and_stops_cleanly() {
             .expect("engine did not stop");
     }
 }
+
+/// A 1 KB JPEG whose header declares 8192 x 8192 is refused from its
+/// header, before any buffer is sized for it; the camera goes on.
+#[tokio::test]
+async fn a_pixel_bomb_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = two_camera_pipeline(dir.path()).await;
+    let mut bomb = common::jpeg_frame(64, 48, 3);
+    let sof = bomb
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline JPEG has SOF0");
+    // SOF0: marker, length (2), precision (1), height (2), width (2).
+    bomb[sof + 5..sof + 7].copy_from_slice(&8192u16.to_be_bytes());
+    bomb[sof + 7..sof + 9].copy_from_slice(&8192u16.to_be_bytes());
+    assert!(bomb.len() < 4096);
+    let err = p
+        .on_frame(Frame {
+            arrived: None,
+            camera: "a".into(),
+            captured_at: 1_700_000_000_000,
+            jpeg: Arc::new(bomb),
+        })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("8192x8192") && text.contains("pixel limit"),
+        "{text}"
+    );
+    // A normal frame of the same camera is scored next.
+    p.on_frame(Frame {
+        arrived: None,
+        camera: "a".into(),
+        captured_at: 1_700_000_001_000,
+        jpeg: Arc::new(common::jpeg_frame(320, 240, 4)),
+    })
+    .await
+    .unwrap();
+}

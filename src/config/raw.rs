@@ -333,6 +333,11 @@ pub struct IngestConfig {
     /// Decode each frame at the smallest DCT scale its zones allow.
     #[serde(default = "default_true")]
     pub scaled_decode: bool,
+    /// Frames whose header declares more pixels are refused before any
+    /// decoding (a 1 KB JPEG can declare 8192x8192 and cost 200 MB);
+    /// default 8K UHD, 7680x4320.
+    #[serde(default = "default_max_frame_pixels")]
+    pub max_frame_pixels: u64,
     /// Threads scoring frames (decode, crop, inference); default: the
     /// machine's cores.
     pub workers: Option<usize>,
@@ -341,6 +346,10 @@ pub struct IngestConfig {
 fn default_future_skew() -> f64 {
     300.0
 }
+fn default_max_frame_pixels() -> u64 {
+    7680 * 4320
+}
+
 fn default_queue() -> usize {
     64
 }
@@ -351,6 +360,7 @@ impl Default for IngestConfig {
             max_future_skew_s: default_future_skew(),
             queue_readings: default_queue(),
             scaled_decode: true,
+            max_frame_pixels: default_max_frame_pixels(),
             workers: None,
         }
     }

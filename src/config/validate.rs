@@ -100,6 +100,16 @@ pub(super) fn sections(raw: &RawConfig, push: &mut impl FnMut(String, &str, Stri
             ),
         );
     }
+    if raw.ingest.max_frame_pixels < 64 * 64 {
+        push(
+            "[ingest]".into(),
+            "max_frame_pixels",
+            format!(
+                "{} is below one 64x64 crop; the default is 33177600 (7680x4320)",
+                raw.ingest.max_frame_pixels
+            ),
+        );
+    }
     if raw.ingest.queue_readings == 0 {
         push(
             "[ingest]".into(),

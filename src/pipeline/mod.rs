@@ -111,6 +111,7 @@ pub struct Pipeline {
     zone_index: HashMap<String, usize>,
     camera_zones: scorer::SharedCameraZones,
     scaled_decode: bool,
+    max_pixels: u64,
     live: Arc<RwLock<LiveView>>,
     keep_latest_frames: bool,
     /// Cameras with a sensor-watched zone keep their last JPEG: a sensor
@@ -138,6 +139,7 @@ impl Pipeline {
             zone_index: HashMap::new(),
             camera_zones: Arc::default(),
             scaled_decode: true,
+            max_pixels: u64::MAX,
             live: Arc::default(),
             keep_latest_frames: false,
             keep_last_jpeg: HashSet::new(),
@@ -177,6 +179,7 @@ impl Pipeline {
             classifier: self.classifier.clone(),
             cameras: self.camera_zones.clone(),
             scaled_decode: self.scaled_decode,
+            max_pixels: self.max_pixels,
         }
     }
 

@@ -76,6 +76,7 @@ pub struct Scorer {
     pub(super) classifier: Arc<Classifier>,
     pub(super) cameras: SharedCameraZones,
     pub(super) scaled_decode: bool,
+    pub(super) max_pixels: u64,
 }
 
 thread_local! {
@@ -104,11 +105,23 @@ impl Scorer {
             at: format_rfc3339(frame.captured_at),
             source,
         };
-        let header = if self.scaled_decode {
-            jpeg_dimensions(&frame.jpeg)
-        } else {
-            None
-        };
+        // The header alone first: a frame declaring more pixels than any
+        // camera here sends is refused before a buffer is sized for it.
+        let header = jpeg_dimensions(&frame.jpeg);
+        if let Some((width, height)) = header
+            && u64::from(width) * u64::from(height) > self.max_pixels
+        {
+            return Err(InputError::Decode {
+                camera: frame.camera.clone(),
+                at: format_rfc3339(frame.captured_at),
+                source: crate::vision::DecodeError::TooLarge {
+                    width,
+                    height,
+                    max: self.max_pixels,
+                },
+            });
+        }
+        let header = header.filter(|_| self.scaled_decode);
         let scaled = header.is_some_and(|(w, h)| {
             scaled_decode_worth_it(w, h, &zones.bounds, self.classifier.input_px())
         });
