@@ -177,6 +177,16 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         .await;
     assert_eq!(cams["cameras"][0]["latest"]["width"], 640);
     assert_eq!(zone_ids(&cams), ["lane-1"]);
+    // lane-1 is 320 x 192 px here, longer than 1.5:1: scored as three
+    // overlapping tiles, each with its live score for the editor.
+    let cams = site
+        .wait_for("/api/cameras", &operator, "the tile scores", |b| {
+            b["cameras"][0]["zones"][0]["live"]["tiles"].is_array()
+        })
+        .await;
+    let lane = &cams["cameras"][0]["zones"][0];
+    assert_eq!(lane["tiles"].as_array().unwrap().len(), 3, "{lane}");
+    assert_eq!(lane["live"]["tiles"].as_array().unwrap().len(), 3, "{lane}");
     let (status, _) = site
         .send(reqwest::Method::GET, "/api/cameras", &viewer, None)
         .await;

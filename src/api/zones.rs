@@ -39,6 +39,9 @@ pub struct ZoneJson {
     effective: Effective,
     sensors: Vec<String>,
     schedule: Option<ScheduleConfig>,
+    /// A long zone's tiles on the camera's latest frame, as fractions
+    /// `[x0, y0, x1, y1]` (empty for a zone scored whole, or no frame yet).
+    tiles: Vec<[f64; 4]>,
     live: ZoneLive,
 }
 
@@ -86,6 +89,7 @@ fn zone_json(state: &ApiState, config: &Config, id: &str) -> Option<ZoneJson> {
         .unwrap_or(ZoneLive {
             state: "clear",
             score: None,
+            tiles: Vec::new(),
             at: None,
             violation_id: None,
         });
@@ -106,8 +110,33 @@ fn zone_json(state: &ApiState, config: &Config, id: &str) -> Option<ZoneJson> {
         },
         sensors: zone.sensors.clone(),
         schedule: raw.schedule.clone(),
+        tiles: tiles_of(state, zone),
         live,
     })
+}
+
+/// The zone's tiles on its camera's latest frame, as fractions.
+fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
+    let live = state.live.read().expect("live lock");
+    let Some(f) = live.frames.get(&zone.camera) else {
+        return Vec::new();
+    };
+    let (w, h) = (f64::from(f.width), f64::from(f.height));
+    let tiles = zone.polygon.tiles(f.width, f.height);
+    if tiles.len() < 2 {
+        return Vec::new();
+    }
+    tiles
+        .iter()
+        .map(|t| {
+            [
+                f64::from(t.x0) / w,
+                f64::from(t.y0) / h,
+                f64::from(t.x1) / w,
+                f64::from(t.y1) / h,
+            ]
+        })
+        .collect()
 }
 
 pub async fn list_cameras(

@@ -11,6 +11,9 @@ pub struct ZoneLive {
     /// `clear`, `obstructed`, `violation`, or `inactive` (outside its schedule).
     pub state: &'static str,
     pub score: Option<f64>,
+    /// A long zone's tile scores (see `ZonePolygon::tiles`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiles: Vec<f32>,
     #[serde(with = "rfc3339::option")]
     pub at: Option<Millis>,
     pub violation_id: Option<String>,

@@ -86,6 +86,8 @@ struct ZoneRuntime {
     zone: Zone,
     state: ZoneState,
     camera_score: Option<(f64, Millis)>,
+    /// The latest frame's tile scores (a long zone's).
+    tiles: Vec<f32>,
 }
 
 impl ZoneRuntime {
@@ -94,6 +96,7 @@ impl ZoneRuntime {
             zone,
             state: ZoneState::default(),
             camera_score: None,
+            tiles: Vec::new(),
         }
     }
 }
@@ -296,6 +299,7 @@ impl Pipeline {
             }
             outcome.scores.push((id.clone(), score));
             self.zones[i].camera_score = Some((score as f64, frame.captured_at));
+            self.zones[i].tiles.clone_from(tiles);
             let held = held(Some(score as f64), tiles);
             if let Err(e) = self
                 .step_zone(i, frame.captured_at, Some(&held), None)
@@ -434,6 +438,11 @@ impl Pipeline {
         let entry = ZoneLive {
             state,
             score: z.camera_score.map(|(s, _)| s),
+            tiles: if z.tiles.len() > 1 {
+                z.tiles.clone()
+            } else {
+                Vec::new()
+            },
             at: Some(at),
             violation_id: z.state.violation_id.clone(),
         };

@@ -464,12 +464,13 @@
       const skip = this.draft && !this.draft.isNew ? this.draft.origId : null;
       const zones = [...this.zones.values()].filter((z) => z.id !== skip);
       const { w, h } = this.dims();
-      const key = JSON.stringify([w, h, this.unit, zones.map((z) => [z.id, z.name, z.polygon])]);
+      const key = JSON.stringify([w, h, this.unit, zones.map((z) => [z.id, z.name, z.polygon, z.tiles])]);
       if (key === this.zonesLayerKey) return;
       this.zonesLayerKey = key;
       this.layerNodes = new Map();
       this.zonesLayer.replaceChildren(...zones.map((z) => {
         const parts = this.zoneShape(z.id, z.name, z.polygon || [], false);
+        parts.tiles = this.tileShapes(parts.g, z);
         this.layerNodes.set(z.id, parts);
         this.paintLive(parts, z);
         return parts.g;
@@ -530,10 +531,35 @@
       return { g, poly, score, title, label: labelText || id, selected };
     }
 
+    /**
+     * A long zone is scored as overlapping tiles (the server sends them as
+     * frame fractions): each drawn as a thin box with its own live score.
+     */
+    tileShapes(g, zone) {
+      const tiles = Array.isArray(zone.tiles) ? zone.tiles : [];
+      if (tiles.length < 2) return [];
+      const { w, h } = this.dims();
+      const u = this.unit;
+      return tiles.map((t, i) => {
+        const box = svg('rect', {
+          class: 'zone-tile', x: t[0] * w, y: t[1] * h, width: (t[2] - t[0]) * w, height: (t[3] - t[1]) * h,
+          'data-testid': `tile-${zone.id}-${i}`,
+        });
+        const text = svg('text', { class: 'zone-tile-score', x: t[0] * w + 3 * u, y: t[1] * h + 12 * u, 'font-size': 11 * u });
+        g.append(box, text);
+        return text;
+      });
+    }
+
     /** Colour, score and tooltip of one drawn zone from its live state. */
     paintLive(parts, zone) {
       const state = zone ? liveState(zone) : 'unknown';
       const score = fmtScore(zone && zone.live ? zone.live.score : null);
+      const tileScores = zone && zone.live && Array.isArray(zone.live.tiles) ? zone.live.tiles : [];
+      (parts.tiles || []).forEach((text, i) => {
+        const s = fmtScore(i < tileScores.length ? tileScores[i] : null);
+        if (text.textContent !== s) text.textContent = s;
+      });
       parts.g.setAttribute('class', `zone state-${state}${parts.selected ? ' selected' : ''}`);
       parts.poly.setAttribute('data-state', state);
       if (parts.score && parts.score.textContent !== score) parts.score.textContent = score;
