@@ -58,8 +58,8 @@ impl From<&ViolationRow> for ViolationView {
             last_obstructed: v.last_obstructed_ms,
             duration_s: (end - v.start_ms) as f64 / 1000.0,
             peak_score: v.peak_score,
-            status: v.status.clone(),
-            end_reason: v.end_reason.clone(),
+            status: v.status,
+            end_reason: v.end_reason,
             model: v.model_name.clone(),
         }
     }

@@ -274,6 +274,23 @@ impl Default for ZoneParams {
     }
 }
 
+fn storage_of(s: &StorageConfig) -> Storage {
+    Storage {
+        data_dir: s.data_dir.clone(),
+        database_url: s.database_url(),
+        evidence_dir: s.evidence_dir(),
+        site_key: s.site_key(),
+    }
+}
+
+fn recording_of(r: &RecordingConfig, s: &StorageConfig) -> Recording {
+    Recording {
+        frames_per_camera: r.frames_per_camera,
+        min_interval_s: r.min_interval_s,
+        dir: r.dir(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,22 +394,5 @@ zone = "lane-1"
             "{}",
             p[0].message
         );
-    }
-}
-
-fn storage_of(s: &StorageConfig) -> Storage {
-    Storage {
-        data_dir: s.data_dir.clone(),
-        database_url: s.database_url(),
-        evidence_dir: s.evidence_dir(),
-        site_key: s.site_key(),
-    }
-}
-
-fn recording_of(r: &RecordingConfig, s: &StorageConfig) -> Recording {
-    Recording {
-        frames_per_camera: r.frames_per_camera,
-        min_interval_s: r.min_interval_s,
-        dir: r.dir(s),
     }
 }

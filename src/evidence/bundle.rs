@@ -130,8 +130,8 @@ pub async fn export(
             .get(&e.sha256)
             .map_err(|source| BundleError::Evidence {
                 violation: id.to_string(),
-                kind: e.kind.clone(),
-                variant: e.variant.clone(),
+                kind: e.kind,
+                variant: e.variant,
                 source,
             })?;
         // Refuse to sign a file that changed on disk since it was recorded.
@@ -144,8 +144,8 @@ pub async fn export(
         let path = format!("evidence/{}-{}.jpg", e.kind, e.variant);
         files.push(ManifestFile {
             path: path.clone(),
-            kind: e.kind.clone(),
-            variant: e.variant.clone(),
+            kind: e.kind,
+            variant: e.variant,
             sha256: e.sha256.clone(),
             bytes: bytes.len() as u64,
             captured_at: format_rfc3339(e.captured_ms),
@@ -166,8 +166,8 @@ pub async fn export(
             last_obstructed: format_rfc3339(v.last_obstructed_ms),
             duration_s: (end - v.start_ms) as f64 / 1000.0,
             peak_score: v.peak_score,
-            status: v.status.clone(),
-            end_reason: v.end_reason.clone(),
+            status: v.status,
+            end_reason: v.end_reason,
             review_status: v.review_status.clone(),
         },
         zone: ManifestZone {

@@ -157,7 +157,7 @@ impl Engine {
                         Err(e) => {
                             // A bug in decoding or inference must not wedge
                             // the camera: count it, free its slot, go on.
-                            Metrics::inc(&panics, 1);
+                            Metrics::inc(panics, 1);
                             tracing::error!(camera = %camera, error = %e, "scoring a frame panicked; frame skipped");
                             frames.done(&camera);
                             continue;
@@ -198,14 +198,14 @@ impl Engine {
                         // frame took a while to score.
                         let frame_at = scored.as_ref().map_or(Millis::MAX, |s| s.frame.captured_at);
                         let mut later = None;
-                        while readings_open {
-                            match readings_rx.try_recv() {
-                                Ok(r) if r.measured_at <= frame_at => t.reading(r).await,
-                                Ok(r) => {
+                        if readings_open {
+                            while let Ok(r) = readings_rx.try_recv() {
+                                if r.measured_at <= frame_at {
+                                    t.reading(r).await;
+                                } else {
                                     later = Some(r);
                                     break;
                                 }
-                                Err(_) => break,
                             }
                         }
                         t.frame(scored).await;
