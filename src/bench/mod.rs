@@ -23,6 +23,7 @@ use crate::replay::Scenario;
 use crate::runtime::engine::Engine;
 use crate::vision::Classifier;
 
+pub mod broker;
 mod mqtt;
 mod peer;
 

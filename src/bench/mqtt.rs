@@ -1,28 +1,15 @@
 //! The benchmark through a real mosquitto: frames published over MQTT into
 //! the daemon's ingest and engine.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use crate::base::input::Frame;
 use crate::runtime::engine::Engine;
 
 use super::*;
-
-fn mosquitto_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-}
 
 /// Through a mosquitto it starts on a free loopback port.
 pub async fn run_mqtt(
@@ -32,31 +19,15 @@ pub async fn run_mqtt(
 ) -> anyhow::Result<BenchRow> {
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::mqttbytes::v5::PublishProperties;
-    let bin =
-        mosquitto_binary().context("mosquitto is not installed (apt-get install mosquitto)")?;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let conf = opts.work_dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n"),
-    )?;
-    let mut broker = std::process::Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let conf =
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
+    let mut broker = super::broker::spawn_mosquitto(&opts.work_dir, &conf, &[port])
+        .map_err(anyhow::Error::msg)?;
     let result = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("mosquitto did not start on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let config = Arc::new(bench_config(
             opts,
             zones,

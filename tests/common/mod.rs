@@ -5,9 +5,8 @@
 pub mod mqtt;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,27 +37,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not listen on port {port} within 20 s");
-}
-
-fn mosquitto_bin() -> &'static str {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is not installed: apt-get install -y mosquitto (the tests start their own broker)")
-}
-
 /// A mosquitto broker of this test's own, on a free loopback port.
 pub struct Mosquitto {
     pub port: u16,
@@ -82,18 +60,8 @@ impl Mosquitto {
 
     /// Runs mosquitto on `conf` (written into `dir`) and waits for `ports`.
     fn spawn(dir: tempfile::TempDir, conf: &str, ports: &[u16]) -> Mosquitto {
-        let path = dir.path().join("mosquitto.conf");
-        std::fs::write(&path, conf).unwrap();
-        let mut child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for &port in ports {
-            wait_port(port, "mosquitto", &mut child);
-        }
+        let child = firelane::bench::broker::spawn_mosquitto(dir.path(), conf, ports)
+            .unwrap_or_else(|e| panic!("{e}"));
         Mosquitto {
             port: ports[0],
             child: Some(child),
