@@ -21,7 +21,6 @@ use crate::alerts::{AlertEvent, ViolationEventKind};
 use crate::base::input::{Frame, SensorReading};
 use crate::base::time::{Millis, rfc3339};
 use crate::config::{Config, ConfigError, RawConfig};
-use crate::evidence::EvidenceError;
 use crate::runtime::assemble::{AssembleError, Assembled, Options, assemble};
 use crate::store::StoreError;
 use crate::vision::{Classifier, ModelError};
@@ -39,8 +38,6 @@ pub enum ReplayError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Evidence(#[from] EvidenceError),
     #[error(transparent)]
     Assemble(#[from] AssembleError),
 }
