@@ -418,3 +418,83 @@ async fn reconnects_and_resubscribes_after_a_broker_restart() {
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
 }
+
+/// The daemon, not just the pipeline, through a database outage: PostgreSQL
+/// stops while a violation is about to be confirmed and starts again. The
+/// steps that could not be written are decided again on the next frames;
+/// afterwards one violation with all its evidence, and on MQTT exactly one
+/// `new` and one `end`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_violation_loses_and_duplicates_nothing() {
+    let pg = common::Postgres::start();
+    let broker = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let text = config_toml(&broker, data.path()).replacen(
+        "[storage]\n",
+        &format!("[storage]\ndatabase_url = \"{}\"\n", pg.url()),
+        1,
+    );
+    let config = firelane::config::Config::from_toml(&text, "site.toml").unwrap();
+    let (_c, mut rx) = listener(&broker, "listener-outage").await;
+    let mut seen = Vec::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
+    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    let pubr = publisher(&broker, "camera-outage").await;
+    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let s = 1000;
+    pubr.sensor(t0, true).await;
+    for k in 0..=3 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
+    }
+    wait_state(&mut rx, &mut seen, "obstructed").await;
+    // Grace is 60 s: the confirming frames come while the database is down.
+    pg.stop();
+    for k in 6..=8 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    while let Ok(m) = rx.try_recv() {
+        seen.push(m);
+    }
+    assert_eq!(
+        count_events(&seen, "new"),
+        0,
+        "nothing announced unrecorded"
+    );
+    pg.restart();
+    for k in 9..=10 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
+    }
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    pubr.sensor(t0 + 110 * s, false).await;
+    for k in 11..=13 {
+        pubr.frame(t0 + k * 10 * s, &jpeg_frame(320, 240, k as u32))
+            .await;
+    }
+    wait_event(&mut rx, &mut seen, "site/violations", event_is("end")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+
+    assert_eq!(count_events(&seen, "new"), 1, "{:?}", summary(&seen));
+    assert_eq!(count_events(&seen, "end"), 1, "{:?}", summary(&seen));
+    let store = Store::open(&pg.url()).await.unwrap();
+    let violations = store.violations().await.unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    let v = &violations[0];
+    assert_eq!(v.start_ms, t0, "the start survives the outage");
+    // Confirmed by the first frame whose step could be written: a step
+    // still waiting for a connection when the database came back lands.
+    assert!(
+        v.confirmed_ms >= t0 + 60 * s && v.confirmed_ms <= t0 + 90 * s,
+        "confirmed at +{} s",
+        (v.confirmed_ms - t0) / s
+    );
+    assert_eq!(v.cleared_ms, Some(t0 + 110 * s));
+    assert_eq!(store.evidence(&v.id).await.unwrap().len(), 9);
+}
