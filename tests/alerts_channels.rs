@@ -211,7 +211,7 @@ async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
     let (shutdown, daemon) = start(&cfg).await;
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let camera = publisher(&broker, "alerts-camera").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     camera.sensor(t0, false).await;
     camera.frame(t0, &jpeg_frame(640, 480, 0)).await;
     camera.sensor(t0 + 10 * S, true).await;
@@ -380,7 +380,7 @@ async fn quiet_hours_hold_people_channels_but_not_mqtt() {
     let hooks = webhook_receiver(hook_port).await;
     let (smtp_port, mails) = smtp_receiver().await;
     let now = firelane::base::time::wall_clock_ms();
-    let t0 = now - 3_600_000;
+    let t0 = now - 600_000;
     let hhmm = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .unwrap()
@@ -458,4 +458,40 @@ async fn quiet_hours_hold_people_channels_but_not_mqtt() {
             .filter(|r| r.channel == "mqtt")
             .all(|r| r.status == "sent")
     );
+}
+
+/// An MQTT alert counts as sent only once the broker acknowledged it: with
+/// the broker frozen (no PUBACK), the publish does not return; thawed, it
+/// does. (Returning when the message was merely queued in the client lost
+/// alerts on a crash.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_alert_is_sent_only_on_the_brokers_ack() {
+    let broker = Mosquitto::start();
+    let data = tempfile::tempdir().unwrap();
+    let config = Arc::new(
+        firelane::config::Config::from_toml(&config_toml(&broker, data.path()), "a.toml").unwrap(),
+    );
+    let mut publisher = firelane::alerts::acked::AckedPublisher::new(config);
+    publisher
+        .publish("site/violations", "{\"event\":\"new\"}")
+        .await
+        .unwrap();
+    broker.pause();
+    let pending = tokio::spawn(async move {
+        let r = publisher
+            .publish("site/violations", "{\"event\":\"end\"}")
+            .await;
+        (publisher, r)
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !pending.is_finished(),
+        "returned without the broker's PUBACK"
+    );
+    broker.resume();
+    let (_, result) = tokio::time::timeout(Duration::from_secs(15), pending)
+        .await
+        .expect("the PUBACK came once the broker was back")
+        .unwrap();
+    result.unwrap();
 }

@@ -44,7 +44,7 @@ impl Site {
         wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
 
         let camera = publisher(&broker, "api-camera").await;
-        let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+        let t0 = firelane::base::time::wall_clock_ms() - 600_000;
         let s = 1000;
         camera.sensor(t0, false).await;
         camera.frame(t0, &jpeg_frame(640, 480, 0)).await;

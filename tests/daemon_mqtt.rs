@@ -28,7 +28,7 @@ async fn frames_and_sensors_over_mosquitto_make_one_violation_with_evidence() {
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
 
     let pubr = publisher(&broker, "camera-1").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     let s = 1000;
     let mut frames: HashMap<i64, Vec<u8>> = HashMap::new();
     let mut send = |k: i64| {
@@ -185,7 +185,7 @@ async fn sigkill_run(database_url: Option<String>) -> (Recorded, String) {
     let mut child = spawn(0);
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-2").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     let s = 1000;
     pubr.sensor(t0, true).await;
     for k in 0..=7 {
@@ -441,7 +441,7 @@ async fn a_database_outage_mid_violation_loses_and_duplicates_nothing() {
     let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
     let pubr = publisher(&broker, "camera-outage").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     let s = 1000;
     pubr.sensor(t0, true).await;
     for k in 0..=3 {

@@ -166,7 +166,7 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
     let viewer = site.token(Role::Viewer).await;
     let admin = site.token(Role::Admin).await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     camera.frame(t0, &jpeg_frame(640, 480, 1)).await;
 
     // The camera's latest frame, for the editor; operators only.
@@ -343,8 +343,10 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         "{body}"
     );
 
-    // A good edit on disk is picked up.
-    let without = firelane::config::edit::delete_zone(&file, "site.toml", "bay-2").unwrap();
+    // A good edit on disk is picked up (an admin's, changing a credential too).
+    let without = firelane::config::edit::delete_zone(&file, "site.toml", "bay-2")
+        .unwrap()
+        .replace("s3cret", "n3wpass");
     site.write_file(&without);
     let cams = site
         .wait_for("/api/cameras", &operator, "the file's change", |b| {
@@ -386,9 +388,37 @@ async fn zone_edits_apply_live_keep_the_file_and_can_be_restored() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(site.file(), old["toml"].as_str().unwrap());
     let cams = site.get("/api/cameras", &operator).await;
     assert_eq!(zone_ids(&cams), ["lane-1", "bay-2"]);
+    // An operator brings back zones, sensors and [tracking] only: the
+    // admin's newer credential stays.
+    let file = site.file();
+    assert!(
+        file.contains("n3wpass") && !file.contains("s3cret"),
+        "{file}"
+    );
+    assert!(file.contains("id = \"bay-2\""), "{file}");
+    // An admin restores the whole version.
+    let (status, body) = site
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/config/history/{saved_version}/restore"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(site.file(), old["toml"].as_str().unwrap());
+    let audit = site.get("/api/audit", &admin).await;
+    let scopes: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "config_restore")
+        .map(|e| e["detail"]["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes.len(), 2, "{audit}");
+    assert!(scopes.contains(&"all") && scopes.contains(&"zones, sensors, [tracking]"));
 
     // Deleted through the API: gone from the file and the daemon.
     let (status, body) = site
@@ -420,7 +450,7 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
     let mut site = Site::start("").await;
     let operator = site.token(Role::Operator).await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     camera.frame(t0, &jpeg_frame(640, 480, 1)).await;
     site.wait_for("/api/cameras", &operator, "the first frame", |b| {
         b["cameras"][0]["latest"].is_object()
@@ -495,7 +525,7 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
 async fn recording_exports_a_scenario_that_whatif_compares() {
     let mut site = Site::start("\n[recording]\nframes_per_camera = 5\n").await;
     let camera = publisher(&site.broker, "ops-camera").await;
-    let t0 = firelane::base::time::wall_clock_ms() - 3_600_000;
+    let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     let s = 1000;
     camera.sensor(t0 - 5 * s, false).await;
     camera.frame(t0 - 20 * s, &jpeg_frame(640, 480, 0)).await;

@@ -127,7 +127,7 @@ impl Dispatcher {
             if !self.outbox.still_configured(&row) {
                 // A webhook or address removed from the config: its secret
                 // is gone too, so the row is dropped rather than sent unsigned.
-                tracing::warn!(channel = %row.channel, target = %redact(&row.target), "alert dropped: target no longer configured");
+                tracing::warn!(channel = %row.channel, target = %crate::base::redact::url(&row.target), "alert dropped: target no longer configured");
                 self.store
                     .outbox_expire(row.id, "target no longer configured")
                     .await?;
@@ -136,7 +136,7 @@ impl Dispatcher {
             match self.deliver(&row, http, mailer, acked).await {
                 Ok(()) => {
                     self.store.outbox_sent(row.id, wall_clock_ms()).await?;
-                    tracing::info!(channel = %row.channel, target = %redact(&row.target), event = %row.event, violation = %row.violation_id, "alert delivered");
+                    tracing::info!(channel = %row.channel, target = %crate::base::redact::url(&row.target), event = %row.event, violation = %row.violation_id, "alert delivered");
                 }
                 Err(e) => {
                     // Measured from when it was queued: an old capture time
@@ -149,7 +149,7 @@ impl Dispatcher {
                     };
                     let age = now - queued.min(now);
                     if age > secs_to_ms(a.give_up_after_s) {
-                        tracing::error!(channel = %row.channel, target = %redact(&row.target), error = %e, "alert given up");
+                        tracing::error!(channel = %row.channel, target = %crate::base::redact::url(&row.target), error = %e, "alert given up");
                         self.store.outbox_expire(row.id, &e).await?;
                     } else {
                         let wait = backoff_ms(
@@ -158,7 +158,7 @@ impl Dispatcher {
                             secs_to_ms(a.retry_max_s),
                             rand::random::<f64>(),
                         );
-                        tracing::warn!(channel = %row.channel, target = %redact(&row.target), attempt = row.attempts + 1, retry_in_ms = wait, error = %e, "alert not delivered");
+                        tracing::warn!(channel = %row.channel, target = %crate::base::redact::url(&row.target), attempt = row.attempts + 1, retry_in_ms = wait, error = %e, "alert not delivered");
                         self.store.outbox_retry(row.id, now + wait, &e).await?;
                     }
                 }
@@ -254,17 +254,6 @@ impl Dispatcher {
         if row.event != ViolationEventKind::Update.as_str() {
             self.publish_counts(prefix).await;
         }
-    }
-}
-
-/// A webhook URL without its query (which may carry a key), for logs.
-fn redact(target: &str) -> String {
-    match url::Url::parse(target) {
-        Ok(mut u) if u.query().is_some() => {
-            u.set_query(Some("…"));
-            u.to_string()
-        }
-        _ => target.to_string(),
     }
 }
 

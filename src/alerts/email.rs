@@ -15,7 +15,7 @@ pub type Mailer = AsyncSmtpTransport<Tokio1Executor>;
 pub fn mailer(url: &str) -> Result<Mailer, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map_err(|e| format!("smtp_url {url:?}: {e}"))?
+        .map_err(|e| format!("smtp_url {}: {e}", crate::base::redact::url(url)))?
         .timeout(Some(Duration::from_secs(20)))
         .build())
 }

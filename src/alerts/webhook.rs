@@ -6,6 +6,7 @@
 //! `X-Firelane-Signature: sha256=<hex>` over `<timestamp>.<body>` with the
 //! webhook's secret, so a receiver can check origin and freshness.
 
+use crate::base::redact;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -62,11 +63,13 @@ pub async fn deliver(
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
+        // The error is stored (`last_error`) and logged: the URL, which
+        // may carry the receiver's key, only redacted, and only once.
+        .map_err(|e| format!("POST {}: {}", redact::url(url), e.without_url()))?;
     if res.status().is_success() {
         Ok(())
     } else {
-        Err(format!("POST {url}: HTTP {}", res.status()))
+        Err(format!("POST {}: HTTP {}", redact::url(url), res.status()))
     }
 }
 

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, ApiState};
 use crate::api::auth::Caller;
 use crate::ingest::FrameSlots;
+use crate::ingest::clocks::{ClockReport, ClockStatus};
 use crate::ingest::mqtt::IngestMetrics;
 use crate::pipeline::Metrics;
 
@@ -123,6 +124,7 @@ pub fn render(m: &MetricsSources) -> String {
         out,
         "# HELP firelane_stage_seconds_total Time spent per pipeline stage.\n# TYPE firelane_stage_seconds_total counter"
     );
+    clocks(&mut out, &m.ingest.clocks);
     for (stage, ns) in [
         ("decode", p.decode_ns),
         ("crop", p.crop_ns),
@@ -137,6 +139,58 @@ pub fn render(m: &MetricsSources) -> String {
         );
     }
     out
+}
+
+/// A metric family drawn from each source's clock: name, type, help, value.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ClockReport) -> f64,
+);
+
+/// Each source's clock: its offset from arrival, whether it is off, and
+/// the inputs refused or re-stamped for it.
+fn clocks(out: &mut String, book: &crate::ingest::clocks::ClockBook) {
+    let all = book.all();
+    let families: [Family; 4] = [
+        (
+            "firelane_source_clock_offset_seconds",
+            "gauge",
+            "Capture time minus arrival time of the source's latest input.",
+            |r| r.offset_s,
+        ),
+        (
+            "firelane_source_clock_off",
+            "gauge",
+            "1 while the source's clock is outside [ingest] max_future_skew_s / max_past_skew_s.",
+            |r| f64::from(u8::from(r.status != ClockStatus::Ok)),
+        ),
+        (
+            "firelane_source_clock_refused_total",
+            "counter",
+            "Inputs refused because the source's clock was off.",
+            |r| r.refused as f64,
+        ),
+        (
+            "firelane_source_clock_restamped_total",
+            "counter",
+            "Inputs stamped with their arrival time because the source's clock was off.",
+            |r| r.restamped as f64,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (k, id, r) in &all {
+            let id = id.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "{name}{{kind=\"{}\",id=\"{id}\"}} {}",
+                k.as_str(),
+                value(r)
+            );
+        }
+    }
 }
 
 pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {

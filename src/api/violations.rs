@@ -442,17 +442,17 @@ pub async fn review(
         role: caller.role.to_string(),
         at_ms: wall_clock_ms(),
     };
-    if !state.store.add_review(&row).await? {
-        return Err(ApiError::not_found(format!("no violation {id:?}")));
-    }
-    audit(
-        &state,
-        &caller,
+    // The review and its audit entry commit together or not at all: a
+    // retry after a failure neither duplicates the review nor misses it.
+    let entry = caller.actor().draft(
         "review",
         &id,
         serde_json::json!({"status": body.status, "note": body.note}),
-    )
-    .await?;
+        row.at_ms,
+    );
+    if state.store.add_review(&row, &entry).await?.is_none() {
+        return Err(ApiError::not_found(format!("no violation {id:?}")));
+    }
     Ok(Json(load(&state, &id).await?))
 }
 

@@ -9,11 +9,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::violations::{audit, path_param};
+use super::violations::path_param;
 use super::{ApiError, ApiState};
 use crate::api::auth::Caller;
 use crate::base::time::{format_rfc3339, rfc3339};
 use crate::config::{Config, ConfigError, ScheduleConfig, ZoneConfig, edit};
+use crate::ingest::clocks::{ClockReport, SourceKind};
 use crate::pipeline::ZoneLive;
 use crate::reload::{Applied, ApplyError, ConfigStatus};
 
@@ -60,6 +61,8 @@ pub struct CameraJson {
     latest: Option<LatestJson>,
     /// The threshold learned from the camera's presence sensors, if any.
     calibration: Option<crate::pipeline::CameraCalibration>,
+    /// The camera's clock against arrival time, once it has sent a frame.
+    clock: Option<ClockReport>,
     zones: Vec<ZoneJson>,
 }
 
@@ -67,6 +70,7 @@ pub struct CameraJson {
 pub struct SensorJson {
     id: String,
     zone: String,
+    clock: Option<ClockReport>,
 }
 
 #[derive(Serialize)]
@@ -139,6 +143,10 @@ fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
         .collect()
 }
 
+fn clock_of(state: &ApiState, kind: SourceKind, id: &str) -> Option<ClockReport> {
+    state.metrics.get()?.ingest.clocks.report(kind, id)
+}
+
 pub async fn list_cameras(
     State(state): State<ApiState>,
     caller: Caller,
@@ -172,6 +180,7 @@ pub async fn list_cameras(
                 topic: c.topic.clone(),
                 latest,
                 calibration,
+                clock: clock_of(&state, SourceKind::Camera, &c.id),
                 zones: config
                     .zones_of(&c.id)
                     .filter_map(|z| zone_json(&state, &config, &z.id))
@@ -187,6 +196,7 @@ pub async fn list_cameras(
             .map(|s| SensorJson {
                 id: s.id.clone(),
                 zone: s.zone.clone(),
+                clock: clock_of(&state, SourceKind::Sensor, &s.id),
             })
             .collect(),
         config: state.config.status().await,
@@ -336,21 +346,15 @@ pub async fn put_zone(
         sensors: b.sensors,
         schedule: b.schedule,
     };
+    // The version and its audit entry are one transaction.
+    let entry = entry(&caller, "zone_save", &id, serde_json::json!({}));
     let applied = state
         .config
-        .edit(&caller.name, |text, file| {
+        .edit(&caller.name, Some(entry), |text, file| {
             edit::upsert_zone(text, file, &zone)
         })
         .await
         .map_err(apply_error)?;
-    audit(
-        &state,
-        &caller,
-        "zone_save",
-        &id,
-        serde_json::json!({"version": applied.version}),
-    )
-    .await?;
     Ok(Json(saved(&state, applied, Some(&id), None).await))
 }
 
@@ -361,21 +365,14 @@ pub async fn delete_zone(
 ) -> Result<Json<SavedJson>, ApiError> {
     caller.require("deleteZone")?;
     let id = path_param(id)?;
+    let entry = entry(&caller, "zone_delete", &id, serde_json::json!({}));
     let applied = state
         .config
-        .edit(&caller.name, |text, file| {
+        .edit(&caller.name, Some(entry), |text, file| {
             edit::delete_zone(text, file, &id)
         })
         .await
         .map_err(apply_error)?;
-    audit(
-        &state,
-        &caller,
-        "zone_delete",
-        &id,
-        serde_json::json!({"version": applied.version}),
-    )
-    .await?;
     Ok(Json(saved(&state, applied, None, Some(id.clone())).await))
 }
 
@@ -445,6 +442,19 @@ pub async fn config_version(
     Ok(Json(v))
 }
 
+/// The audit entry of a configuration change by `caller`; the store adds
+/// the version it wrote.
+fn entry(
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> crate::store::AuditDraft {
+    caller
+        .actor()
+        .draft(action, target, detail, crate::base::time::wall_clock_ms())
+}
+
 pub async fn restore_version(
     State(state): State<ApiState>,
     caller: Caller,
@@ -452,18 +462,24 @@ pub async fn restore_version(
 ) -> Result<Json<SavedJson>, ApiError> {
     caller.require("restoreConfigVersion")?;
     let id = path_param(id)?;
-    let applied = state
-        .config
-        .restore(id, &caller.name)
-        .await
-        .map_err(apply_error)?;
-    audit(
-        &state,
+    // Operators tune zones: they bring back an old version's zones, sensors
+    // and [tracking], never its webhooks, storage, HTTP or MQTT settings.
+    let tuning_only = caller.role != crate::api::auth::Role::Admin;
+    let scope = if tuning_only {
+        "zones, sensors, [tracking]"
+    } else {
+        "all"
+    };
+    let entry = entry(
         &caller,
         "config_restore",
         &id.to_string(),
-        serde_json::json!({"version": applied.version}),
-    )
-    .await?;
+        serde_json::json!({ "scope": scope }),
+    );
+    let applied = state
+        .config
+        .restore(id, &caller.name, tuning_only, Some(entry))
+        .await
+        .map_err(apply_error)?;
     Ok(Json(saved(&state, applied, None, None).await))
 }

@@ -4,14 +4,11 @@
 //! [`verify`] walks the chain and names the first entry that does not hold.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::base::time::Millis;
+pub use crate::store::{AuditDraft, GENESIS, entry_hash};
 use crate::store::{AuditRow, Store, StoreError};
-
-/// `prev_hash` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who did something: an API token, or a local command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +20,25 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// An entry by this actor, to chain with the change it records.
+    pub fn draft(
+        &self,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+        at_ms: Millis,
+    ) -> AuditDraft {
+        AuditDraft {
+            at_ms,
+            actor: self.name.clone(),
+            actor_token: self.token.clone(),
+            role: self.role.clone(),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail,
+        }
+    }
+
     /// A command run on the host (`firelane evidence export`).
     pub fn local() -> Actor {
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
@@ -32,24 +48,6 @@ impl Actor {
             role: "local".into(),
         }
     }
-}
-
-/// The hash of an entry: SHA-256 over a JSON array of its fields in a
-/// fixed order (JSON escapes newlines, so no field can forge a boundary).
-pub fn entry_hash(e: &AuditRow) -> String {
-    let canonical = serde_json::to_string(&(
-        e.seq,
-        e.at_ms,
-        &e.actor,
-        &e.actor_token,
-        &e.role,
-        &e.action,
-        &e.target,
-        &e.detail,
-        &e.prev_hash,
-    ))
-    .expect("strings and integers serialise");
-    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// Appends entries. One per process is enough: the mutex orders this
@@ -71,32 +69,9 @@ impl AuditLog {
         at_ms: Millis,
     ) -> Result<AuditRow, StoreError> {
         let _guard = self.lock.lock().await;
-        let mut attempt = 0;
-        loop {
-            let head = store.audit_head().await?;
-            let mut row = AuditRow {
-                seq: head.as_ref().map_or(1, |h| h.seq + 1),
-                at_ms,
-                actor: actor.name.clone(),
-                actor_token: actor.token.clone(),
-                role: actor.role.clone(),
-                action: action.to_string(),
-                target: target.to_string(),
-                detail: detail.to_string(),
-                prev_hash: head.map_or_else(|| GENESIS.to_string(), |h| h.hash),
-                hash: String::new(),
-            };
-            row.hash = entry_hash(&row);
-            match store.insert_audit(&row).await {
-                Ok(()) => return Ok(row),
-                Err(StoreError::Sql(sqlx::Error::Database(e)))
-                    if e.is_unique_violation() && attempt < 5 =>
-                {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        store
+            .append_audit(&actor.draft(action, target, detail, at_ms))
+            .await
     }
 }
 

@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod ids;
 pub mod input;
 pub mod kinds;
+pub mod redact;
 pub mod tiles;
 pub mod time;
 pub mod topics;

@@ -173,7 +173,9 @@ fn bench_config(
     if let Some(url) = mqtt_url {
         raw.mqtt.url = url;
     }
+    // The bench publishes the scenario's own (old) capture times.
     raw.ingest.max_future_skew_s = 86_400.0;
+    raw.ingest.max_past_skew_s = 0.0;
     for c in 0..opts.cameras {
         raw.cameras.push(CameraConfig {
             id: format!("cam{c}"),

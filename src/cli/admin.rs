@@ -217,7 +217,7 @@ pub async fn evidence(action: EvidenceAction) -> anyhow::Result<ExitCode> {
                 Err(bundle::BundleError::NotFound(_)) => {
                     eprintln!(
                         "evidence export: no violation {id:?} in {}",
-                        cfg.storage.database_url
+                        crate::base::redact::url(&cfg.storage.database_url)
                     );
                     return Ok(ExitCode::from(1));
                 }

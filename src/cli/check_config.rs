@@ -44,7 +44,7 @@ fn print_summary(cfg: &Config) {
     );
     println!(
         "  storage: {} ; evidence in {}",
-        cfg.storage.database_url,
+        crate::base::redact::url(&cfg.storage.database_url),
         cfg.storage.evidence_dir.display()
     );
     println!("  model: {}", cfg.model.path.display());

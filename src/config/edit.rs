@@ -5,6 +5,7 @@
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::{ScheduleConfig, WindowConfig, ZoneConfig};
+use crate::base::redact::REDACTED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -183,10 +184,33 @@ pub fn delete_zone(text: &str, file: &str, id: &str) -> Result<String, EditError
     Ok(doc.to_string())
 }
 
-/// The text with secrets replaced by `(redacted)`: `password` and `secret`
-/// values anywhere, and the password inside URLs (`smtp_url`,
-/// `database_url`, `url`). For showing a config to a role that may tune
-/// zones but not read credentials, and for scenario exports.
+/// The sections an operator tunes: zones, their sensors and `[tracking]`.
+pub const TUNING: [&str; 3] = ["tracking", "zones", "sensors"];
+
+/// `current` with its tuning sections ([`TUNING`]) taken from `old` (an
+/// earlier version), everything else — MQTT, storage, HTTP, sites and their
+/// webhooks, cameras — as it is now. What an operator's restore writes.
+pub fn restore_tuning(current: &str, old: &str, file: &str) -> Result<String, EditError> {
+    let mut doc = parse(current, file)?;
+    let old = parse(old, "the restored version")?;
+    for key in TUNING {
+        match old.get(key) {
+            Some(item) => {
+                doc.insert(key, item.clone());
+            }
+            None => {
+                doc.remove(key);
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// The text with secrets replaced by `(redacted)`: `password`, `secret`
+/// and `token` values anywhere, and in every URL what `base::redact::url`
+/// removes (userinfo password, query values, key-like path segments). For
+/// showing a config to a role that may tune zones but not read
+/// credentials, and for scenario exports.
 pub fn redact_secrets(text: &str) -> String {
     let Ok(mut doc) = text.parse::<DocumentMut>() else {
         return "# (not valid TOML; not shown)\n".into();
@@ -195,19 +219,14 @@ pub fn redact_secrets(text: &str) -> String {
     doc.to_string()
 }
 
-const REDACTED: &str = "(redacted)";
-
 fn redact_value(key: &str, v: &mut Value) {
     match v {
         Value::String(s) => {
             let text = s.value().to_string();
-            let new = if key == "password" || key == "secret" {
+            let new = if matches!(key, "password" | "secret" | "token") {
                 Some(REDACTED.to_string())
             } else {
-                url::Url::parse(&text)
-                    .ok()
-                    .filter(|u| u.password().is_some())
-                    .and_then(|mut u| u.set_password(Some(REDACTED)).ok().map(|_| u.to_string()))
+                Some(crate::base::redact::url(&text)).filter(|r| *r != text)
             };
             if let Some(new) = new {
                 let decor = v.decor().clone();
@@ -315,14 +334,27 @@ zone = "north"
 [mqtt]
 url = "mqtts://fire:hunter2@broker:8883"
 password = "hunter2"   # the broker's
+[storage]
+database_url = "postgres://db.internal/firelane?password=pgpass9"
 [alerts]
 smtp_url = "smtp://mail:s3cret@mx.example.com:587"
 [[sites]]
 id = "north"
-webhooks = [{ url = "https://hooks.example.com/x", secret = "abc" }]
+webhooks = [
+  { url = "https://hooks.example.com/x", secret = "abc" },
+  { url = "https://hooks.slack.com/services/T01/B02/abcdEFGHijklMNOPqrstUVWX" },
+  { url = "https://alerts.example.com/in?token=tok42" },
+]
 "#;
         let out = redact_secrets(text);
-        for gone in ["hunter2", "s3cret", "\"abc\""] {
+        for gone in [
+            "hunter2",
+            "s3cret",
+            "\"abc\"",
+            "pgpass9",
+            "abcdEFGHijklMNOPqrstUVWX",
+            "tok42",
+        ] {
             assert!(!out.contains(gone), "{gone} left in:\n{out}");
         }
         for kept in [
@@ -330,10 +362,12 @@ webhooks = [{ url = "https://hooks.example.com/x", secret = "abc" }]
             "# the broker's",
             "https://hooks.example.com/x",
             "mx.example.com",
+            "hooks.slack.com/services/T01/B02/",
+            "alerts.example.com/in?token=",
         ] {
             assert!(out.contains(kept), "{kept} lost:\n{out}");
         }
-        assert_eq!(out.matches(REDACTED).count(), 4, "{out}");
+        assert_eq!(out.matches(REDACTED).count(), 7, "{out}");
     }
 
     #[test]

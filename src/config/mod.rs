@@ -15,9 +15,9 @@ use serde::Serialize;
 
 pub use crate::base::geometry::{PixelRect, PolygonError, ZonePolygon};
 pub use raw::{
-    AlertsConfig, CameraConfig, EmbeddedBrokerConfig, HttpConfig, IngestConfig, ModelConfig,
-    MqttConfig, RawConfig, RecordingConfig, SensorConfig, StorageConfig, TrackingDefaults,
-    ZoneConfig, default_model_path,
+    AlertsConfig, CameraConfig, ClockSkewPolicy, EmbeddedBrokerConfig, HttpConfig, IngestConfig,
+    ModelConfig, MqttConfig, RawConfig, RecordingConfig, SensorConfig, StorageConfig,
+    TrackingDefaults, ZoneConfig, default_model_path,
 };
 pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};

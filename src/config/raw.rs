@@ -322,9 +322,20 @@ impl Default for TrackingDefaults {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Capture times further than this ahead of the wall clock are refused.
+    /// A capture time further than this ahead of its arrival means the
+    /// source's clock is wrong (see `on_clock_skew`).
     #[serde(default = "default_future_skew")]
     pub max_future_skew_s: f64,
+    /// A capture time further than this behind its arrival means the
+    /// source's clock is wrong (a clock reset to 2000, a time-zone slip);
+    /// 0 turns the check off, for feeds that deliver old inputs on purpose.
+    #[serde(default = "default_past_skew")]
+    pub max_past_skew_s: f64,
+    /// What happens to an input from a source whose clock is wrong:
+    /// `refuse` it (default: evidence keeps only times the camera gave) or
+    /// `restamp` it with its arrival time (the lane stays watched).
+    #[serde(default)]
+    pub on_clock_skew: ClockSkewPolicy,
     /// Sensor readings waiting for the pipeline; beyond it they are dropped
     /// and counted. (Frames do not queue: each camera's latest frame waits,
     /// a newer one replaces it and the replaced one is counted as dropped.)
@@ -346,6 +357,17 @@ pub struct IngestConfig {
 fn default_future_skew() -> f64 {
     300.0
 }
+fn default_past_skew() -> f64 {
+    900.0
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSkewPolicy {
+    #[default]
+    Refuse,
+    Restamp,
+}
 fn default_max_frame_pixels() -> u64 {
     7680 * 4320
 }
@@ -358,6 +380,8 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_future_skew_s: default_future_skew(),
+            max_past_skew_s: default_past_skew(),
+            on_clock_skew: ClockSkewPolicy::Refuse,
             queue_readings: default_queue(),
             scaled_decode: true,
             max_frame_pixels: default_max_frame_pixels(),

@@ -110,6 +110,18 @@ pub(super) fn sections(raw: &RawConfig, push: &mut impl FnMut(String, &str, Stri
             ),
         );
     }
+    for (field, v) in [
+        ("max_future_skew_s", raw.ingest.max_future_skew_s),
+        ("max_past_skew_s", raw.ingest.max_past_skew_s),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            push(
+                "[ingest]".into(),
+                field,
+                format!("{v} must be a number of seconds, 0 or more"),
+            );
+        }
+    }
     if raw.ingest.queue_readings == 0 {
         push(
             "[ingest]".into(),

@@ -2,11 +2,14 @@
 //!
 //! - [`payload`]: frame and sensor payloads → [`Inbound`], with a reason for
 //!   every refusal (pure, no I/O).
+//! - [`clocks`]: each source's capture times against arrival; a wrong
+//!   clock is refused or re-stamped, and reported.
 //! - [`mqtt`]: the client — subscriptions, reconnects with backoff,
 //!   availability with a last will, and the bounded queue to the pipeline.
 //! - [`broker`]: the embedded MQTT broker for sites with none of their own.
 
 pub mod broker;
+pub mod clocks;
 pub mod mqtt;
 pub mod payload;
 pub mod slots;

@@ -15,10 +15,11 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::base::time::{secs_to_ms, wall_clock_ms};
+use crate::base::time::wall_clock_ms;
 use crate::config::Config;
 
-use super::payload::{Inbound, Limits, Subscription, TopicRouter};
+use super::clocks::ClockRule;
+use super::payload::{Inbound, Limits, PayloadError, Subscription, TopicRouter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -40,6 +41,8 @@ pub struct IngestMetrics {
     pub reconnects: AtomicU64,
     /// Between a ConnAck and the next connection error.
     pub connected: std::sync::atomic::AtomicBool,
+    /// Each configured camera's and sensor's clock.
+    pub clocks: super::clocks::ClockBook,
 }
 
 /// How long the broker keeps firelane's session while it is away.
@@ -145,9 +148,9 @@ pub async fn run_event_loop(
         recorder,
     } = sinks;
     let mut router = TopicRouter::new(&config);
-    let limits = Limits {
+    let mut limits = Limits {
         max_bytes: config.mqtt.max_payload_bytes,
-        max_future_skew_ms: secs_to_ms(config.ingest.max_future_skew_s),
+        clock: ClockRule::of(&config),
     };
     let prefix = config.prefix().to_string();
     let mut backoff = Duration::from_millis(250);
@@ -165,6 +168,8 @@ pub async fn run_event_loop(
                     Ok(new) => {
                         let before = router.subscriptions();
                         router = TopicRouter::new(&new);
+                        limits.clock = ClockRule::of(&new);
+                        metrics.clocks.retain(&new);
                         let added: Vec<Subscription> = router
                             .subscriptions()
                             .into_iter()
@@ -181,7 +186,7 @@ pub async fn run_event_loop(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(250);
                 metrics.connected.store(true, Ordering::Relaxed);
-                tracing::info!(url = %config.mqtt.url, "MQTT connected");
+                tracing::info!(url = %crate::base::redact::url(&config.mqtt.url), "MQTT connected");
                 // From another task: the request channel is drained by this loop.
                 let client = client.clone();
                 let topics = router.subscriptions();
@@ -205,7 +210,15 @@ pub async fn run_event_loop(
                     .properties
                     .map(|pp| pp.user_properties)
                     .unwrap_or_default();
-                match router.parse(&topic, &p.payload, &props, wall_clock_ms(), &limits) {
+                let parsed = router.parse(
+                    &topic,
+                    &p.payload,
+                    &props,
+                    wall_clock_ms(),
+                    &limits,
+                    &metrics.clocks,
+                );
+                match parsed {
                     // Never waits: the event loop must keep up with the broker.
                     Ok(Inbound::Frame(frame)) => {
                         if let Some(r) = &recorder {
@@ -224,7 +237,13 @@ pub async fn run_event_loop(
                     }
                     Err(e) => {
                         metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%topic, reason = %e, "message skipped");
+                        // A wrong clock is logged when it goes wrong (by the
+                        // book), not once per frame.
+                        if matches!(e, PayloadError::Clock(_)) {
+                            tracing::debug!(%topic, reason = %e, "message skipped");
+                        } else {
+                            tracing::warn!(%topic, reason = %e, "message skipped");
+                        }
                     }
                 }
             }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::Deserialize;
 
+use super::clocks::{ClockBook, ClockRule, SourceKind};
 use crate::base::input::{Frame, SensorReading};
-use crate::base::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::base::time::{Millis, parse_rfc3339};
 use crate::base::topics;
 use crate::config::Config;
 use crate::vision::decode::looks_like_jpeg;
@@ -34,13 +35,8 @@ pub enum PayloadError {
     EnvelopeNotJpeg,
     #[error("{field} `{value}` is not an RFC 3339 time")]
     BadTime { field: &'static str, value: String },
-    #[error("{field} {at} is {ahead_s:.0} s ahead of this machine's clock (limit {limit_s:.0} s)")]
-    Future {
-        field: &'static str,
-        at: String,
-        ahead_s: f64,
-        limit_s: f64,
-    },
+    #[error(transparent)]
+    Clock(#[from] super::clocks::Skewed),
     #[error("payload names sensor \"{payload}\" but arrived on the topic of sensor \"{topic}\"")]
     SensorMismatch { payload: String, topic: String },
     #[error("no camera or sensor is configured for topic `{0}`")]
@@ -60,7 +56,8 @@ pub enum Inbound {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_bytes: usize,
-    pub max_future_skew_ms: Millis,
+    /// The window around arrival a capture time must fall in.
+    pub clock: ClockRule,
 }
 
 #[derive(Deserialize)]
@@ -74,23 +71,6 @@ struct SensorPayload {
     sensor: Option<String>,
     measured_at: Option<String>,
     occupied: bool,
-}
-
-fn check_future(
-    field: &'static str,
-    at: Millis,
-    arrival: Millis,
-    limits: &Limits,
-) -> Result<(), PayloadError> {
-    if at - arrival > limits.max_future_skew_ms {
-        return Err(PayloadError::Future {
-            field,
-            at: format_rfc3339(at),
-            ahead_s: (at - arrival) as f64 / 1000.0,
-            limit_s: limits.max_future_skew_ms as f64 / 1000.0,
-        });
-    }
-    Ok(())
 }
 
 fn time(field: &'static str, s: &str) -> Result<Millis, PayloadError> {
@@ -144,7 +124,6 @@ pub fn parse_frame(
         return Err(PayloadError::Unrecognised(head.join(" ")));
     };
     let captured_at = envelope_time.or(property_time).unwrap_or(arrival);
-    check_future("captured_at", captured_at, arrival, limits)?;
     Ok(Frame {
         camera: camera.to_string(),
         captured_at,
@@ -184,7 +163,6 @@ pub fn parse_sensor(
         .map(|s| time("measured_at", s))
         .transpose()?
         .unwrap_or(arrival);
-    check_future("measured_at", measured_at, arrival, limits)?;
     Ok(SensorReading {
         sensor: sensor.to_string(),
         measured_at,
@@ -284,7 +262,7 @@ impl TopicRouter {
         }
     }
 
-    /// Parses a message into pipeline input.
+    /// Parses a message into pipeline input, its time admitted by `clocks`.
     pub fn parse(
         &self,
         topic: &str,
@@ -292,6 +270,7 @@ impl TopicRouter {
         user_properties: &[(String, String)],
         arrival: Millis,
         limits: &Limits,
+        clocks: &ClockBook,
     ) -> Result<Inbound, PayloadError> {
         match self.route(topic) {
             Some(Route::Camera(id)) if !self.cameras.contains(&id) => {
@@ -301,10 +280,26 @@ impl TopicRouter {
                 Err(PayloadError::UnknownId { what: "sensor", id })
             }
             Some(Route::Camera(id)) => {
-                parse_frame(&id, payload, user_properties, arrival, limits).map(Inbound::Frame)
+                let mut f = parse_frame(&id, payload, user_properties, arrival, limits)?;
+                f.captured_at = clocks.admit(
+                    &limits.clock,
+                    SourceKind::Camera,
+                    &id,
+                    f.captured_at,
+                    arrival,
+                )?;
+                Ok(Inbound::Frame(f))
             }
             Some(Route::Sensor(id)) => {
-                parse_sensor(&id, payload, arrival, limits).map(Inbound::Sensor)
+                let mut r = parse_sensor(&id, payload, arrival, limits)?;
+                r.measured_at = clocks.admit(
+                    &limits.clock,
+                    SourceKind::Sensor,
+                    &id,
+                    r.measured_at,
+                    arrival,
+                )?;
+                Ok(Inbound::Sensor(r))
             }
             None => Err(PayloadError::UnknownTopic(topic.to_string())),
         }
@@ -317,7 +312,11 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         max_bytes: 1024,
-        max_future_skew_ms: 60_000,
+        clock: ClockRule {
+            max_ahead_ms: 60_000,
+            max_behind_ms: Some(900_000),
+            policy: crate::config::ClockSkewPolicy::Refuse,
+        },
     };
     const NOW: Millis = 1_435_903_500_000; // 2015-07-03T06:05:00Z
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
@@ -374,8 +373,13 @@ mod tests {
             "captured_at".to_string(),
             "2015-07-03T07:05:00Z".to_string(),
         )];
-        let err = parse_frame("cam", JPEG, &future, NOW, &LIMITS).unwrap_err();
-        assert!(err.to_string().contains("3600 s ahead"), "{err}");
+        // Parsing keeps the camera's time; the router's clock check judges it.
+        assert_eq!(
+            parse_frame("cam", JPEG, &future, NOW, &LIMITS)
+                .unwrap()
+                .captured_at,
+            NOW + 3_600_000
+        );
         let bad_time = vec![("captured_at".to_string(), "yesterday".to_string())];
         assert!(matches!(
             parse_frame("cam", JPEG, &bad_time, NOW, &LIMITS),
@@ -436,8 +440,9 @@ mod tests {
         );
         assert_eq!(find("firelane/sensors/+").map(|s| s.reliable), Some(true));
         // An id that is not configured is refused here, before any slot.
+        let book = ClockBook::default();
         let err = router
-            .parse("firelane/cameras/zz/frame", JPEG, &[], NOW, &LIMITS)
+            .parse("firelane/cameras/zz/frame", JPEG, &[], NOW, &LIMITS, &book)
             .unwrap_err();
         assert_eq!(err.to_string(), "camera \"zz\" is not configured; refused");
         let err = router
@@ -447,11 +452,46 @@ mod tests {
                 &[],
                 NOW,
                 &LIMITS,
+                &book,
             )
             .unwrap_err();
         assert!(matches!(
             err,
             PayloadError::UnknownId { what: "sensor", .. }
         ));
+        assert!(
+            book.all().is_empty(),
+            "unknown ids take no place in the book"
+        );
+        // A configured camera's wrong clock is refused and booked; its sensor
+        // is judged on its own clock.
+        let ahead = vec![(
+            "captured_at".to_string(),
+            crate::base::time::format_rfc3339(NOW + 8 * 3_600_000),
+        )];
+        let err = router
+            .parse("site/cam-a/jpeg", JPEG, &ahead, NOW, &LIMITS, &book)
+            .unwrap_err();
+        assert!(matches!(err, PayloadError::Clock(_)), "{err}");
+        let reading = router
+            .parse(
+                "firelane/sensors/s",
+                b"{\"occupied\": true}",
+                &[],
+                NOW,
+                &LIMITS,
+                &book,
+            )
+            .unwrap();
+        assert!(matches!(reading, Inbound::Sensor(r) if r.measured_at == NOW));
+        let booked: Vec<(&str, String, u64)> = book
+            .all()
+            .into_iter()
+            .map(|(k, id, r)| (k.as_str(), id, r.refused))
+            .collect();
+        assert_eq!(
+            booked,
+            [("camera", "a".into(), 1), ("sensor", "s".into(), 0)]
+        );
     }
 }

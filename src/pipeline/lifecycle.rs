@@ -167,6 +167,19 @@ impl Pipeline {
             self.zones[i].state = state;
         }
         self.load_calibration().await?;
+        // A camera's frames older than what was judged before the restart
+        // are still refused as running backwards.
+        for (camera, at) in store.camera_times().await? {
+            if self
+                .camera_zones
+                .read()
+                .expect("camera zones lock")
+                .contains_key(&camera)
+            {
+                self.last_frame_at.insert(camera.clone(), at);
+                self.camera_times_saved.insert(camera, at);
+            }
+        }
         for (sensor, occupied, measured_at) in store.sensor_states().await? {
             if let Some((_, vote)) = self.sensors.get_mut(&sensor) {
                 *vote = Some(SensorVote {
@@ -176,6 +189,27 @@ impl Pipeline {
             }
         }
         Ok(resumed)
+    }
+
+    /// Stores each camera's latest capture time that moved since the last
+    /// save (called now and then, and at shutdown, not per frame).
+    pub async fn save_camera_times(&mut self) -> Result<usize, RecordError> {
+        let moved: Vec<(String, crate::base::time::Millis)> = self
+            .last_frame_at
+            .iter()
+            .filter(|(c, at)| self.camera_times_saved.get(*c).is_none_or(|s| s < *at))
+            .map(|(c, at)| (c.clone(), *at))
+            .collect();
+        if moved.is_empty() {
+            return Ok(0);
+        }
+        self.committer
+            .store
+            .save_camera_times(&moved, crate::base::time::wall_clock_ms())
+            .await?;
+        let n = moved.len();
+        self.camera_times_saved.extend(moved);
+        Ok(n)
     }
 
     fn default_site(&self) -> &str {

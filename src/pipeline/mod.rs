@@ -123,6 +123,8 @@ pub struct Pipeline {
     last_jpeg: HashMap<String, HeldFrame>,
     sensors: HashMap<String, (usize, Option<SensorVote>)>,
     last_frame_at: HashMap<String, Millis>,
+    /// What `save_camera_times` last stored.
+    camera_times_saved: HashMap<String, Millis>,
     calibration: calibrate::Calibration,
     pub metrics: Arc<Metrics>,
 }
@@ -149,6 +151,7 @@ impl Pipeline {
             last_jpeg: HashMap::new(),
             sensors: HashMap::new(),
             last_frame_at: HashMap::new(),
+            camera_times_saved: HashMap::new(),
             calibration: Default::default(),
             metrics,
         };

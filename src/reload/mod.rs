@@ -8,6 +8,7 @@
 //! disk is picked up by [`LiveConfig::watch_file`]; a bad file is refused
 //! with its problems logged and shown, and the running config stays.
 
+use crate::store::AuditDraft;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -132,7 +133,14 @@ impl LiveConfig {
                     Some(v) if v.sha256 == sha => v.id,
                     _ => {
                         store
-                            .add_config_version(wall_clock_ms(), "firelane", "start", &sha, &text)
+                            .add_config_version(
+                                wall_clock_ms(),
+                                "firelane",
+                                "start",
+                                &sha,
+                                &text,
+                                None,
+                            )
                             .await?
                     }
                 };
@@ -194,11 +202,13 @@ impl LiveConfig {
         Ok(config)
     }
 
-    /// Applies `edit` to the file's text: validated, written, recorded,
-    /// published. Nothing changes when any step before the write fails.
+    /// Applies `edit` to the file's text: validated, written, recorded
+    /// (with `audit`, its entry in the same transaction), published.
+    /// Nothing changes when any step before the write fails.
     pub async fn edit(
         &self,
         actor: &str,
+        audit: Option<AuditDraft>,
         edit: impl FnOnce(&str, &str) -> Result<String, EditError>,
     ) -> Result<Applied, ApplyError> {
         if self.path.is_none() {
@@ -207,11 +217,20 @@ impl LiveConfig {
         let mut running = self.running.lock().await;
         self.check_disk(&running, false).await?;
         let text = edit(&running.text, &self.file)?;
-        self.accept(&mut running, text, actor, "api", true).await
+        self.accept(&mut running, text, actor, "api", true, audit)
+            .await
     }
 
-    /// Makes version `id` the running configuration (written to the file).
-    pub async fn restore(&self, id: i64, actor: &str) -> Result<Applied, ApplyError> {
+    /// Makes version `id` the running configuration (written to the file):
+    /// all of it, or (`tuning_only`, what an operator may restore) only its
+    /// zones, sensors and `[tracking]`, the rest of the running file kept.
+    pub async fn restore(
+        &self,
+        id: i64,
+        actor: &str,
+        tuning_only: bool,
+        audit: Option<AuditDraft>,
+    ) -> Result<Applied, ApplyError> {
         if self.path.is_none() {
             return Err(ApplyError::NoFile);
         }
@@ -223,7 +242,12 @@ impl LiveConfig {
         let mut running = self.running.lock().await;
         // Restoring is also the way back from a file that was refused.
         self.check_disk(&running, true).await?;
-        self.accept(&mut running, old.toml, actor, "restore", true)
+        let text = if tuning_only {
+            crate::config::edit::restore_tuning(&running.text, &old.toml, &self.file)?
+        } else {
+            old.toml
+        };
+        self.accept(&mut running, text, actor, "restore", true, audit)
             .await
     }
 
@@ -249,6 +273,7 @@ impl LiveConfig {
         actor: &str,
         source: &str,
         write: bool,
+        audit: Option<AuditDraft>,
     ) -> Result<Applied, ApplyError> {
         let config = Arc::new(self.validate(&text)?);
         if write && let Some(path) = &self.path {
@@ -260,7 +285,7 @@ impl LiveConfig {
         let sha = sha256_hex(text.as_bytes());
         let version = match self
             .store
-            .add_config_version(wall_clock_ms(), actor, source, &sha, &text)
+            .add_config_version(wall_clock_ms(), actor, source, &sha, &text, audit.as_ref())
             .await
         {
             Ok(v) => v,
@@ -318,7 +343,10 @@ impl LiveConfig {
             running.settling_sha256 = Some(sha);
             return None;
         }
-        match self.accept(&mut running, text, "file", "file", false).await {
+        match self
+            .accept(&mut running, text, "file", "file", false, None)
+            .await
+        {
             Ok(applied) => Some(Ok(applied)),
             Err(e @ ApplyError::Store(_)) => {
                 // Not the file's fault: try again on the next poll.

@@ -92,6 +92,41 @@ impl Tracker {
     }
 }
 
+/// Scores `frame` on a blocking thread with `score`, then frees its
+/// camera's slot. A panic (a bug in decoding or inference) must not wedge
+/// the camera: it is counted and logged, the frame skipped (`None`).
+async fn score_guarded<T: Send + 'static>(
+    frames: &FrameSlots,
+    metrics: &Metrics,
+    frame: crate::base::input::Frame,
+    score: impl FnOnce(crate::base::input::Frame) -> T + Send + 'static,
+) -> Option<T> {
+    let camera = frame.camera.clone();
+    let result = tokio::task::spawn_blocking(move || score(frame)).await;
+    frames.done(&camera);
+    match result {
+        Ok(scored) => Some(scored),
+        Err(e) => {
+            Metrics::inc(&metrics.scoring_panics, 1);
+            tracing::error!(camera = %camera, error = %e, "scoring a frame panicked; frame skipped");
+            None
+        }
+    }
+}
+
+/// How often (in one-second ticks) cameras' latest capture times are
+/// stored: a restart may accept frames up to this much older than the last
+/// one judged, never older than what was stored.
+const CAMERA_TIMES_EVERY_TICKS: u64 = 10;
+
+impl Tracker {
+    async fn save_camera_times(&mut self) {
+        if let Err(e) = self.pipeline.save_camera_times().await {
+            tracing::warn!(error = %e, "cameras' latest capture times not stored yet");
+        }
+    }
+}
+
 /// Each source's latest event time and when it arrived.
 #[derive(Default)]
 struct SourceClocks {
@@ -144,28 +179,13 @@ impl Engine {
             let frames = frames.clone();
             let scorer = pipeline.scorer();
             let scored_tx = scored_tx.clone();
-            let panics = metrics.clone();
+            let metrics = metrics.clone();
             tokio::spawn(async move {
-                let panics = &panics.scoring_panics;
                 while let Some(frame) = frames.next().await {
-                    let camera = frame.camera.clone();
                     let scorer = scorer.clone();
-                    let scored = match tokio::task::spawn_blocking(move || scorer.score(frame))
-                        .await
-                    {
-                        Ok(scored) => scored,
-                        Err(e) => {
-                            // A bug in decoding or inference must not wedge
-                            // the camera: count it, free its slot, go on.
-                            Metrics::inc(panics, 1);
-                            tracing::error!(camera = %camera, error = %e, "scoring a frame panicked; frame skipped");
-                            frames.done(&camera);
-                            continue;
-                        }
-                    };
-                    let sent = scored_tx.send(scored).await;
-                    frames.done(&camera);
-                    if sent.is_err() {
+                    let scored = score_guarded(&frames, &metrics, frame, move |f| scorer.score(f));
+                    let Some(scored) = scored.await else { continue };
+                    if scored_tx.send(scored).await.is_err() {
                         break;
                     }
                 }
@@ -179,6 +199,7 @@ impl Engine {
                 clocks: SourceClocks::default(),
             };
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks: u64 = 0;
             let mut closing = false;
             let mut readings_open = true;
             loop {
@@ -225,6 +246,10 @@ impl Engine {
                         if let Err(e) = pipeline.tick_by(|s| clocks.now(s)).await {
                             tracing::error!(error = %e, "tick");
                         }
+                        ticks += 1;
+                        if ticks.is_multiple_of(CAMERA_TIMES_EVERY_TICKS) {
+                            t.save_camera_times().await;
+                        }
                     }
                     _ = shutdown.cancelled(), if !closing => {
                         closing = true;
@@ -236,6 +261,7 @@ impl Engine {
             while let Ok(r) = readings_rx.try_recv() {
                 t.reading(r).await;
             }
+            t.save_camera_times().await;
         });
         Engine {
             frames,
@@ -249,5 +275,40 @@ impl Engine {
     pub async fn finished(self) {
         drop(self.readings);
         let _ = self.tracker.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::input::Frame;
+
+    fn frame(camera: &str, at: Millis) -> Frame {
+        Frame {
+            camera: camera.into(),
+            captured_at: at,
+            jpeg: Arc::new(vec![0xFF, 0xD8]),
+            arrived: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_scoring_is_counted_and_the_camera_goes_on() {
+        let frames = FrameSlots::default();
+        let metrics = Metrics::default();
+        frames.push(frame("cam", 1));
+        let f = frames.next().await.unwrap();
+        let out: Option<()> =
+            score_guarded(&frames, &metrics, f, |_| panic!("a bug in a decoder")).await;
+        assert!(out.is_none());
+        assert_eq!(metrics.snapshot().scoring_panics, 1);
+        // The camera's slot is free: its next frame is scored.
+        frames.push(frame("cam", 2));
+        let f = tokio::time::timeout(Duration::from_secs(1), frames.next())
+            .await
+            .expect("the camera is not wedged")
+            .unwrap();
+        let at = score_guarded(&frames, &metrics, f, |f| f.captured_at).await;
+        assert_eq!(at, Some(2));
     }
 }

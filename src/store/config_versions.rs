@@ -36,28 +36,6 @@ fn row(r: &sqlx::any::AnyRow, with_text: bool) -> Result<ConfigVersionRow, sqlx:
 }
 
 impl Store {
-    /// Records a version and returns its id.
-    pub async fn add_config_version(
-        &self,
-        at_ms: Millis,
-        actor: &str,
-        source: &str,
-        sha256: &str,
-        toml: &str,
-    ) -> Result<i64, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO config_versions (at_ms, actor, source, sha256, toml) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(actor)
-        .bind(source)
-        .bind(sha256)
-        .bind(toml)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(r.try_get("id")?)
-    }
-
     /// Newest first, without the text.
     pub async fn config_versions(&self, limit: i64) -> Result<Vec<ConfigVersionRow>, StoreError> {
         let rows = sqlx::query(

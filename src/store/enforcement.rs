@@ -40,21 +40,6 @@ pub struct TokenRow {
     pub revoked_ms: Option<Millis>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub at_ms: Millis,
-    pub actor: String,
-    pub actor_token: String,
-    pub role: String,
-    pub action: String,
-    pub target: String,
-    /// JSON object.
-    pub detail: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
 enum Bind {
     Text(String),
     Int(i64),
@@ -138,36 +123,6 @@ impl Store {
         Ok((items, total))
     }
 
-    /// Records a review and makes it the violation's review status, in one
-    /// transaction. Returns false when the violation does not exist.
-    pub async fn add_review(&self, r: &ReviewRow) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE violations SET review_status = $1 WHERE id = $2")
-            .bind(&r.status)
-            .bind(&r.violation_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO reviews (violation_id, status, note, actor, actor_token, role, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&r.violation_id)
-        .bind(&r.status)
-        .bind(&r.note)
-        .bind(&r.actor)
-        .bind(&r.actor_token)
-        .bind(&r.role)
-        .bind(r.at_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// A violation's reviews, oldest first.
     pub async fn reviews(&self, violation_id: &str) -> Result<Vec<ReviewRow>, StoreError> {
         let rows = sqlx::query(
@@ -240,52 +195,6 @@ impl Store {
         .rows_affected();
         Ok(n > 0)
     }
-
-    /// The newest audit entry.
-    pub async fn audit_head(&self) -> Result<Option<AuditRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT seq, at_ms, actor, actor_token, role, action, target, detail, prev_hash, hash
-             FROM audit_log ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(audit_from_row).transpose()?)
-    }
-
-    /// Inserts an entry. Fails with a unique violation when another writer
-    /// took the same `seq` first; the caller re-reads the head and retries.
-    pub async fn insert_audit(&self, a: &AuditRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at_ms, actor, actor_token, role, action, target, detail, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(a.seq)
-        .bind(a.at_ms)
-        .bind(&a.actor)
-        .bind(&a.actor_token)
-        .bind(&a.role)
-        .bind(&a.action)
-        .bind(&a.target)
-        .bind(&a.detail)
-        .bind(&a.prev_hash)
-        .bind(&a.hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Entries with `seq > after`, in order.
-    pub async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at_ms, actor, actor_token, role, action, target, detail, prev_hash, hash
-             FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(audit_from_row).collect::<Result<_, _>>()?)
-    }
 }
 
 fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, sqlx::Error> {
@@ -296,20 +205,5 @@ fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, sqlx::Error> {
         secret_sha256: r.try_get("secret_sha256")?,
         created_ms: r.try_get("created_ms")?,
         revoked_ms: r.try_get("revoked_ms")?,
-    })
-}
-
-fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditRow, sqlx::Error> {
-    Ok(AuditRow {
-        seq: r.try_get("seq")?,
-        at_ms: r.try_get("at_ms")?,
-        actor: r.try_get("actor")?,
-        actor_token: r.try_get("actor_token")?,
-        role: r.try_get("role")?,
-        action: r.try_get("action")?,
-        target: r.try_get("target")?,
-        detail: r.try_get("detail")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
     })
 }

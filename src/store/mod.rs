@@ -4,6 +4,8 @@
 //! one migrations folder per dialect. Rows are written on state changes
 //! only (a zone starting, confirming, reminding, clearing), never per frame.
 
+mod audit;
+mod cameras;
 mod config_versions;
 mod enforcement;
 mod outbox;
@@ -14,8 +16,9 @@ use std::path::Path;
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
+pub use audit::{AuditDraft, AuditRow, GENESIS, entry_hash};
 pub use config_versions::ConfigVersionRow;
-pub use enforcement::{AuditRow, ReviewRow, TokenRow, ViolationFilter};
+pub use enforcement::{ReviewRow, TokenRow, ViolationFilter};
 pub use outbox::OutboxRow;
 pub(crate) use records::violation_from_row;
 pub use records::{EvidenceRow, StoreTx, ViolationRow, ZoneStateRow};
@@ -72,7 +75,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(|source| StoreError::Connect {
-                url: redact(url),
+                url: crate::base::redact::url(url),
                 source,
             })?;
         if postgres {
@@ -99,17 +102,9 @@ impl Store {
         sqlx::query("DELETE FROM sensor_state")
             .execute(&self.pool)
             .await?;
+        sqlx::query("DELETE FROM camera_clock")
+            .execute(&self.pool)
+            .await?;
         Ok(())
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
     }
 }

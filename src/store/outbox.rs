@@ -167,3 +167,56 @@ fn outbox_from_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
         last_error: r.try_get("last_error")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize, channel: &str, target: &str) -> OutboxRow {
+        OutboxRow {
+            id: 0,
+            event_key: format!("v-{n}/new"),
+            channel: channel.into(),
+            target: target.into(),
+            site: "north".into(),
+            violation_id: format!("v-{n}"),
+            event: "new".into(),
+            payload: "{}".into(),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_ms: 0,
+            event_ms: 0,
+            queued_ms: 0,
+            sent_ms: None,
+            last_error: None,
+        }
+    }
+
+    /// Hours of one dead webhook pile up hundreds of rows; the MQTT alert
+    /// queued after them is still due (the old "200 lowest ids" was not).
+    #[tokio::test]
+    async fn a_dead_target_holds_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let mut rows: Vec<OutboxRow> = (0..300)
+            .map(|n| row(n, "webhook", "https://dead.example/hook"))
+            .collect();
+        rows.push(row(300, "mqtt", "site/violations"));
+        store.enqueue_outbox(&rows).await.unwrap();
+        let due = store.outbox_due(1000, 200).await.unwrap();
+        let picked: Vec<(&str, &str)> = due
+            .iter()
+            .map(|r| (r.channel.as_str(), r.violation_id.as_str()))
+            .collect();
+        assert_eq!(picked, [("webhook", "v-0"), ("mqtt", "v-300")]);
+        // The dead target backs off: only the other target is due.
+        store
+            .outbox_retry(due[0].id, 60_000, "HTTP 503")
+            .await
+            .unwrap();
+        let due = store.outbox_due(1000, 200).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].channel, "mqtt");
+    }
+}

@@ -432,64 +432,6 @@ impl Store {
         Ok(out)
     }
 
-    /// A camera's calibrated threshold (see `tracking::calibration`).
-    pub async fn save_calibration(
-        &self,
-        camera: &str,
-        threshold: f64,
-        samples: usize,
-        at_ms: Millis,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO camera_calibration (camera, threshold, samples, updated_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (camera) DO UPDATE SET threshold = excluded.threshold, samples = excluded.samples, updated_ms = excluded.updated_ms",
-        )
-        .bind(camera)
-        .bind(threshold)
-        .bind(samples as i64)
-        .bind(at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Every camera's calibration: (camera, threshold, samples).
-    pub async fn calibrations(&self) -> Result<Vec<(String, f64, usize)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT camera, threshold, samples FROM camera_calibration ORDER BY camera",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let samples: i64 = r.try_get("samples")?;
-            out.push((
-                r.try_get("camera")?,
-                r.try_get("threshold")?,
-                samples as usize,
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Forgets calibrations (all, or one camera's): back to the configured threshold.
-    pub async fn reset_calibration(&self, camera: Option<&str>) -> Result<u64, StoreError> {
-        let done = match camera {
-            Some(c) => {
-                sqlx::query("DELETE FROM camera_calibration WHERE camera = $1")
-                    .bind(c)
-                    .execute(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("DELETE FROM camera_calibration")
-                    .execute(&self.pool)
-                    .await?
-            }
-        };
-        Ok(done.rows_affected())
-    }
-
     /// Latest reading of every sensor: (sensor, occupied, measured_ms).
     pub async fn sensor_states(&self) -> Result<Vec<(String, bool, Millis)>, StoreError> {
         let rows =

@@ -2,6 +2,8 @@
 //! the shared data folder, and real JPEG frames.
 #![allow(dead_code)]
 
+pub mod fault_site;
+pub mod faults;
 pub mod mqtt;
 
 use std::net::TcpListener;
@@ -156,6 +158,21 @@ impl Mosquitto {
 
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is
+    /// answered — no CONNACK, no PUBACK — until [`Mosquitto::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("a broker this test started");
+        run(Command::new("kill").arg(sig).arg(child.id().to_string()));
     }
 }
 
