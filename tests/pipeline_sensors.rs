@@ -261,3 +261,38 @@ async fn a_pixel_bomb_is_refused_before_decoding() {
     .await
     .unwrap();
 }
+
+/// A camera's latest capture time survives a restart: a frame older than
+/// what was judged before is still refused as running backwards, while the
+/// other camera (never stored) accepts any time.
+#[tokio::test]
+async fn a_restart_keeps_each_cameras_latest_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |camera: &str, at: i64| Frame {
+        arrived: None,
+        camera: camera.into(),
+        captured_at: at,
+        jpeg: Arc::new(common::jpeg_frame(320, 240, at as u32)),
+    };
+    let t0 = 1_700_000_000_000;
+    {
+        let mut p = two_camera_pipeline(dir.path()).await;
+        p.on_frame(frame("a", t0)).await.unwrap();
+        p.on_frame(frame("a", t0 + 60_000)).await.unwrap();
+        assert_eq!(p.save_camera_times().await.unwrap(), 1);
+        assert_eq!(
+            p.save_camera_times().await.unwrap(),
+            0,
+            "nothing moved since"
+        );
+    }
+    let mut p = two_camera_pipeline(dir.path()).await;
+    p.resume().await.unwrap();
+    let err = p.on_frame(frame("a", t0 + 30_000)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("older than the previous one"),
+        "{err}"
+    );
+    p.on_frame(frame("a", t0 + 70_000)).await.unwrap();
+    p.on_frame(frame("b", t0 - 3_600_000)).await.unwrap();
+}
