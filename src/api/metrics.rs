@@ -87,6 +87,12 @@ pub fn render(m: &MetricsSources) -> String {
     );
     counter(
         &mut out,
+        "firelane_broker_connections_refused_total",
+        "Connections the embedded broker refused or closed: bad login, a topic outside the user's rights, a malformed packet.",
+        m.ingest.broker_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "firelane_mqtt_reconnects_total",
         "MQTT connections lost.",
         m.ingest.reconnects.load(Ordering::Relaxed),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bench;
+mod broker;
 mod check_config;
 mod classify;
 mod record;
@@ -75,6 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         action: EvidenceAction,
     },
+    /// The embedded broker's users.
+    Broker {
+        #[command(subcommand)]
+        action: broker::BrokerAction,
+    },
 }
 
 /// Which site's data a command works on; the same flags as `run`.
@@ -126,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { action, site } => admin::audit(action, &site).await,
         Command::Calibration { action, site } => admin::calibration(action, &site).await,
         Command::Evidence { action } => admin::evidence(action).await,
+        Command::Broker { action } => broker::run(action),
     }
 }
 

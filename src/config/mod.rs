@@ -3,6 +3,7 @@
 //! Every validation message names the file, the item (zone, camera, sensor)
 //! and the field, and where it can, says how to fix it.
 
+pub mod broker;
 pub mod edit;
 mod raw;
 pub mod schedule;
@@ -14,10 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use crate::base::geometry::{PixelRect, PolygonError, ZonePolygon};
+pub use broker::{BrokerUser, EmbeddedBrokerConfig};
 pub use raw::{
-    AlertsConfig, CameraConfig, ClockSkewPolicy, EmbeddedBrokerConfig, HttpConfig, IngestConfig,
-    ModelConfig, MqttConfig, RawConfig, RecordingConfig, SensorConfig, StorageConfig,
-    TrackingDefaults, ZoneConfig, default_model_path,
+    AlertsConfig, CameraConfig, ClockSkewPolicy, HttpConfig, IngestConfig, ModelConfig, MqttConfig,
+    RawConfig, RecordingConfig, SensorConfig, StorageConfig, TrackingDefaults, ZoneConfig,
+    default_model_path,
 };
 pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};

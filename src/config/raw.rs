@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::broker::EmbeddedBrokerConfig;
+
 use super::schedule::ScheduleConfig;
 use super::sites::SiteConfig;
 
@@ -240,15 +242,6 @@ impl Default for AlertsConfig {
             discovery_prefix: default_discovery_prefix(),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddedBrokerConfig {
-    /// MQTT 3.1.1 listener (what most cameras speak).
-    pub listen: String,
-    /// MQTT 5 listener; firelane's own client connects here.
-    pub listen_v5: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -43,17 +43,7 @@ pub(super) fn sections(raw: &RawConfig, push: &mut impl FnMut(String, &str, Stri
             "must be at least 1024".into(),
         );
     }
-    if let Some(b) = &raw.mqtt.embedded_broker {
-        for (field, v) in [("listen", &b.listen), ("listen_v5", &b.listen_v5)] {
-            if v.parse::<std::net::SocketAddr>().is_err() {
-                push(
-                    "[mqtt.embedded_broker]".into(),
-                    field,
-                    format!("`{v}` is not an address like 127.0.0.1:1883"),
-                );
-            }
-        }
-    }
+    super::broker::check(raw, push);
     let t = &raw.tracking;
     check_seconds(push, "[tracking]", "grace_s", Some(t.grace_s));
     check_seconds(push, "[tracking]", "clear_s", Some(t.clear_s));

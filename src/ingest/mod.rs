@@ -6,10 +6,12 @@
 //!   clock is refused or re-stamped, and reported.
 //! - [`mqtt`]: the client — subscriptions, reconnects with backoff,
 //!   availability with a last will, and the bounded queue to the pipeline.
-//! - [`broker`]: the embedded MQTT broker for sites with none of their own.
+//! - [`broker`]: the embedded MQTT broker for sites with none of their own,
+//!   behind the [`gate`] (logins, per-user topic rights, TLS).
 
 pub mod broker;
 pub mod clocks;
+pub mod gate;
 pub mod mqtt;
 pub mod payload;
 pub mod slots;

@@ -43,6 +43,9 @@ pub struct IngestMetrics {
     pub connected: std::sync::atomic::AtomicBool,
     /// Each configured camera's and sensor's clock.
     pub clocks: super::clocks::ClockBook,
+    /// Connections the embedded broker's gate refused or closed (login,
+    /// topic rights, malformed packets).
+    pub broker_refused: AtomicU64,
 }
 
 /// How long the broker keeps firelane's session while it is away.
@@ -70,6 +73,17 @@ pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
 /// TLS, credentials and sizes, nothing session-specific.
 pub fn connection_options(config: &Config, client_id: &str) -> Result<MqttOptions, MqttError> {
     let m = &config.mqtt;
+    // With the broker in this process, firelane's clients go to it
+    // directly, past the gate that checks everyone else.
+    if m.embedded_broker.is_some()
+        && let Some(addr) = super::broker::internal_v5()
+    {
+        let mut opts = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        opts.set_keep_alive(Duration::from_secs(15));
+        opts.set_max_packet_size(Some((m.max_payload_bytes + 64 * 1024) as u32));
+        opts.set_request_channel_capacity(256);
+        return Ok(opts);
+    }
     let url = url::Url::parse(&m.url).map_err(|e| MqttError::Url {
         url: m.url.clone(),
         message: e.to_string(),

@@ -92,9 +92,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     } else {
         None
     };
-    if let Some(b) = &config.mqtt.embedded_broker {
-        ingest::broker::start(b, config.mqtt.max_payload_bytes).await?;
-    }
+    let ingest_metrics = Arc::new(ingest::mqtt::IngestMetrics::default());
+    ingest::broker::start(&config, ingest_metrics.clone()).await?;
     let recorder = match config.recording.frames_per_camera {
         0 => None,
         n => Some(Recorder::start(
@@ -125,7 +124,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         shutdown.clone(),
     );
     let frames = engine.frames.clone();
-    let ingest_metrics = Arc::new(ingest::mqtt::IngestMetrics::default());
     let _ = metrics_sources.set(crate::api::metrics::MetricsSources {
         pipeline: engine.metrics.clone(),
         ingest: ingest_metrics.clone(),
