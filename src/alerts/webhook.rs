@@ -6,11 +6,12 @@
 //! `X-Firelane-Signature: sha256=<hex>` over `<timestamp>.<body>` with the
 //! webhook's secret, so a receiver can check origin and freshness.
 
-use crate::base::redact;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::base::redact;
 
 pub const SIGNATURE_HEADER: &str = "x-firelane-signature";
 pub const TIMESTAMP_HEADER: &str = "x-firelane-timestamp";
@@ -94,5 +95,57 @@ mod tests {
             s,
             format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
         );
+    }
+
+    /// A receiver answering 307 towards another address: the signed POST
+    /// is not followed there, the delivery fails, and its error (stored as
+    /// `last_error`, logged) shows the URL without its key.
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_errors_hide_the_key() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let followed = Arc::new(AtomicUsize::new(0));
+        let f = followed.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(|| async {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [(axum::http::header::LOCATION, "/elsewhere")],
+                    )
+                }),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::post(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = format!("http://127.0.0.1:{port}/hook?token=k3y-s3cret");
+        let err = deliver(&client(), &url, Some("s"), "new", "d-1", "{}", 1)
+            .await
+            .unwrap_err();
+        assert!(err.contains("307"), "{err}");
+        assert_eq!(
+            followed.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+        assert!(
+            !err.contains("k3y-s3cret") && err.contains("token=(redacted)"),
+            "{err}"
+        );
+        // A connection error too: the URL shown once, redacted.
+        let closed = "http://127.0.0.1:1/hook?token=k3y-s3cret";
+        let err = deliver(&client(), closed, None, "new", "d-2", "{}", 1)
+            .await
+            .unwrap_err();
+        assert!(!err.contains("k3y-s3cret"), "{err}");
+        assert_eq!(err.matches("127.0.0.1:1").count(), 1, "{err}");
     }
 }

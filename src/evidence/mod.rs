@@ -123,4 +123,20 @@ mod tests {
             .collect();
         assert_eq!(leftovers.len(), 1);
     }
+
+    /// A file already at the content's name that does not hold that
+    /// content (a torn write from before, a bit flip) is replaced, not kept.
+    #[test]
+    fn a_corrupt_file_under_the_name_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::open(dir.path()).unwrap();
+        let a = store.put(b"frame one").unwrap();
+        std::fs::write(store.path_of(&a.rel_path), b"frame o").unwrap();
+        let again = store.put(b"frame one").unwrap();
+        assert_eq!(again, a);
+        assert_eq!(
+            std::fs::read(store.path_of(&a.rel_path)).unwrap(),
+            b"frame one"
+        );
+    }
 }

@@ -107,10 +107,15 @@ impl Scorer {
         };
         // The header alone first: a frame declaring more pixels than any
         // camera here sends is refused before a buffer is sized for it.
-        let header = jpeg_dimensions(&frame.jpeg);
-        if let Some((width, height)) = header
-            && u64::from(width) * u64::from(height) > self.max_pixels
-        {
+        // A frame whose header cannot be read is refused here too: no
+        // decoder gets a frame the pixel limit has not seen.
+        let Some((width, height)) = jpeg_dimensions(&frame.jpeg) else {
+            return Err(decode_error(crate::vision::DecodeError::Corrupt(
+                "the JPEG header (SOF) cannot be read".into(),
+            )));
+        };
+        let header = Some((width, height));
+        if u64::from(width) * u64::from(height) > self.max_pixels {
             return Err(InputError::Decode {
                 camera: frame.camera.clone(),
                 at: format_rfc3339(frame.captured_at),

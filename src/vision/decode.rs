@@ -152,9 +152,19 @@ pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), D
     Ok((width, height))
 }
 
-/// Width and height from the JPEG header, without decoding.
+/// Width and height from the JPEG header, without decoding; read with the
+/// options the decoders use, so any frame they would decode has one
+/// (zune's default 16384-pixel side limit would make some unreadable here
+/// that decode fine, and slip past the pixel limit).
 pub fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut decoder = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(bytes));
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
     decoder.decode_headers().ok()?;
     decoder.dimensions().map(|(w, h)| (w as u32, h as u32))
 }
