@@ -47,6 +47,12 @@ pub struct BenchOptions {
     pub python: String,
     pub model: PathBuf,
     pub work_dir: PathBuf,
+    /// A live-like feed: each scenario frame sent this many times, a
+    /// second apart, re-encoded at slightly different JPEG qualities (the
+    /// noise of a camera watching a still scene); 0: each frame once.
+    pub live: usize,
+    /// Keep the score of an unchanged crop (`[ingest] reuse_max_diff`).
+    pub reuse: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +60,8 @@ pub struct BenchRow {
     pub run: String,
     pub frames: u64,
     pub crops: u64,
+    /// Crops whose kept score was reused.
+    pub crops_reused: u64,
     pub seconds: f64,
     pub frames_per_s: f64,
     pub crops_per_s: f64,
@@ -103,6 +111,24 @@ fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
+/// The number of zones of the scenario's first camera (`--zones 0`).
+pub fn zone_count(scenario: &Path) -> anyhow::Result<usize> {
+    let sc = Scenario::load(scenario)?;
+    Ok(sc.file.cameras.first().map_or(0, |c| c.zones.len()))
+}
+
+/// The size of the scenario's first frame (`--resolution native`).
+pub fn native_size(scenario: &Path) -> anyhow::Result<Option<(u32, u32)>> {
+    let sc = Scenario::load(scenario)?;
+    let Some(first) = sc.frames.first() else {
+        return Ok(None);
+    };
+    let path = sc.frame_path(first);
+    Ok(Some(
+        image::image_dimensions(&path).with_context(|| format!("reading {}", path.display()))?,
+    ))
+}
+
 /// Zone polygons as image fractions.
 pub type Polygons = Vec<Vec<[f64; 2]>>;
 
@@ -139,10 +165,16 @@ pub fn prepare(opts: &BenchOptions) -> anyhow::Result<(Vec<Arc<Vec<u8>>>, Polygo
             opts.height,
             image::imageops::FilterType::Triangle,
         );
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&resized)?;
-        std::fs::write(dir.join(format!("{k:04}.jpg")), &out)?;
-        jpegs.push(Arc::new(out));
+        // Live-like: the same scene again and again, each time encoded a
+        // little differently, as a camera's sensor noise and encoder do.
+        for r in 0..opts.live.max(1) {
+            let quality = [90, 87, 84][r % 3];
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+                .encode_image(&resized)?;
+            std::fs::write(dir.join(format!("{k:04}-{r}.jpg")), &out)?;
+            jpegs.push(Arc::new(out));
+        }
     }
     let zones_json = serde_json::json!({
         "zones": zones.iter().enumerate().map(|(i, p)| serde_json::json!({"id": format!("z{i}"), "polygon": p})).collect::<Vec<_>>()
@@ -176,6 +208,9 @@ fn bench_config(
     // The bench publishes the scenario's own (old) capture times.
     raw.ingest.max_future_skew_s = 86_400.0;
     raw.ingest.max_past_skew_s = 0.0;
+    if !opts.reuse {
+        raw.ingest.reuse_max_diff = 0.0;
+    }
     for c in 0..opts.cameras {
         raw.cameras.push(CameraConfig {
             id: format!("cam{c}"),
@@ -283,6 +318,7 @@ fn row(run: &str, m: &Metrics, dropped: u64, seconds: f64, cpu: f64) -> BenchRow
         run: run.to_string(),
         frames,
         crops: snap.crops,
+        crops_reused: snap.crops_reused,
         seconds,
         frames_per_s: frames as f64 / seconds,
         crops_per_s: snap.crops as f64 / seconds,
@@ -329,7 +365,15 @@ pub async fn run_in_process(
     shutdown.cancel();
     engine.finished().await;
     Ok(row(
-        &format!("firelane in-process, {} workers", opts.workers),
+        &format!(
+            "firelane in-process, {} workers{}",
+            opts.workers,
+            match (opts.live, opts.reuse) {
+                (0, _) => "",
+                (_, true) => ", unchanged crops reused",
+                (_, false) => ", every crop scored",
+            }
+        ),
         &metrics,
         slots.dropped(),
         seconds,
@@ -341,7 +385,16 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     // Load the model once up front so a bad path fails before preparing.
     Classifier::load(&opts.model)?;
     let (jpegs, zones) = prepare(opts)?;
-    let mut rows = vec![run_in_process(opts, &jpegs, &zones).await?];
+    let mut rows = Vec::new();
+    if opts.live > 0 {
+        // The same feed scored whole, then with unchanged crops reused.
+        let every = BenchOptions {
+            reuse: false,
+            ..opts.clone()
+        };
+        rows.push(run_in_process(&every, &jpegs, &zones).await?);
+    }
+    rows.push(run_in_process(opts, &jpegs, &zones).await?);
     if opts.mqtt {
         rows.push(run_mqtt(opts, &jpegs, &zones).await?);
     }

@@ -41,6 +41,7 @@ pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
         ),
         frames: f("frames") as u64,
         crops: f("crops") as u64,
+        crops_reused: 0,
         seconds: f("seconds"),
         frames_per_s: f("frames_per_s"),
         crops_per_s: f("crops_per_s"),
@@ -72,15 +73,15 @@ pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
         opts.frames
     );
     println!(
-        "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped |"
+        "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped | crops reused |"
     );
     println!(
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
     for r in rows {
         println!(
-            "| {} | {:.1} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.1} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} % |",
             r.run,
             r.frames_per_s,
             r.crops_per_s,
@@ -97,7 +98,12 @@ pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
             } else {
                 "-".into()
             },
-            r.dropped
+            r.dropped,
+            if r.crops > 0 {
+                100.0 * r.crops_reused as f64 / r.crops as f64
+            } else {
+                0.0
+            }
         );
     }
     if let Some(peer) = rows.iter().find(|r| r.run.starts_with("Python")) {

@@ -18,11 +18,12 @@ pub struct BenchArgs {
     /// Frames to send in all.
     #[arg(long, default_value_t = 300)]
     pub frames: usize,
-    /// Frame size the scenario's frames are resized to.
-    #[arg(long, default_value = "1920x1080")]
+    /// Frame size the scenario's frames are resized to; `native` keeps
+    /// their own (what a site runs).
+    #[arg(long, default_value = "native")]
     pub resolution: String,
-    /// Zones per camera (the scenario camera's first ones).
-    #[arg(long, default_value_t = 6)]
+    /// Zones per camera (the scenario camera's first ones); 0: all of them.
+    #[arg(long, default_value_t = 0)]
     pub zones: usize,
     /// Scoring threads (default: cores).
     #[arg(long)]
@@ -44,6 +45,11 @@ pub struct BenchArgs {
     /// Also write the rows as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// A live-like feed: each frame sent N times a second apart (re-encoded,
+    /// as a still scene looks to a camera); runs it with every crop scored,
+    /// then with unchanged crops' scores reused.
+    #[arg(long, default_value_t = 0)]
+    pub live: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -61,14 +67,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         model,
         work_dir,
         json,
+        live,
     } = args;
 
-    let Some((w, h)) = resolution
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-    else {
-        eprintln!("bench: --resolution {resolution:?} is not WIDTHxHEIGHT");
+    let size = if resolution == "native" {
+        crate::bench::native_size(&scenario)?
+    } else {
+        resolution
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+    };
+    let Some((w, h)) = size else {
+        eprintln!("bench: --resolution {resolution:?} is not WIDTHxHEIGHT or native");
         return Ok(ExitCode::from(1));
+    };
+    let zones = if zones == 0 {
+        crate::bench::zone_count(&scenario)?.max(1)
+    } else {
+        zones
     };
     let opts = crate::bench::BenchOptions {
         scenario,
@@ -77,13 +93,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         frames: frames.max(1),
         width: w,
         height: h,
-        zones: zones.max(1),
+        zones,
         workers: crate::runtime::engine::worker_count(workers),
         mqtt,
         peer,
         python,
         model,
         work_dir: work_dir.unwrap_or_else(crate::bench::default_work_dir),
+        live,
+        reuse: true,
     };
     let rows = crate::bench::run(&opts).await?;
     crate::bench::print_table(&opts, &rows);

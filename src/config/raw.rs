@@ -345,6 +345,22 @@ pub struct IngestConfig {
     /// Threads scoring frames (decode, crop, inference); default: the
     /// machine's cores.
     pub workers: Option<usize>,
+    /// A zone tile whose preprocessed crop differs from the one last
+    /// scored by less than this (mean absolute difference of normalised
+    /// values) keeps that score; 0 scores every tile of every frame.
+    #[serde(default = "default_reuse_diff")]
+    pub reuse_max_diff: f64,
+    /// ... for at most this many seconds of capture time after it was
+    /// really scored.
+    #[serde(default = "default_reuse_age")]
+    pub reuse_max_age_s: f64,
+}
+
+fn default_reuse_diff() -> f64 {
+    0.02
+}
+fn default_reuse_age() -> f64 {
+    60.0
 }
 
 fn default_future_skew() -> f64 {
@@ -379,6 +395,8 @@ impl Default for IngestConfig {
             scaled_decode: true,
             max_frame_pixels: default_max_frame_pixels(),
             workers: None,
+            reuse_max_diff: default_reuse_diff(),
+            reuse_max_age_s: default_reuse_age(),
         }
     }
 }

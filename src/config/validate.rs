@@ -103,6 +103,8 @@ pub(super) fn sections(raw: &RawConfig, push: &mut impl FnMut(String, &str, Stri
     for (field, v) in [
         ("max_future_skew_s", raw.ingest.max_future_skew_s),
         ("max_past_skew_s", raw.ingest.max_past_skew_s),
+        ("reuse_max_diff", raw.ingest.reuse_max_diff),
+        ("reuse_max_age_s", raw.ingest.reuse_max_age_s),
     ] {
         if !(v.is_finite() && v >= 0.0) {
             push(

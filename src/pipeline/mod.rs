@@ -115,6 +115,7 @@ pub struct Pipeline {
     camera_zones: scorer::SharedCameraZones,
     scaled_decode: bool,
     max_pixels: u64,
+    reuse: Arc<scorer::Reuse>,
     live: Arc<RwLock<LiveView>>,
     keep_latest_frames: bool,
     /// Cameras with a sensor-watched zone keep their last JPEG: a sensor
@@ -145,6 +146,7 @@ impl Pipeline {
             camera_zones: Arc::default(),
             scaled_decode: true,
             max_pixels: u64::MAX,
+            reuse: Arc::default(),
             live: Arc::default(),
             keep_latest_frames: false,
             keep_last_jpeg: HashSet::new(),
@@ -186,6 +188,7 @@ impl Pipeline {
             cameras: self.camera_zones.clone(),
             scaled_decode: self.scaled_decode,
             max_pixels: self.max_pixels,
+            reuse: self.reuse.clone(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Pipeline {
             size: (width, height),
             scores,
             tiles,
+            reused,
             times,
         } = scored;
         let known = self
@@ -257,6 +261,7 @@ impl Pipeline {
         }
         Metrics::inc(&self.metrics.frames, 1);
         Metrics::inc(&self.metrics.crops, scores.len() as u64);
+        Metrics::inc(&self.metrics.crops_reused, reused as u64);
         Metrics::add_time(&self.metrics.decode_ns, times.decode);
         Metrics::add_time(&self.metrics.crop_ns, times.crop);
         Metrics::add_time(&self.metrics.inference_ns, times.inference);

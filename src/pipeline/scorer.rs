@@ -4,7 +4,7 @@
 //! the results one at a time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -18,6 +18,7 @@ use crate::vision::Classifier;
 use crate::vision::decode::{
     decode_jpeg_for_zones, decode_jpeg_into, jpeg_dimensions, scaled_decode_worth_it,
 };
+use crate::vision::reuse::{ReuseRule, ScoreCache, zone_key};
 
 /// A frame after scoring: its zones' scores.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct ScoredFrame {
     /// Full width and height, read from the header once while scoring.
     pub(super) size: (u32, u32),
     pub(super) scores: Vec<f32>,
+    /// Tiles whose kept score was reused.
+    pub(super) reused: usize,
     /// Each zone's tile scores (one for a zone scored whole).
     pub(super) tiles: Vec<Vec<f32>>,
     pub times: FrameTimes,
@@ -77,6 +80,25 @@ pub struct Scorer {
     pub(super) cameras: SharedCameraZones,
     pub(super) scaled_decode: bool,
     pub(super) max_pixels: u64,
+    pub(super) reuse: Arc<Reuse>,
+}
+
+/// Scores kept for unchanged crops: the rule (from `[ingest]`, swapped on
+/// a configuration change) and each camera's cache. A camera's cache is
+/// taken out while one of its frames is scored (one at a time per camera).
+#[derive(Default)]
+pub(super) struct Reuse {
+    pub rule: RwLock<ReuseRule>,
+    caches: Mutex<HashMap<String, ScoreCache>>,
+}
+
+impl Reuse {
+    pub fn rule_of(config: &Config) -> ReuseRule {
+        ReuseRule {
+            max_diff: config.ingest.reuse_max_diff as f32,
+            max_age_ms: crate::base::time::secs_to_ms(config.ingest.reuse_max_age_s),
+        }
+    }
 }
 
 thread_local! {
@@ -146,13 +168,34 @@ impl Scorer {
             )
         };
         let decode = started.elapsed();
+        let rule = *self.reuse.rule.read().expect("reuse lock");
+        let (w, h) = image.dimensions();
+        let keyed: Vec<(u64, &ZonePolygon)> = zones
+            .zone_ids
+            .iter()
+            .zip(&zones.polygons)
+            .map(|(id, p)| (zone_key(id, p, w, h), p))
+            .collect();
+        let mut cache = rule.enabled().then(|| {
+            let mut caches = self.reuse.caches.lock().expect("reuse lock");
+            caches.remove(&frame.camera).unwrap_or_default()
+        });
         let scored = self
             .classifier
-            .score_zones_timed(&image, zones.polygons.iter(), INFERENCE_CHUNK)
+            .score_zones_reusing(
+                &image,
+                &keyed,
+                INFERENCE_CHUNK,
+                cache.as_mut().map(|c| (c, frame.captured_at, rule)),
+            )
             .map_err(|source| InputError::Model {
                 camera: frame.camera.clone(),
                 source,
             });
+        if let Some(c) = cache {
+            let mut caches = self.reuse.caches.lock().expect("reuse lock");
+            caches.insert(frame.camera.clone(), c);
+        }
         if !scaled {
             FRAME_BUFFER.with(|b| *b.borrow_mut() = image.into_raw());
         }
@@ -163,6 +206,7 @@ impl Scorer {
             size,
             scores: scored.zones,
             tiles: scored.tiles,
+            reused: scored.reused,
             times: FrameTimes {
                 decode,
                 crop: scored.times.crop,

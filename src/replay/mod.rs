@@ -82,6 +82,8 @@ pub struct ReportViolation {
 pub struct ReplayStats {
     pub frames: u64,
     pub crops: u64,
+    /// Crops whose kept score was reused ([ingest] reuse_max_diff).
+    pub crops_reused: u64,
     pub sensor_readings: u64,
     pub rejected: u64,
     pub record_errors: u64,
@@ -268,6 +270,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
         stats: ReplayStats {
             frames: m.frames,
             crops: m.crops,
+            crops_reused: m.crops_reused,
             sensor_readings: m.sensor_readings,
             rejected: m.rejected,
             record_errors: m.record_errors,

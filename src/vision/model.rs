@@ -13,6 +13,8 @@ use crate::base::geometry::ZonePolygon;
 
 use super::card::{CardError, ModelCard};
 use super::crop;
+use super::reuse::{ReuseRule, ScoreCache};
+use crate::base::time::Millis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -194,19 +196,48 @@ impl Classifier {
         zones: impl ExactSizeIterator<Item = &'a ZonePolygon>,
         chunk: usize,
     ) -> Result<FrameScores, ModelError> {
+        let zones: Vec<(u64, &ZonePolygon)> = zones.map(|z| (0, z)).collect();
+        self.score_zones_reusing(frame, &zones, chunk, None)
+    }
+
+    /// [`Self::score_zones_timed`], keeping the score of a tile whose crop
+    /// has not changed since it was last scored (see [`super::reuse`]):
+    /// `zones` are (cache key, polygon), `reuse` the camera's cache, the
+    /// frame's capture time and the rule.
+    pub fn score_zones_reusing(
+        &self,
+        frame: &RgbImage,
+        zones: &[(u64, &ZonePolygon)],
+        chunk: usize,
+        mut reuse: Option<(&mut ScoreCache, Millis, ReuseRule)>,
+    ) -> Result<FrameScores, ModelError> {
         let started = std::time::Instant::now();
         let (fw, fh) = frame.dimensions();
         let len = crop::crop_len(&self.card.input);
         let mut per_zone = Vec::with_capacity(zones.len());
+        // Every tile's score, known (reused) or to come from the model.
+        let mut known: Vec<Option<f32>> = Vec::new();
+        // Where each tile to run came from: (zone key, tile, tiles in zone).
+        let mut pending = Vec::new();
         let mut data = Vec::new();
-        for zone in zones {
+        for (key, zone) in zones {
             let tiles = zone.tiles(fw, fh);
             per_zone.push(tiles.len());
-            for rect in tiles {
+            let count = tiles.len();
+            for (t, rect) in tiles.into_iter().enumerate() {
                 let start = data.len();
                 data.resize(start + len, 0.0);
                 let c = crop::tile_crop(frame, zone, rect, &self.card.input);
                 crop::normalise_into(&c, &self.card.input, &mut data[start..]);
+                let kept = reuse
+                    .as_ref()
+                    .and_then(|(cache, at, rule)| cache.lookup(*key, t, &data[start..], *at, rule));
+                if kept.is_some() {
+                    data.truncate(start);
+                } else {
+                    pending.push((*key, t, count));
+                }
+                known.push(kept);
             }
         }
         let cropped = std::time::Instant::now();
@@ -216,10 +247,26 @@ impl Classifier {
         for part in data.chunks(chunk * len) {
             flat.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
         }
-        let mut rest = flat.as_slice();
+        if let Some((cache, at, _)) = reuse.as_mut() {
+            for ((key, t, count), (score, crop)) in
+                pending.iter().zip(flat.iter().zip(data.chunks(len)))
+            {
+                cache.keep(*key, *t, *count, crop, *score, *at);
+            }
+            let keys: Vec<u64> = zones.iter().map(|(k, _)| *k).collect();
+            cache.retain(&keys);
+        }
+        let reused = known.iter().filter(|k| k.is_some()).count();
+        let mut fresh = flat.into_iter();
+        let all: Vec<f32> = known
+            .into_iter()
+            .map(|k| k.or_else(|| fresh.next()).unwrap_or(0.0))
+            .collect();
+        let mut rest = all.as_slice();
         let mut out = FrameScores {
             zones: Vec::with_capacity(per_zone.len()),
             tiles: Vec::with_capacity(per_zone.len()),
+            reused,
             times: StageTimes {
                 crop: cropped - started,
                 inference: cropped.elapsed(),
@@ -259,6 +306,8 @@ impl Classifier {
 pub struct FrameScores {
     pub zones: Vec<f32>,
     pub tiles: Vec<Vec<f32>>,
+    /// Tiles whose kept score was reused instead of running the model.
+    pub reused: usize,
     pub times: StageTimes,
 }
 
