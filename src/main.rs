@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     match firelane::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", firelane::cli::error_chain(&e));
             ExitCode::from(2)
         }
     }

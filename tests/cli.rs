@@ -75,6 +75,69 @@ fn unreadable_model_is_named() {
     );
 }
 
+/// `FIRELANE_LOG_FORMAT=json`: one JSON object per log line, no colours.
+#[test]
+fn logs_as_json_lines_for_shippers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = \"{}\"\n[model]\npath = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n[http]\nenabled = false\n",
+            dir.path().display(),
+            common::model_path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("FIRELANE_LOG_FORMAT", "json")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("firelane started")
+    {
+        assert!(std::time::Instant::now() < deadline, "no start logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["level"].is_string() && v["timestamp"].is_string())
+    );
+    let started = lines
+        .iter()
+        .find(|v| v["message"] == "firelane started")
+        .unwrap();
+    assert!(started["zones"].is_number(), "fields flattened: {started}");
+    assert!(!err.contains('\u{1b}'), "no ANSI colours: {err}");
+}
+
+/// Each cause is printed once (not `…(os error 2): No such file or
+/// directory (os error 2)`).
+#[test]
+fn an_error_names_each_cause_once() {
+    let (code, _out, err) = firelane(&["classify", "--model", "/nonexistent/m.onnx", "x.jpg"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("model card /nonexistent/m.json: cannot read"),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
 #[test]
 fn tampered_model_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -110,13 +110,31 @@ pub fn init_tracing(cli: &Cli) {
     };
     let filter =
         EnvFilter::try_from_env("FIRELANE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only for a person at a terminal, never in a log file.
+    // Colours only for a person at a terminal, never in a log file; one
+    // JSON object per line for log shippers (FIRELANE_LOG_FORMAT=json).
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match std::env::var("FIRELANE_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().flatten_event(true).init(),
+        _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// An error and its causes on one line, each cause once: a message that
+/// already quotes its source (`cannot read: No such file…`) is not followed
+/// by that source again.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
