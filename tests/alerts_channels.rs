@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::faults::smtp_receiver;
 use common::mqtt::*;
 use common::{Mosquitto, free_port, jpeg_frame, repo_root};
 use firelane::store::Store;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -50,52 +50,6 @@ async fn webhook_receiver(port: u16) -> Arc<Mutex<Vec<Hook>>> {
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     seen
-}
-
-/// A minimal SMTP receiver: accepts every message and keeps its DATA.
-async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mails: Arc<Mutex<Vec<String>>> = Arc::default();
-    let store = mails.clone();
-    tokio::spawn(async move {
-        loop {
-            let (sock, _) = listener.accept().await.unwrap();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let (r, mut w) = sock.into_split();
-                let mut lines = BufReader::new(r).lines();
-                w.write_all(b"220 test.local ESMTP\r\n").await.unwrap();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let cmd = line.to_ascii_uppercase();
-                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
-                        b"250-test.local\r\n250 8BITMIME\r\n"
-                    } else if cmd.starts_with("DATA") {
-                        w.write_all(b"354 end with <CRLF>.<CRLF>\r\n")
-                            .await
-                            .unwrap();
-                        let mut data = String::new();
-                        while let Ok(Some(l)) = lines.next_line().await {
-                            if l == "." {
-                                break;
-                            }
-                            data.push_str(&l);
-                            data.push('\n');
-                        }
-                        store.lock().unwrap().push(data);
-                        b"250 queued\r\n"
-                    } else if cmd.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 bye\r\n").await;
-                        break;
-                    } else {
-                        b"250 OK\r\n"
-                    };
-                    w.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (port, mails)
 }
 
 fn site_toml(

@@ -211,6 +211,7 @@ impl Dispatcher {
                     &self.config.alerts.email_from,
                     &row.target,
                     &msg,
+                    &row.event_key,
                     frame,
                 )
                 .await

@@ -58,11 +58,14 @@ pub fn body(msg: &ViolationMessage) -> String {
 }
 
 /// Sends one alert to `to`, attaching `frame` (annotated JPEG) if any.
+/// Its Message-ID derives from the alert's stable key (`delivery`), so a
+/// repeat after a crash is the same message to mail clients.
 pub async fn deliver(
     mailer: &Mailer,
     from: &str,
     to: &str,
     msg: &ViolationMessage,
+    delivery: &str,
     frame: Option<Vec<u8>>,
 ) -> Result<(), String> {
     let from: Mailbox = from.parse().map_err(|e| format!("email_from: {e}"))?;
@@ -79,6 +82,10 @@ pub async fn deliver(
         .from(from)
         .to(to.clone())
         .subject(subject(msg))
+        .message_id(Some(format!(
+            "<{}@firelane>",
+            delivery.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".")
+        )))
         .multipart(content)
         .map_err(|e| format!("building the email: {e}"))?;
     mailer

@@ -14,6 +14,8 @@ pub struct Site {
     pub mqtt: Mqtt,
     pub broker: Option<Mosquitto>,
     pub hooks: Hooks,
+    /// Emails received (DATA of each).
+    pub mails: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub heard: Heard,
     pub daemon: Daemon,
     pub camera: Camera,
@@ -45,6 +47,7 @@ impl Site {
     ) -> Site {
         let (hook_port, http) = (super::free_port(), super::free_port());
         let hooks = Hooks::start(hook_port).await;
+        let (smtp_port, mails) = smtp_receiver().await;
         let (mqtt, broker) = if embedded {
             (Mqtt::Embedded(super::free_port(), super::free_port()), None)
         } else {
@@ -59,6 +62,7 @@ impl Site {
                 &mqtt,
                 http,
                 hook_port,
+                smtp_port,
                 ingest,
                 extra,
             )),
@@ -92,6 +96,7 @@ impl Site {
             mqtt,
             broker,
             hooks,
+            mails,
             heard,
             daemon,
             camera,
@@ -126,17 +131,30 @@ impl Site {
 
     /// Waits for `n` ends on MQTT and at the webhook, stops the daemon and
     /// returns lane-1's violations relative to `bases`.
+    /// (event, violation) pairs of lane-1 in the mails, each once.
+    pub fn mailed(&self) -> std::collections::BTreeSet<(String, String)> {
+        mail_events(&self.mails.lock().unwrap(), "lane-1")
+    }
+
     pub async fn finish(&mut self, n: usize, bases: &[i64]) -> Vec<Violation> {
         let (heard, hooks, daemon) = (&self.heard, &self.hooks, &self.daemon);
+        let ends = |set: std::collections::BTreeSet<(String, String)>| {
+            set.iter().filter(|(e, _)| e == "end").count()
+        };
         wait_for(
-            "every end on MQTT and at the webhook",
+            "every end on MQTT, at the webhook and by email",
             60,
-            || heard.count("lane-1", "end") >= n && hooks.count("lane-1", "end") >= n,
+            || {
+                heard.count("lane-1", "end") >= n
+                    && hooks.count("lane-1", "end") >= n
+                    && ends(self.mailed()) >= n
+            },
             || {
                 format!(
-                    "mqtt {:?}, webhook {:?}\n{}",
+                    "mqtt {:?}, webhook {:?}, email {:?}\n{}",
                     heard.unique("lane-1"),
                     hooks.unique("lane-1"),
+                    self.mailed(),
                     daemon.log()
                 )
             },
@@ -149,6 +167,16 @@ impl Site {
         assert_eq!(self.heard.count("lane-1", "end"), n, "MQTT end");
         assert_eq!(self.hooks.count("lane-1", "new"), n, "webhook new");
         assert_eq!(self.hooks.count("lane-1", "end"), n, "webhook end");
+        // The same alerts by email, each violation's new and end once.
+        let mailed = self.mailed();
+        assert_eq!(mailed.len(), 2 * n, "email: {mailed:?}");
+        let by_mqtt: std::collections::BTreeSet<_> = self
+            .heard
+            .unique("lane-1")
+            .into_iter()
+            .filter(|(e, _)| e != "update")
+            .collect();
+        assert_eq!(mailed, by_mqtt, "email and MQTT name the same alerts");
         recorded(self.data.path(), bases).await
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{jpeg_frame, repo_root};
 
@@ -98,6 +99,71 @@ impl Hooks {
     pub fn count(&self, zone: &str, event: &str) -> usize {
         self.unique(zone).iter().filter(|(e, _)| e == event).count()
     }
+}
+
+/// A minimal SMTP receiver: accepts every message and keeps its DATA.
+pub async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mails: Arc<Mutex<Vec<String>>> = Arc::default();
+    let store = mails.clone();
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 test.local ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let cmd = line.to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                        b"250-test.local\r\n250 8BITMIME\r\n"
+                    } else if cmd.starts_with("DATA") {
+                        w.write_all(b"354 end with <CRLF>.<CRLF>\r\n")
+                            .await
+                            .unwrap();
+                        let mut data = String::new();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        store.lock().unwrap().push(data);
+                        b"250 queued\r\n"
+                    } else if cmd.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 OK\r\n"
+                    };
+                    w.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
+/// (event, violation) pairs of `zone` in the mails received, each once:
+/// the subject says which alert, the body names the violation.
+pub fn mail_events(mails: &[String], zone: &str) -> BTreeSet<(String, String)> {
+    mails
+        .iter()
+        .filter_map(|m| {
+            let event = if m.contains(&format!("Subject: Fire lane blocked: {zone} ")) {
+                "new"
+            } else if m.contains(&format!("Subject: Fire lane clear: {zone} ")) {
+                "end"
+            } else {
+                return None;
+            };
+            let id = m.lines().find_map(|l| l.strip_prefix("Violation: "))?;
+            Some((event.to_string(), id.trim().to_string()))
+        })
+        .collect()
 }
 
 /// Every `site/violations` event heard, subscribing again after each
@@ -263,6 +329,7 @@ pub fn site_toml(
     mqtt: &Mqtt,
     http: u16,
     hook: u16,
+    smtp: u16,
     ingest: &str,
     extra: &str,
 ) -> String {
@@ -299,9 +366,12 @@ reattach_s = 0
 [alerts]
 retry_base_s = 0.2
 retry_max_s = 1
+smtp_url = "smtp://127.0.0.1:{smtp}"
+email_from = "firelane <firelane@test.local>"
 [[sites]]
 id = "north"
 name = "North"
+email_to = ["manager@example.com"]
 [[sites.webhooks]]
 url = "http://127.0.0.1:{hook}/hook"
 secret = "s3cret"
