@@ -134,16 +134,34 @@ impl ZonePolygon {
     }
 
     /// A per-pixel inside/outside mask of the bounding box, row-major.
+    ///
+    /// Scanline, not a point-in-polygon test per pixel: each row's
+    /// crossings with the edges are found once and the spans between them
+    /// filled (even-odd rule, as `contains` for a simple polygon; a pixel
+    /// centre exactly on an edge counts as outside, as there).
     pub fn mask(&self, rect: PixelRect, width: u32, height: u32) -> Vec<bool> {
-        let poly = self.to_geo();
-        let mut mask = Vec::with_capacity((rect.width() * rect.height()) as usize);
-        for y in rect.y0..rect.y1 {
-            for x in rect.x0..rect.x1 {
-                let p = Point::new(
-                    (x as f64 + 0.5) / width as f64,
-                    (y as f64 + 0.5) / height as f64,
-                );
-                mask.push(poly.contains(&p));
+        let (w, h) = (width as f64, height as f64);
+        let pts: Vec<(f64, f64)> = self.points.iter().map(|p| (p[0] * w, p[1] * h)).collect();
+        let mut mask = vec![false; (rect.width() * rect.height()) as usize];
+        let mut crossings = Vec::with_capacity(pts.len());
+        for (row, y) in (rect.y0..rect.y1).enumerate() {
+            let cy = y as f64 + 0.5;
+            crossings.clear();
+            for (i, a) in pts.iter().enumerate() {
+                let b = pts[(i + 1) % pts.len()];
+                if (a.1 > cy) != (b.1 > cy) {
+                    crossings.push(a.0 + (cy - a.1) * (b.0 - a.0) / (b.1 - a.1));
+                }
+            }
+            crossings.sort_by(f64::total_cmp);
+            let line = &mut mask[row * rect.width() as usize..][..rect.width() as usize];
+            for span in crossings.chunks_exact(2) {
+                for (col, x) in (rect.x0..rect.x1).enumerate() {
+                    let cx = x as f64 + 0.5;
+                    if cx > span[0] && cx < span[1] {
+                        line[col] = true;
+                    }
+                }
             }
         }
         mask
@@ -231,5 +249,28 @@ mod tests {
         assert_eq!(m.len(), 16);
         assert!(m[0]); // top-left is inside
         assert!(!m[15]); // bottom-right is outside
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// The scanline mask says what a point-in-polygon test of each
+        /// pixel centre says, for any zone the config accepts.
+        #[test]
+        fn the_scanline_mask_agrees_with_point_in_polygon(
+            points in proptest::collection::vec([0.0..1.0f64, 0.0..1.0f64], 3..9),
+            (w, h) in (8u32..120, 8u32..120),
+        ) {
+            let Ok(z) = ZonePolygon::new(points) else { return Ok(()) };
+            let r = z.bounding_box(w, h);
+            let m = z.mask(r, w, h);
+            let mut i = 0;
+            for y in r.y0..r.y1 {
+                for x in r.x0..r.x1 {
+                    proptest::prop_assert_eq!(m[i], z.contains_pixel(x, y, w, h), "pixel {} {}", x, y);
+                    i += 1;
+                }
+            }
+        }
     }
 }
