@@ -1,5 +1,6 @@
 //! Zone crops: bounding box of the polygon → resize → normalised CHW floats.
 
+use fast_image_resize as fir;
 use image::{RgbImage, imageops};
 
 use crate::base::geometry::{PixelRect, ZonePolygon};
@@ -27,23 +28,43 @@ pub fn tile_crop(
     input: &CardInput,
 ) -> RgbImage {
     let (fw, fh) = frame.dimensions();
+    // Copied out first: resizing with a crop box would let the filter read
+    // the frame's pixels beyond the tile's edge.
     let mut crop =
         imageops::crop_imm(frame, rect.x0, rect.y0, rect.width(), rect.height()).to_image();
-    if input.mask_outside_polygon {
-        let mean = [0, 1, 2].map(|c| (input.mean[c] / input.scale).round().clamp(0.0, 255.0) as u8);
-        let mask = polygon.mask(rect, fw, fh);
-        for (px, inside) in crop.pixels_mut().zip(mask) {
-            if !inside {
-                px.0 = mean;
-            }
+    if !input.mask_outside_polygon {
+        return resize(&crop, input);
+    }
+    let mean = [0, 1, 2].map(|c| (input.mean[c] / input.scale).round().clamp(0.0, 255.0) as u8);
+    let mask = polygon.mask(rect, fw, fh);
+    for (px, inside) in crop.pixels_mut().zip(mask) {
+        if !inside {
+            px.0 = mean;
         }
     }
-    imageops::resize(
-        &crop,
-        input.width,
-        input.height,
-        imageops::FilterType::Triangle,
-    )
+    resize(&crop, input)
+}
+
+thread_local! {
+    /// Each scoring thread's resizer (it keeps its coefficient buffers).
+    static RESIZER: std::cell::RefCell<fir::Resizer> = std::cell::RefCell::new(fir::Resizer::new());
+}
+
+/// `src` resized to the model's input with SIMD bilinear convolution
+/// (`fast_image_resize`, the same filter as Pillow's antialiased BILINEAR
+/// the model was trained with).
+fn resize(src: &RgbImage, input: &CardInput) -> RgbImage {
+    let (w, h) = src.dimensions();
+    let view = fir::images::ImageRef::new(w, h, src.as_raw(), fir::PixelType::U8x3)
+        .expect("an RgbImage is width x height x 3 bytes");
+    let mut dst = fir::images::Image::new(input.width, input.height, fir::PixelType::U8x3);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    RESIZER
+        .with(|r| r.borrow_mut().resize(&view, &mut dst, &options))
+        .expect("same pixel types, crop inside the frame");
+    RgbImage::from_raw(input.width, input.height, dst.into_vec())
+        .expect("the resizer fills width x height x 3 bytes")
 }
 
 /// Writes `crop` (already at input size) into `out` as normalised planar
