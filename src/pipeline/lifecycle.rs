@@ -49,7 +49,7 @@ impl Pipeline {
             .retain(|camera, _| self.keep_last_jpeg.contains(camera));
         self.scaled_decode = config.ingest.scaled_decode;
         self.max_pixels = config.ingest.max_frame_pixels;
-        *self.reuse.rule.write().expect("reuse lock") = scorer::Reuse::rule_of(config);
+        self.reuse.configure(config);
         self.calibration.configure(config);
         self.apply_calibration();
         self.committer.context.config_sha256 = config.sha256.clone();

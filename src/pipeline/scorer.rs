@@ -93,11 +93,15 @@ pub(super) struct Reuse {
 }
 
 impl Reuse {
-    pub fn rule_of(config: &Config) -> ReuseRule {
-        ReuseRule {
+    /// Takes `config`'s rule and forgets the caches of cameras it no
+    /// longer has (so they are bounded by the configuration).
+    pub fn configure(&self, config: &Config) {
+        *self.rule.write().expect("reuse lock") = ReuseRule {
             max_diff: config.ingest.reuse_max_diff as f32,
             max_age_ms: crate::base::time::secs_to_ms(config.ingest.reuse_max_age_s),
-        }
+        };
+        let mut caches = self.caches.lock().expect("reuse lock");
+        caches.retain(|camera, _| config.cameras.iter().any(|c| &c.id == camera));
     }
 }
 
