@@ -241,31 +241,18 @@ impl Heard {
 /// A camera and sensor client; QoS 1, so what it publishes while the
 /// broker is away is sent when it is back.
 pub struct Camera {
-    client: AsyncClient,
+    publisher: super::mqtt::Publisher,
 }
 
 impl Camera {
     pub async fn connect(port: u16, id: &str) -> Camera {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
-        tokio::spawn(async move {
-            loop {
-                if eventloop.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        });
-        Camera { client }
+        Camera {
+            publisher: super::mqtt::publisher_on(port, id, 1000),
+        }
     }
 
     pub async fn raw(&self, topic: &str, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
-        // One ordered stream through the broker and the daemon.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.publisher.raw(topic, payload).await;
     }
 
     pub async fn frame(&self, camera: &str, at: i64, seed: u32) {

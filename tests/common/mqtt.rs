@@ -130,9 +130,15 @@ impl Publisher {
 }
 
 pub async fn publisher(broker: &Mosquitto, id: &str) -> Publisher {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+    publisher_on(broker.port, id, 100)
+}
+
+/// A publishing client on a loopback `port` whose event loop reconnects
+/// on its own; `capacity` requests may wait while the broker is away.
+pub fn publisher_on(port: u16, id: &str, capacity: usize) -> Publisher {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let (client, mut eventloop) = AsyncClient::new(opts, capacity);
     tokio::spawn(async move {
         loop {
             if eventloop.poll().await.is_err() {
