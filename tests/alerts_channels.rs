@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::faults::smtp_receiver;
 use common::mqtt::*;
-use common::{Mosquitto, free_port, jpeg_frame, repo_root};
+use common::{Mosquitto, free_port, jpeg_frame};
 use firelane::store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -102,7 +102,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data.display(),
-        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
+        model = common::model_path().display(),
         url = broker.url(),
     )
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{free_port, jpeg_frame, repo_root};
+use common::{free_port, jpeg_frame};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
@@ -63,7 +63,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data.display(),
-        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
+        model = firelane::config::DEFAULT_MODEL,
     )
 }
 

@@ -7,9 +7,14 @@ use std::process::Command;
 use common::repo_root;
 
 fn firelane(args: &[&str]) -> (i32, String, String) {
+    firelane_in(&repo_root(), args)
+}
+
+fn firelane_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_firelane"))
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(dir)
+        .env_remove("FIRELANE_CONFIG")
         .output()
         .unwrap();
     (
@@ -25,6 +30,66 @@ fn shipped_config_checks_out() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("config/firelane.toml: OK"), "{out}");
     assert!(out.contains("zone north-lane-b: 4 points"), "{out}");
+}
+
+/// From a folder with no `config/` or `models/` (as after `cargo install`):
+/// the built-in model and config, and the data-folder commands with
+/// `--data-dir` alone.
+#[test]
+fn works_from_any_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    std::fs::write(here.join("x.jpg"), common::jpeg_frame(96, 64, 3)).unwrap();
+    let (code, out, err) = firelane_in(here, &["classify", "--json", "x.jpg"]);
+    assert_eq!(code, 0, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(line["score"].as_f64().is_some(), "{out}");
+
+    std::fs::write(
+        here.join("site.toml"),
+        "[[cameras]]\nid = \"c1\"\n[[zones]]\nid = \"z1\"\ncamera = \"c1\"\npolygon = [[0.1,0.1],[0.9,0.1],[0.9,0.9]]\n",
+    )
+    .unwrap();
+    let (code, out, err) = firelane_in(here, &["check-config", "site.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("model: builtin:obstruction-v2"), "{out}");
+
+    let (code, out, err) = firelane_in(here, &["classify", "--model", "builtin:v9", "x.jpg"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("builtin:v9: no such model is built in (built in: builtin:obstruction-v2)"),
+        "{err}"
+    );
+
+    let data = here.join("site-data");
+    let d = data.to_str().unwrap();
+    let (code, token, err) = firelane_in(
+        here,
+        &[
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "ops",
+            "--data-dir",
+            d,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(token.trim().starts_with("flt_"), "{token}");
+    let (code, out, err) = firelane_in(here, &["token", "list", "--data-dir", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" ops"), "{out}");
+    let (code, out, err) = firelane_in(here, &["audit", "verify", "--data-dir", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("audit log OK"), "{out}");
+    let (code, key, err) = firelane_in(here, &["evidence", "public-key", "--data-dir", d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(key.trim().len(), 64, "{key}");
+    assert!(data.join("site.key").exists());
+    // Nothing was written beside it: the data went where it was told.
+    assert!(!here.join("data").exists());
 }
 
 #[test]

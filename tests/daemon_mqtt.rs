@@ -320,7 +320,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data.path().display(),
-        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
+        model = firelane::config::DEFAULT_MODEL,
     );
     let config = firelane::config::Config::from_toml(&text, "embedded.toml").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -86,15 +86,10 @@ pub enum Command {
 /// Which site's data a command works on; the same flags as `run`.
 #[derive(Args, Debug, Clone)]
 pub struct SiteArgs {
-    /// TOML configuration.
-    #[arg(
-        long,
-        short,
-        default_value = "config/firelane.toml",
-        env = "FIRELANE_CONFIG",
-        global = true
-    )]
-    pub config: PathBuf,
+    /// TOML configuration; default `config/firelane.toml` when it exists,
+    /// else the one built into the binary (a copy of the shipped file).
+    #[arg(long, short, env = "FIRELANE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Overrides [storage] data_dir (database, evidence, site key); a
     /// replay's folder works too.
     #[arg(long, global = true)]
@@ -154,10 +149,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where `run` and the data-folder commands look for their config.
+pub const DEFAULT_CONFIG: &str = "config/firelane.toml";
+
 impl SiteArgs {
-    /// The config with `--data-dir` applied.
+    /// The config with `--data-dir` applied. Without `--config`, the
+    /// working folder's `config/firelane.toml`, else the built-in one: a
+    /// data-folder command (`token`, `audit verify`, `evidence export`)
+    /// then needs only `--data-dir`, from any folder.
     pub fn load(&self) -> Result<Config, ConfigError> {
-        let cfg = Config::load(&self.config)?;
+        let local = PathBuf::from(DEFAULT_CONFIG);
+        let cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None if local.exists() => Config::load(&local)?,
+            None => {
+                tracing::info!(
+                    "no {DEFAULT_CONFIG} here and no --config: using the built-in configuration"
+                );
+                Config::builtin()
+            }
+        };
         Ok(match &self.data_dir {
             Some(d) => cfg.with_data_dir(d),
             None => cfg,

@@ -27,8 +27,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(config_failure(&e)),
     };
-    let text = std::fs::read_to_string(&site.config)
-        .with_context(|| format!("reading {}", site.config.display()))?;
+    let text = match std::path::Path::new(&cfg.source) {
+        p if p.is_file() => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        _ => crate::config::BUILTIN_CONFIG.to_string(),
+    };
     let name = name.unwrap_or_else(|| {
         out.file_name()
             .map(|n| n.to_string_lossy().to_string())

@@ -25,8 +25,14 @@ pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
 pub(crate) use validate::valid_id;
 
-/// The shipped model (its card is the `.json` beside it).
-pub const DEFAULT_MODEL: &str = "models/obstruction-v2.onnx";
+/// The shipped configuration, built into the binary ([`Config::builtin`]).
+pub const BUILTIN_CONFIG: &str = include_str!("../../config/firelane.toml");
+/// How the built-in configuration is named in messages; not a file, so the
+/// running daemon serves it read-only.
+pub const BUILTIN_CONFIG_NAME: &str = "(built-in config/firelane.toml)";
+
+/// The shipped model, built into the binary (`models/obstruction-v2.*`).
+pub const DEFAULT_MODEL: &str = "builtin:obstruction-v2";
 
 /// One problem found in a configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,6 +146,13 @@ impl Config {
             source,
         })?;
         Self::from_toml(&text, &file)
+    }
+
+    /// The shipped `config/firelane.toml`, built into the binary: the daemon
+    /// on its own broker and SQLite under `./data`, from any folder.
+    pub fn builtin() -> Config {
+        Self::from_toml(BUILTIN_CONFIG, BUILTIN_CONFIG_NAME)
+            .expect("the shipped config/firelane.toml is valid (tested)")
     }
 
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
@@ -311,6 +324,17 @@ grace_s = 120
 id = "loop-1"
 zone = "lane-1"
 "#;
+
+    #[test]
+    fn builtin_config_is_the_shipped_file_and_valid() {
+        let file =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/firelane.toml"))
+                .unwrap();
+        assert_eq!(file, BUILTIN_CONFIG);
+        let c = Config::builtin();
+        assert_eq!(c.model_path(), Path::new(DEFAULT_MODEL));
+        assert!(c.mqtt.embedded_broker.is_some());
+    }
 
     fn problems(text: &str) -> Vec<Problem> {
         match Config::from_toml(text, "site.toml") {

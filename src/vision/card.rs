@@ -62,7 +62,13 @@ impl ModelCard {
             path: p.clone(),
             source,
         })?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| CardError::Invalid {
+        Self::parse(&text, &p)
+    }
+
+    /// Parses and checks a card's JSON; `p` names it in errors.
+    pub fn parse(text: &str, p: &str) -> Result<ModelCard, CardError> {
+        let p = p.to_string();
+        let card: ModelCard = serde_json::from_str(text).map_err(|e| CardError::Invalid {
             path: p.clone(),
             message: e.to_string(),
         })?;

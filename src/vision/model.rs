@@ -35,11 +35,38 @@ pub enum ModelError {
     },
     #[error("model {path}: cannot load ONNX: {message}")]
     Onnx { path: String, message: String },
+    #[error("model builtin:{name}: no such model is built in (built in: {known})")]
+    UnknownBuiltin { name: String, known: String },
     #[error("inference failed: {0}")]
     Inference(String),
 }
 
 type Plan = Arc<TypedRunnableModel>;
+
+/// How `[model] path` names a model built into the binary.
+pub const BUILTIN_PREFIX: &str = "builtin:";
+
+/// A model and its card compiled into the binary, so the daemon and its
+/// commands run from any folder and after `cargo install`.
+pub struct BuiltinModel {
+    pub name: &'static str,
+    pub card: &'static str,
+    pub onnx: &'static [u8],
+}
+
+pub const BUILTIN_MODELS: &[BuiltinModel] = &[BuiltinModel {
+    name: "obstruction-v2",
+    card: include_str!("../../models/obstruction-v2.json"),
+    onnx: include_bytes!("../../models/obstruction-v2.onnx"),
+}];
+
+fn builtin_names() -> String {
+    let names: Vec<String> = BUILTIN_MODELS
+        .iter()
+        .map(|m| format!("{BUILTIN_PREFIX}{}", m.name))
+        .collect();
+    names.join(", ")
+}
 
 /// Plans kept per batch size (zones per camera: a handful of sizes).
 const MAX_PLANS: usize = 32;
@@ -67,17 +94,34 @@ impl std::fmt::Debug for Classifier {
 }
 
 impl Classifier {
-    /// Loads `path` (an `.onnx` file, or its `.json` card).
+    /// Loads `path`: an `.onnx` file (or its `.json` card), or a model built
+    /// into the binary (`builtin:NAME`, see [`BUILTIN_MODELS`]).
     pub fn load(path: &Path) -> Result<Classifier, ModelError> {
+        let text = path.to_string_lossy();
+        if let Some(name) = text.strip_prefix(BUILTIN_PREFIX) {
+            let Some(m) = BUILTIN_MODELS.iter().find(|m| m.name == name) else {
+                return Err(ModelError::UnknownBuiltin {
+                    name: name.to_string(),
+                    known: builtin_names(),
+                });
+            };
+            let card = ModelCard::parse(m.card, &text)?;
+            return Self::from_bytes(card, path.to_path_buf(), m.onnx);
+        }
         let card_path = ModelCard::path_for(path);
         let card = ModelCard::load(&card_path)?;
         let onnx_path = card_path.with_file_name(&card.file);
-        let p = onnx_path.display().to_string();
         let bytes = std::fs::read(&onnx_path).map_err(|source| ModelError::Read {
-            path: p.clone(),
+            path: onnx_path.display().to_string(),
             source,
         })?;
-        let actual = sha256_hex(&bytes);
+        Self::from_bytes(card, onnx_path, &bytes)
+    }
+
+    /// Checks `bytes` against the card's hash, then prepares the model.
+    fn from_bytes(card: ModelCard, path: PathBuf, bytes: &[u8]) -> Result<Classifier, ModelError> {
+        let p = path.display().to_string();
+        let actual = sha256_hex(bytes);
         if !actual.eq_ignore_ascii_case(card.sha256.trim()) {
             return Err(ModelError::HashMismatch {
                 path: p,
@@ -91,7 +135,7 @@ impl Classifier {
         };
         let (w, h) = (card.input.width as usize, card.input.height as usize);
         let model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(&bytes))
+            .model_for_read(&mut std::io::Cursor::new(bytes))
             .map_err(onnx_err)?;
         let batch = model.symbols.sym("N");
         let shape = ShapeFact::from(&[
@@ -107,7 +151,7 @@ impl Classifier {
             .map_err(onnx_err)?;
         let classifier = Classifier {
             card,
-            path: onnx_path,
+            path,
             sha256: actual,
             model,
             batch,
@@ -316,4 +360,21 @@ pub struct FrameScores {
 pub struct StageTimes {
     pub crop: std::time::Duration,
     pub inference: std::time::Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in model is the shipped file, and its card's hash holds.
+    #[test]
+    fn builtin_model_is_the_shipped_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for m in BUILTIN_MODELS {
+            let file = std::fs::read(root.join(format!("models/{}.onnx", m.name))).unwrap();
+            assert_eq!(sha256_hex(&file), sha256_hex(m.onnx), "{}", m.name);
+            let c = Classifier::load(Path::new(&format!("{BUILTIN_PREFIX}{}", m.name))).unwrap();
+            assert_eq!(c.sha256, sha256_hex(&file));
+        }
+    }
 }

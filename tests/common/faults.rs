@@ -374,7 +374,7 @@ zone = "lane-1"
 {extra}
 "#,
         data = data.display(),
-        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
+        model = firelane::config::DEFAULT_MODEL,
     )
 }
 

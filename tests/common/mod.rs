@@ -15,7 +15,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn model_path() -> PathBuf {
-    repo_root().join(firelane::config::DEFAULT_MODEL)
+    // The file the built-in model is compiled from.
+    repo_root().join("models/obstruction-v2.onnx")
 }
 
 /// `../shared` (or `$FIRELANE_SHARED`); panics with what to do when absent.

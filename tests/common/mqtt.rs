@@ -8,7 +8,7 @@ use base64::Engine;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-use super::{Mosquitto, repo_root};
+use super::Mosquitto;
 
 pub fn rfc(ms: i64) -> String {
     firelane::base::time::format_rfc3339(ms)
@@ -60,7 +60,7 @@ id = "loop-1"
 zone = "lane-1"
 "#,
         data = data_dir.display(),
-        model = repo_root().join(firelane::config::DEFAULT_MODEL).display(),
+        model = firelane::config::DEFAULT_MODEL,
         url = broker.url(),
     )
 }
