@@ -41,6 +41,7 @@ pub mod base;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod evidence;
 pub mod ingest;
 pub mod pipeline;

@@ -735,28 +735,9 @@ async fn cli_exports_signed_bundles_and_names_every_tampering() {
     site.stop().await;
 }
 
-/// Installs the page test's npm packages (playwright-core, no browser
-/// download) when the folder has none yet.
-fn browser_tools() -> PathBuf {
-    let dir = repo_root().join("tests/browser");
-    if !dir.join("node_modules/playwright-core").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm (Node.js) is needed for the page test");
-        assert!(status.success(), "npm ci in tests/browser failed");
-    }
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "the page test needs Debian's chromium (apt-get install chromium)"
-    );
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_page_in_headless_chromium_reviews_and_downloads_a_bundle() {
-    let dir = browser_tools();
+    let dir = common::browser_tools();
     let site = Site::start().await;
     let officer = site.token(Role::Officer).await;
     let download = site.data.path().join("from-browser.zip");

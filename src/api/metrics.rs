@@ -14,6 +14,7 @@ use crate::api::auth::Caller;
 use crate::ingest::FrameSlots;
 use crate::ingest::clocks::{ClockReport, ClockStatus};
 use crate::ingest::mqtt::IngestMetrics;
+use crate::ingest::snapshot::PullReport;
 use crate::pipeline::Metrics;
 
 /// Where the counters live; set once the engine and ingest run.
@@ -131,6 +132,7 @@ pub fn render(m: &MetricsSources) -> String {
         "# HELP firelane_stage_seconds_total Time spent per pipeline stage.\n# TYPE firelane_stage_seconds_total counter"
     );
     clocks(&mut out, &m.ingest.clocks);
+    pulls(&mut out, &m.ingest.pulls);
     for (stage, ns) in [
         ("decode", p.decode_ns),
         ("crop", p.crop_ns),
@@ -195,6 +197,50 @@ fn clocks(out: &mut String, book: &crate::ingest::clocks::ClockBook) {
                 k.as_str(),
                 value(r)
             );
+        }
+    }
+}
+
+/// Each pulled camera: frames pulled, failures, and whether it is failing.
+fn pulls(out: &mut String, book: &crate::ingest::snapshot::PullBook) {
+    type PullFamily = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&PullReport) -> f64,
+    );
+    let all = book.all();
+    let families: [PullFamily; 4] = [
+        (
+            "firelane_snapshot_pulls_total",
+            "counter",
+            "Snapshots pulled from the camera and handed to the pipeline.",
+            |r| r.pulls as f64,
+        ),
+        (
+            "firelane_snapshot_failures_total",
+            "counter",
+            "Snapshot pulls that failed (timeout, HTTP error, login, not a JPEG, clock).",
+            |r| r.failures as f64,
+        ),
+        (
+            "firelane_snapshot_failing",
+            "gauge",
+            "Failed pulls in a row; 0 while the camera is healthy.",
+            |r| r.failing_for as f64,
+        ),
+        (
+            "firelane_snapshot_latency_seconds",
+            "gauge",
+            "Duration of the camera's latest pull.",
+            |r| r.last_latency_ms.unwrap_or(0) as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (id, r) in &all {
+            let id = id.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{name}{{camera=\"{id}\"}} {}", value(r));
         }
     }
 }

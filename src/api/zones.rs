@@ -63,6 +63,8 @@ pub struct CameraJson {
     calibration: Option<crate::pipeline::CameraCalibration>,
     /// The camera's clock against arrival time, once it has sent a frame.
     clock: Option<ClockReport>,
+    /// A pulled camera's snapshots: counts, the last error, the next try.
+    snapshot: Option<crate::ingest::snapshot::PullReport>,
     zones: Vec<ZoneJson>,
 }
 
@@ -181,6 +183,10 @@ pub async fn list_cameras(
                 latest,
                 calibration,
                 clock: clock_of(&state, SourceKind::Camera, &c.id),
+                snapshot: state
+                    .metrics
+                    .get()
+                    .and_then(|m| m.ingest.pulls.report(&c.id)),
                 zones: config
                     .zones_of(&c.id)
                     .filter_map(|z| zone_json(&state, &config, &z.id))

@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod durable;
+pub mod errors;
 pub mod geometry;
 pub mod ids;
 pub mod input;

@@ -214,7 +214,7 @@ fn bench_config(
     for c in 0..opts.cameras {
         raw.cameras.push(CameraConfig {
             id: format!("cam{c}"),
-            topic: None,
+            ..Default::default()
         });
         for (j, p) in zones.iter().enumerate() {
             raw.zones.push(ZoneConfig {

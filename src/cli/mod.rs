@@ -7,6 +7,7 @@ mod bench;
 mod broker;
 mod check_config;
 mod classify;
+mod demo;
 mod record;
 mod replay;
 mod run;
@@ -33,6 +34,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// See it work: the daemon on embedded defaults in a data folder of its
+    /// own, fed the bundled sample (or --scenario DIR) through its broker
+    /// on an accelerated clock; prints the page's address and a token.
+    Demo(demo::DemoArgs),
     /// Run the daemon (logs: FIRELANE_LOG, e.g. `debug` or `info,rumqttd=info`).
     Run(run::RunArgs),
     /// Run a scenario folder (shared/scenarios/FORMAT.md) through the pipeline.
@@ -117,23 +122,14 @@ pub fn init_tracing(cli: &Cli) {
     }
 }
 
-/// An error and its causes on one line, each cause once: a message that
-/// already quotes its source (`cannot read: No such file…`) is not followed
-/// by that source again.
+/// An error and its causes on one line, each cause once.
 pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
-    line
+    crate::base::errors::chain(e.as_ref())
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(a) => demo::run(a).await,
         Command::Run(a) => run::run(a).await,
         Command::Replay(a) => replay::run(a).await,
         Command::CheckConfig(a) => check_config::run(a).await,

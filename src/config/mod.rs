@@ -8,6 +8,7 @@ pub mod edit;
 mod raw;
 pub mod schedule;
 pub mod sites;
+pub mod snapshot;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use raw::{
 };
 pub use schedule::{Schedule, ScheduleConfig, WindowConfig};
 pub use sites::{QuietHours, Site, SiteConfig, WebhookConfig};
+pub use snapshot::{Login, Snapshot};
 pub(crate) use validate::valid_id;
 
 /// The shipped configuration, built into the binary ([`Config::builtin`]).
@@ -85,7 +87,10 @@ pub struct Zone {
 #[derive(Debug, Clone)]
 pub struct Camera {
     pub id: String,
+    /// Where it publishes; unused for a pulled camera.
     pub topic: String,
+    /// Set when firelane pulls its snapshots instead.
+    pub snapshot: Option<Snapshot>,
 }
 
 #[derive(Debug, Clone)]

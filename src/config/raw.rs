@@ -425,12 +425,32 @@ impl RecordingConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     pub id: String,
     /// Default `<prefix>/cameras/<id>/frame`.
     pub topic: Option<String>,
+    /// Pulled instead of published: a JPEG snapshot URL fetched every
+    /// `interval_s` (see [`crate::config::snapshot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// PEM certificates trusted for an https snapshot_url (a site CA or
+    /// the camera's own self-signed certificate), besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A response header holding the camera's capture time (RFC 3339, HTTP
+    /// date or Unix milliseconds); default the time the response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -152,8 +152,10 @@ pub(super) fn cameras(
         if !seen.insert(c.id.clone()) {
             push(item.clone(), "id", "duplicate camera id".into());
         }
+        let snapshot = super::snapshot::check(c, &item, push);
         cameras.push(Camera {
             id: c.id.clone(),
+            snapshot,
             topic: c
                 .topic
                 .clone()

@@ -18,7 +18,7 @@ use crate::base::time::{Millis, format_rfc3339};
 pub use crate::config::ClockSkewPolicy;
 
 /// The window around arrival a capture time must fall in.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClockRule {
     pub max_ahead_ms: Millis,
     /// `None`: any time in the past is accepted (replay-style feeds).

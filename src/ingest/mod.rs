@@ -8,13 +8,17 @@
 //!   availability with a last will, and the bounded queue to the pipeline.
 //! - [`broker`]: the embedded MQTT broker for sites with none of their own,
 //!   behind the [`gate`] (logins, per-user topic rights, TLS).
+//! - [`snapshot`]: cameras firelane pulls over HTTP(S), logging in with
+//!   [`login`] (Basic, Digest); their frames join the MQTT ones.
 
 pub mod broker;
 pub mod clocks;
 pub mod gate;
+pub mod login;
 pub mod mqtt;
 pub mod payload;
 pub mod slots;
+pub mod snapshot;
 
 pub use payload::{Inbound, PayloadError, TopicRouter};
 pub use slots::FrameSlots;

@@ -46,6 +46,8 @@ pub struct IngestMetrics {
     /// Connections the embedded broker's gate refused or closed (login,
     /// topic rights, malformed packets).
     pub broker_refused: AtomicU64,
+    /// Each pulled camera's snapshots.
+    pub pulls: super::snapshot::PullBook,
 }
 
 /// How long the broker keeps firelane's session while it is away.

@@ -41,6 +41,8 @@ pub enum PayloadError {
     SensorMismatch { payload: String, topic: String },
     #[error("no camera or sensor is configured for topic `{0}`")]
     UnknownTopic(String),
+    #[error("camera \"{0}\" is pulled from its snapshot_url; frames published for it are refused")]
+    PulledCamera(String),
     #[error("{what} \"{id}\" is not configured; refused")]
     UnknownId { what: &'static str, id: String },
 }
@@ -188,6 +190,8 @@ pub struct TopicRouter {
     /// a frame slot, a queue place or recording space.
     cameras: std::collections::HashSet<String>,
     sensors: std::collections::HashSet<String>,
+    /// Cameras firelane pulls: one source of frames per camera.
+    pulled: std::collections::HashSet<String>,
 }
 
 /// A topic to subscribe to. Sensors report on change only, so their
@@ -202,7 +206,7 @@ pub struct Subscription {
 impl TopicRouter {
     pub fn new(config: &Config) -> TopicRouter {
         let mut routes = HashMap::new();
-        for c in &config.cameras {
+        for c in config.cameras.iter().filter(|c| c.snapshot.is_none()) {
             routes.insert(c.topic.clone(), Route::Camera(c.id.clone()));
         }
         for s in &config.sensors {
@@ -213,6 +217,12 @@ impl TopicRouter {
             routes,
             cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
             sensors: config.sensors.iter().map(|s| s.id.clone()).collect(),
+            pulled: config
+                .cameras
+                .iter()
+                .filter(|c| c.snapshot.is_some())
+                .map(|c| c.id.clone())
+                .collect(),
         }
     }
 
@@ -273,6 +283,9 @@ impl TopicRouter {
         clocks: &ClockBook,
     ) -> Result<Inbound, PayloadError> {
         match self.route(topic) {
+            Some(Route::Camera(id)) if self.pulled.contains(&id) => {
+                Err(PayloadError::PulledCamera(id))
+            }
             Some(Route::Camera(id)) if !self.cameras.contains(&id) => {
                 Err(PayloadError::UnknownId { what: "camera", id })
             }

@@ -204,7 +204,7 @@ impl Scenario {
         for c in &self.file.cameras {
             raw.cameras.push(CameraConfig {
                 id: c.id.clone(),
-                topic: None,
+                ..Default::default()
             });
             for z in &c.zones {
                 raw.zones.push(ZoneConfig {

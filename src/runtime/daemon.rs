@@ -132,6 +132,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     });
     let tasks = TaskTracker::new();
     let stop_ingest = CancellationToken::new();
+    tasks.spawn(ingest::snapshot::run(
+        config.clone(),
+        Some(live_config.subscribe()),
+        ingest::snapshot::Sinks {
+            frames: engine.frames.clone(),
+            recorder: recorder.clone(),
+        },
+        ingest_metrics.clone(),
+        stop_ingest.clone(),
+    ));
     tasks.spawn(ingest::mqtt::run_event_loop(
         config.clone(),
         client.clone(),

@@ -7,7 +7,7 @@ pub mod faults;
 pub mod mqtt;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 pub fn repo_root() -> PathBuf {
@@ -331,4 +331,23 @@ pub fn jpeg_frame(w: u32, h: u32, seed: u32) -> Vec<u8> {
         .encode_image(&img)
         .unwrap();
     out
+}
+
+/// Installs the page test's npm packages (playwright-core, no browser
+/// download) when the folder has none yet.
+pub fn browser_tools() -> PathBuf {
+    let dir = repo_root().join("tests/browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm (Node.js) is needed for the page test");
+        assert!(status.success(), "npm ci in tests/browser failed");
+    }
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "the page test needs Debian's chromium (apt-get install chromium)"
+    );
+    dir
 }

@@ -827,6 +827,13 @@
     window.addEventListener('hashchange', route);
     window.addEventListener('pagehide', () => { if (state.view) state.view.dispose(); });
 
+    // `firelane demo` prints a link carrying its token (#token=flt_…):
+    // taken once into the session, then dropped from the address bar.
+    const linked = /^#token=(flt_[A-Za-z0-9_-]+)$/.exec(location.hash);
+    if (linked) {
+      sessionStorage.setItem(TOKEN_KEY, linked[1]);
+      history.replaceState(null, '', location.pathname + location.search);
+    }
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (!saved) { showLogin(''); return; }
     login(saved).catch((err) => {
