@@ -424,6 +424,29 @@ mod tests {
         assert_eq!(no_time.measured_at, NOW);
     }
 
+    /// A pulled camera has one source of frames: published ones are refused.
+    #[test]
+    fn frames_published_for_a_pulled_camera_are_refused() {
+        let cfg = Config::from_toml(
+            "[[cameras]]\nid = \"p\"\nsnapshot_url = \"http://cam/snap.jpg\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let router = TopicRouter::new(&cfg);
+        let e = router
+            .parse(
+                "firelane/cameras/p/frame",
+                &[0xFF, 0xD8, 0xFF, 0xE0],
+                &[],
+                0,
+                &LIMITS,
+                &ClockBook::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e, PayloadError::PulledCamera("p".into()));
+        assert!(e.to_string().contains("pulled from its snapshot_url"));
+    }
+
     #[test]
     fn routes_configured_and_default_topics() {
         let cfg = Config::from_toml(
