@@ -325,6 +325,18 @@ impl LiveConfig {
     /// Checks the file once: a changed, valid file is applied; a changed,
     /// bad one is refused (logged once) and the running config kept.
     pub async fn reload_if_changed(&self) -> Option<Result<Applied, ApplyError>> {
+        self.reload(true).await
+    }
+
+    /// SIGHUP: the file as it is now, applied at once when it changed (the
+    /// sender says the edit is complete, so no settling poll). A file
+    /// refused before is reported again.
+    pub async fn reload_now(&self) -> Option<Result<Applied, ApplyError>> {
+        self.running.lock().await.refused_sha256 = None;
+        self.reload(false).await
+    }
+
+    async fn reload(&self, settle: bool) -> Option<Result<Applied, ApplyError>> {
         let path = self.path.as_ref()?;
         // Read under the lock: an API edit writing meanwhile must not be
         // mistaken for an older file edited on disk.
@@ -339,7 +351,7 @@ impl LiveConfig {
             running.settling_sha256 = None;
             return None;
         }
-        if running.settling_sha256.as_ref() != Some(&sha) {
+        if settle && running.settling_sha256.as_ref() != Some(&sha) {
             running.settling_sha256 = Some(sha);
             return None;
         }

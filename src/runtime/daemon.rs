@@ -175,8 +175,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     };
     let stop_dispatch = CancellationToken::new();
     tasks.spawn(dispatcher.run(stop_dispatch.clone()));
+    tasks.spawn(super::systemd::watchdog(stop_ingest.clone()));
+    tasks.spawn(super::systemd::reload_on_hangup(
+        live_config.clone(),
+        stop_ingest.clone(),
+    ));
     let metrics = engine.metrics.clone();
     tasks.close();
+    super::systemd::ready("running");
 
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
@@ -187,6 +193,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         }
     }
     tracing::info!("shutting down");
+    super::systemd::stopping();
     // Bounded whatever the database, broker or webhooks are doing: what
     // could not be written stays undone in memory only, and a restart
     // decides it again from the stored state (nothing recorded is lost).
