@@ -40,6 +40,7 @@ pub mod audit;
 pub mod base;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod evidence;

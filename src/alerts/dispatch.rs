@@ -123,7 +123,17 @@ impl Dispatcher {
         let now = wall_clock_ms();
         // Each target's oldest pending row only: per-target order holds, and
         // a dead target delays nothing but itself.
-        for row in self.store.outbox_due(now, 200).await? {
+        let due = match &self.config.cluster {
+            // Claimed for longer than one delivery may take (webhook and
+            // SMTP time out well within it).
+            Some(c) => {
+                self.store
+                    .outbox_claim(&c.instance, now, 120_000, 200)
+                    .await?
+            }
+            None => self.store.outbox_due(now, 200).await?,
+        };
+        for row in due {
             if !self.outbox.still_configured(&row) {
                 // A webhook or address removed from the config: its secret
                 // is gone too, so the row is dropped rather than sent unsigned.

@@ -80,6 +80,7 @@ pub const ENDPOINT_ROLES: &[(&str, &[Role])] = &[
     ("listConfigHistory", OPERATORS),
     ("getConfigVersion", OPERATORS),
     ("restoreConfigVersion", OPERATORS),
+    ("getCluster", ADMINS),
 ];
 
 /// The roles an operation takes.

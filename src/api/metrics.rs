@@ -23,6 +23,8 @@ pub struct MetricsSources {
     pub ingest: Arc<IngestMetrics>,
     pub frames: Arc<FrameSlots>,
     pub recording_dropped: Option<Arc<AtomicU64>>,
+    /// Cluster mode's counters.
+    pub cluster: Option<Arc<crate::cluster::ClusterCounters>>,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
@@ -133,6 +135,40 @@ pub fn render(m: &MetricsSources) -> String {
     );
     clocks(&mut out, &m.ingest.clocks);
     pulls(&mut out, &m.ingest.pulls);
+    if let Some(c) = &m.cluster {
+        for (name, kind, help, v) in [
+            (
+                "firelane_cluster_cameras_held",
+                "gauge",
+                "Cameras this instance holds and judges.",
+                &c.held,
+            ),
+            (
+                "firelane_cluster_members_live",
+                "gauge",
+                "Instances with a heartbeat within lease_s.",
+                &c.live_members,
+            ),
+            (
+                "firelane_cluster_cameras_taken_total",
+                "counter",
+                "Camera leases taken by this instance (start, handover, takeover).",
+                &c.taken,
+            ),
+            (
+                "firelane_cluster_heartbeat_failures_total",
+                "counter",
+                "Heartbeats that failed or timed out.",
+                &c.heartbeat_failures,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
     for (stage, ns) in [
         ("decode", p.decode_ns),
         ("crop", p.crop_ns),

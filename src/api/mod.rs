@@ -5,6 +5,7 @@
 //! names a file: evidence is found through the database by hash.
 
 pub mod auth;
+mod cluster;
 pub mod metrics;
 mod violations;
 mod web;
@@ -80,6 +81,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/violations/{id}/review", post(violations::review))
         .route("/api/audit", get(violations::audit_list))
         .route("/api/cameras", get(zones::list_cameras))
+        .route("/api/cluster", get(cluster::status))
         .route("/api/cameras/{id}/latest.jpg", get(zones::latest_frame))
         .route(
             "/api/zones/{id}",

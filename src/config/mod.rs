@@ -4,6 +4,7 @@
 //! and the field, and where it can, says how to fix it.
 
 pub mod broker;
+pub mod cluster;
 pub mod edit;
 mod raw;
 pub mod schedule;
@@ -136,6 +137,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub alerts: AlertsConfig,
     pub recording: Recording,
+    /// Cluster mode, when `[cluster] enabled`.
+    pub cluster: Option<cluster::Cluster>,
     pub cameras: Vec<Camera>,
     pub zones: Vec<Zone>,
     pub sensors: Vec<Sensor>,
@@ -191,6 +194,7 @@ impl Config {
         let mut zones = validate::zones(&raw, &sites, card_threshold, &mut push);
         let sensors = validate::sensors(&raw, &prefix, &mut zones, &mut push);
         validate::topics(&cameras, &sensors, &mut push);
+        let cluster = cluster::check(&raw, &storage_of(&raw.storage).database_url, &mut push);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 file: file.to_string(),
@@ -210,6 +214,7 @@ impl Config {
             http: raw.http.clone(),
             alerts: raw.alerts.clone(),
             recording: recording_of(&raw.recording, &raw.storage),
+            cluster,
             cameras,
             zones,
             sensors,

@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub recording: RecordingConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster::ClusterConfig>,
     #[serde(default)]
     pub sites: Vec<SiteConfig>,
     #[serde(default)]

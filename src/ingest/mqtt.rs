@@ -186,12 +186,23 @@ pub async fn run_event_loop(
                         router = TopicRouter::new(&new);
                         limits.clock = ClockRule::of(&new);
                         metrics.clocks.retain(&new);
-                        let added: Vec<Subscription> = router
-                            .subscriptions()
+                        let after = router.subscriptions();
+                        let added: Vec<Subscription> =
+                            after.iter().filter(|t| !before.contains(t)).cloned().collect();
+                        let removed: Vec<String> = before
                             .into_iter()
-                            .filter(|t| !before.contains(t))
+                            .filter(|t| !after.iter().any(|a| a.topic == t.topic))
+                            .map(|t| t.topic)
                             .collect();
                         tokio::spawn(subscribe(client.clone(), added));
+                        // A camera handed to another instance (cluster
+                        // mode): its frames are no longer taken here.
+                        let c = client.clone();
+                        tokio::spawn(async move {
+                            for topic in removed {
+                                let _ = c.unsubscribe(topic).await;
+                            }
+                        });
                     }
                     Err(_) => updates = None,
                 }

@@ -192,6 +192,9 @@ pub struct TopicRouter {
     sensors: std::collections::HashSet<String>,
     /// Cameras firelane pulls: one source of frames per camera.
     pulled: std::collections::HashSet<String>,
+    /// The default wildcards too (off in cluster mode: an instance takes
+    /// only its own cameras' frames).
+    wildcards: bool,
 }
 
 /// A topic to subscribe to. Sensors report on change only, so their
@@ -223,6 +226,7 @@ impl TopicRouter {
                 .filter(|c| c.snapshot.is_some())
                 .map(|c| c.id.clone())
                 .collect(),
+            wildcards: config.cluster.is_none(),
         }
     }
 
@@ -232,6 +236,15 @@ impl TopicRouter {
     /// subscriptions would make the broker deliver a frame twice.
     pub fn subscriptions(&self) -> Vec<Subscription> {
         let sub = |topic: String, reliable| Subscription { topic, reliable };
+        if !self.wildcards {
+            let mut topics: Vec<Subscription> = self
+                .routes
+                .iter()
+                .map(|(t, r)| sub(t.clone(), matches!(r, Route::Sensor(_))))
+                .collect();
+            topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+            return topics;
+        }
         let mut topics = vec![
             sub(topics::all_camera_frames(&self.prefix), false),
             sub(topics::all_sensors(&self.prefix), true),

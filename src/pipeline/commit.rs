@@ -87,6 +87,8 @@ pub struct Committer {
     /// Events after a commit: violation messages and zone states.
     pub events: Option<mpsc::UnboundedSender<AlertEvent>>,
     pub metrics: Arc<Metrics>,
+    /// Cluster mode: the leases each commit must still hold.
+    pub fence: Option<Arc<crate::store::Fence>>,
 }
 
 /// An evidence record waiting for the transaction.
@@ -110,6 +112,15 @@ impl Committer {
     ) -> Result<(), RecordError> {
         let files = self.write_files(zone, decision)?;
         let mut tx = self.store.begin().await?;
+        if let Some(fence) = &self.fence {
+            let epoch =
+                fence
+                    .epoch(zone.camera)
+                    .ok_or_else(|| crate::store::StoreError::Fenced {
+                        camera: zone.camera.to_string(),
+                    })?;
+            tx.check_fence(zone.camera, &fence.owner, epoch).await?;
+        }
         if let Some(r) = sensor {
             tx.save_sensor_state(&r.sensor, r.occupied, r.measured_at)
                 .await?;

@@ -112,9 +112,23 @@ impl Pipeline {
     /// Picks up where the database left off: open obstructions and
     /// violations continue, so a restart neither duplicates nor loses one.
     pub async fn resume(&mut self) -> Result<usize, RecordError> {
+        let owned = self.owned.clone();
+        self.resume_cameras(owned.as_ref()).await
+    }
+
+    /// [`Self::resume`] for `cameras` only (all with `None`): a camera
+    /// another instance holds is left alone, its violations included.
+    pub(super) async fn resume_cameras(
+        &mut self,
+        cameras: Option<&std::collections::HashSet<String>>,
+    ) -> Result<usize, RecordError> {
         let store = self.committer.store.clone();
         let mut resumed = 0;
+        let ours = |camera: &str| cameras.is_none_or(|c| c.contains(camera));
         for row in store.zone_states().await? {
+            if !ours(&row.camera) {
+                continue;
+            }
             let first = row.first_sha256.clone().map(|sha256| FirstFrame {
                 sha256,
                 captured_at: row.first_captured_ms.unwrap_or_default(),
@@ -171,16 +185,19 @@ impl Pipeline {
         // A camera's frames older than what was judged before the restart
         // are still refused as running backwards.
         for (camera, at) in store.camera_times().await? {
-            if self
-                .camera_zones
-                .read()
-                .expect("camera zones lock")
-                .contains_key(&camera)
+            if ours(&camera)
+                && self
+                    .camera_zones
+                    .read()
+                    .expect("camera zones lock")
+                    .contains_key(&camera)
             {
                 self.last_frame_at.insert(camera.clone(), at);
                 self.camera_times_saved.insert(camera, at);
             }
         }
+        // Votes of sensors whatever their camera: each is a fact, and only
+        // the zones of cameras held here are stepped.
         for (sensor, occupied, measured_at) in store.sensor_states().await? {
             if let Some((_, vote)) = self.sensors.get_mut(&sensor) {
                 *vote = Some(SensorVote {

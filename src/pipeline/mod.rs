@@ -17,6 +17,7 @@ pub mod commit;
 mod lifecycle;
 pub mod live;
 pub mod metrics;
+mod ownership;
 pub mod scorer;
 
 use std::collections::{HashMap, HashSet};
@@ -36,6 +37,7 @@ pub use calibrate::CameraCalibration;
 pub use commit::{Committer, RecordContext};
 pub use live::{LatestFrame, LiveView, ZoneLive};
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use ownership::Updates as OwnershipUpdates;
 pub use scorer::{FrameTimes, ScoredFrame, Scorer};
 
 /// Why an input was skipped. The pipeline keeps running after any of them.
@@ -59,6 +61,8 @@ pub enum InputError {
     },
     #[error("camera \"{camera}\": {source}")]
     Model { camera: String, source: ModelError },
+    #[error("camera \"{0}\" is judged by another instance now; frame skipped")]
+    NotOwned(String),
 }
 
 /// A decision that could not be recorded (database, evidence disk). The
@@ -127,6 +131,10 @@ pub struct Pipeline {
     /// What `save_camera_times` last stored.
     camera_times_saved: HashMap<String, Millis>,
     calibration: calibrate::Calibration,
+    /// Cluster mode: the cameras this instance holds (`None`: all).
+    owned: Option<HashSet<String>>,
+    /// Where the held cameras come from, until the engine takes it.
+    ownership: Option<ownership::Updates>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -155,6 +163,8 @@ impl Pipeline {
             last_frame_at: HashMap::new(),
             camera_times_saved: HashMap::new(),
             calibration: Default::default(),
+            owned: None,
+            ownership: None,
             metrics,
         };
         p.zones = config
@@ -248,6 +258,9 @@ impl Pipeline {
             .contains_key(&frame.camera);
         if !known {
             return Err(InputError::UnknownCamera(frame.camera).into());
+        }
+        if !self.owns(&frame.camera) {
+            return Err(InputError::NotOwned(frame.camera).into());
         }
         if let Some(prev) = self.last_frame_at.get(&frame.camera)
             && frame.captured_at < *prev
@@ -408,6 +421,10 @@ impl Pipeline {
         sensor: Option<&SensorReading>,
     ) -> Result<(), RecordError> {
         let z = &self.zones[i];
+        // Another instance judges this camera's zones (cluster mode).
+        if !self.owns(&z.zone.camera) {
+            return Ok(());
+        }
         let votes: Vec<SensorVote> = z
             .zone
             .sensors

@@ -154,6 +154,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
             data_dir: Some(opts.data_dir.clone()),
             classifier: Some(classifier),
             events: Some(tx),
+            ..Options::default()
         },
     )
     .await?;

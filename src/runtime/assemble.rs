@@ -47,6 +47,8 @@ pub struct Options {
     pub classifier: Option<Arc<Classifier>>,
     /// Where violation and zone-state events go after each commit.
     pub events: Option<mpsc::UnboundedSender<AlertEvent>>,
+    /// Cluster mode: the leases every commit must hold.
+    pub fence: Option<Arc<crate::store::Fence>>,
 }
 
 /// Loads the model named by `config` and re-validates the config with the
@@ -84,6 +86,7 @@ pub async fn assemble(config: &Config, opts: Options) -> Result<Assembled, Assem
         outbox: None,
         events: opts.events,
         metrics: Arc::new(Metrics::default()),
+        fence: opts.fence,
     };
     let pipeline = Pipeline::new(&config, classifier.clone(), committer);
     Ok(Assembled {

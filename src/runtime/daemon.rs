@@ -53,6 +53,10 @@ const SHUTDOWN_TASKS: Duration = Duration::from_secs(3);
 /// `offline` and the pipeline finished its queue.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let fence = config
+        .cluster
+        .as_ref()
+        .map(|c| Arc::new(crate::store::Fence::new(&c.instance)));
     let Assembled {
         config,
         classifier,
@@ -63,6 +67,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         &config,
         Options {
             events: Some(alert_tx),
+            fence: fence.clone(),
             ..Options::default()
         },
     )
@@ -72,7 +77,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         LiveConfig::start(config.clone(), Some(classifier.threshold()), store.clone()).await?;
     // Subscribed before the API serves, so no edit can slip between.
     let engine_updates = live_config.subscribe();
-    let ingest_updates = live_config.subscribe();
+    let stop_cluster = CancellationToken::new();
+    let membership = match (&config.cluster, fence) {
+        (Some(c), Some(fence)) => Some(crate::cluster::start(
+            c,
+            store.clone(),
+            live_config.subscribe(),
+            fence,
+            stop_cluster.clone(),
+        )),
+        _ => None,
+    };
+    // Ingest follows the config, reduced in cluster mode to the cameras
+    // held here (their frames and pulls, their zones' sensors).
+    let stop_ingest = CancellationToken::new();
+    let ingest_updates = match &membership {
+        Some((m, _)) => crate::cluster::follow_held(
+            live_config.subscribe(),
+            m.owned.clone(),
+            stop_ingest.clone(),
+        ),
+        None => live_config.subscribe(),
+    };
+    let ingest_config = ingest_updates.borrow().clone();
+    if let Some((m, _)) = &membership {
+        pipeline.follow_ownership(m.owned.clone());
+    }
     let store_for_alerts = store.clone();
     let metrics_sources = Arc::new(std::sync::OnceLock::new());
     // The zone editor shows each camera's latest frame.
@@ -129,12 +159,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         ingest: ingest_metrics.clone(),
         frames: engine.frames.clone(),
         recording_dropped: recorder.as_ref().map(|r| r.dropped.clone()),
+        cluster: membership.as_ref().map(|(m, _)| m.counters.clone()),
     });
     let tasks = TaskTracker::new();
-    let stop_ingest = CancellationToken::new();
     tasks.spawn(ingest::snapshot::run(
-        config.clone(),
-        Some(live_config.subscribe()),
+        ingest_config.clone(),
+        Some(ingest_updates.clone()),
         ingest::snapshot::Sinks {
             frames: engine.frames.clone(),
             recorder: recorder.clone(),
@@ -143,7 +173,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         stop_ingest.clone(),
     ));
     tasks.spawn(ingest::mqtt::run_event_loop(
-        config.clone(),
+        ingest_config,
         client.clone(),
         eventloop,
         ingest::mqtt::Sinks {
@@ -212,6 +242,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     stop_dispatch.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await; // let the last alerts reach the client
     stop_ingest.cancel();
+    // The last commits are done: hand every camera over now.
+    stop_cluster.cancel();
+    if let Some((_, task)) = membership {
+        let _ = tokio::time::timeout(SHUTDOWN_TASKS, task).await;
+    }
     if tokio::time::timeout(SHUTDOWN_TASKS, tasks.wait())
         .await
         .is_err()

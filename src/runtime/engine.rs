@@ -49,6 +49,19 @@ async fn next_config(updates: &mut Option<watch::Receiver<Arc<Config>>>) -> Arc<
     std::future::pending().await
 }
 
+/// The next set of held cameras; never, outside cluster mode.
+async fn next_owned(
+    updates: &mut Option<crate::pipeline::OwnershipUpdates>,
+) -> Arc<std::collections::HashSet<String>> {
+    if let Some(rx) = updates {
+        if rx.changed().await.is_ok() {
+            return rx.borrow_and_update().clone();
+        }
+        *updates = None;
+    }
+    std::future::pending().await
+}
+
 /// The tracker task's state: the pipeline and each source's clock.
 struct Tracker {
     pipeline: Pipeline,
@@ -194,6 +207,9 @@ impl Engine {
         drop(scored_tx);
         let slots = frames.clone();
         let tracker = tokio::spawn(async move {
+            let mut pipeline = pipeline;
+            let mut owned_updates = pipeline.take_ownership_updates();
+            let mut retry_owned: Option<Arc<std::collections::HashSet<String>>> = None;
             let mut t = Tracker {
                 pipeline,
                 clocks: SourceClocks::default(),
@@ -209,6 +225,13 @@ impl Engine {
                     config = next_config(&mut updates) => {
                         if let Err(e) = t.pipeline.reconfigure(config).await {
                             tracing::error!(error = %e, "applying the new configuration");
+                        }
+                    }
+                    owned = next_owned(&mut owned_updates) => {
+                        retry_owned = None;
+                        if let Err(e) = t.pipeline.set_owned(Some((*owned).clone())).await {
+                            tracing::error!(error = %e, "cameras taken over wait until their state loads; retried every second");
+                            retry_owned = Some(owned);
                         }
                     }
                     scored = scored_rx.recv() => {
@@ -242,6 +265,11 @@ impl Engine {
                         }
                     }
                     _ = ticker.tick() => {
+                        if let Some(owned) = retry_owned.take()
+                            && t.pipeline.set_owned(Some((*owned).clone())).await.is_err()
+                        {
+                            retry_owned = Some(owned);
+                        }
                         let Tracker { pipeline, clocks } = &mut t;
                         if let Err(e) = pipeline.tick_by(|s| clocks.now(s)).await {
                             tracing::error!(error = %e, "tick");

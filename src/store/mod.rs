@@ -6,6 +6,7 @@
 
 mod audit;
 mod cameras;
+mod cluster;
 mod config_versions;
 mod enforcement;
 mod outbox;
@@ -17,6 +18,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::{AuditDraft, AuditRow, GENESIS, entry_hash};
+pub use cluster::{Fence, LeaseRow, MemberRow};
 pub use config_versions::ConfigVersionRow;
 pub use enforcement::{ReviewRow, TokenRow, ViolationFilter};
 pub use outbox::OutboxRow;
@@ -38,6 +40,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "camera \"{camera}\" is no longer held by this instance (its lease ran out or was taken over); not recorded here"
+    )]
+    Fenced { camera: String },
     #[error("stored zone state for {zone} is unreadable: {message}")]
     BadState { zone: String, message: String },
 }

@@ -90,6 +90,39 @@ impl Store {
         Ok(rows.iter().map(outbox_from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Cluster mode: [`Self::outbox_due`], each row claimed by `me` until
+    /// `now + claim_ms` so no other instance sends it meanwhile. A claim
+    /// of an instance that died runs out and the row is sent by another
+    /// (again, with the same delivery id). PostgreSQL only.
+    pub async fn outbox_claim(
+        &self,
+        me: &str,
+        now: Millis,
+        claim_ms: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = $1, claimed_until_ms = $2 + $3 WHERE id IN (
+               SELECT id FROM outbox o WHERE status = 'pending' AND next_attempt_ms <= $2
+                 AND id = (SELECT MIN(id) FROM outbox p WHERE p.status = 'pending' AND p.channel = o.channel AND p.target = o.target)
+                 AND (claimed_until_ms IS NULL OR claimed_until_ms < $2 OR claimed_by = $1)
+               ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        );
+        let mut rows: Vec<OutboxRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(me)
+            .bind(now)
+            .bind(claim_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<_, _>>()?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
     /// Every row, oldest first (for tests and the status output).
     pub async fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id");

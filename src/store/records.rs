@@ -296,6 +296,17 @@ impl StoreTx {
     pub async fn enqueue_outbox(&mut self, rows: &[super::OutboxRow]) -> Result<u64, StoreError> {
         super::outbox::enqueue(&mut self.tx, rows).await
     }
+    /// Refuses the transaction unless `owner` still holds `camera`'s
+    /// lease under `epoch` (cluster mode; see [`super::cluster::Fence`]).
+    pub async fn check_fence(
+        &mut self,
+        camera: &str,
+        owner: &str,
+        epoch: i64,
+    ) -> Result<(), StoreError> {
+        super::cluster::check_fence(&mut self.tx, camera, owner, epoch).await
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())

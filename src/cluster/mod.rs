@@ -1,0 +1,253 @@
+//! Cluster mode: several instances, one PostgreSQL, cameras spread over
+//! the instances that are alive.
+//!
+//! Every `heartbeat_s` an instance records itself alive, renews the
+//! leases of the cameras it holds, hands over those that [`spread`] now
+//! gives to another live instance, and takes those it should hold whose
+//! lease is free or ran out (`lease_s` after their holder went silent).
+//! Taking a lease bumps its epoch, and every commit checks its camera's
+//! lease and epoch in its own transaction ([`crate::store::Fence`]): an
+//! instance cut off from the database or overtaken cannot record anything
+//! for a camera it lost, so no camera is ever judged by two instances.
+//! Consensus is PostgreSQL's; nothing here votes.
+
+pub mod spread;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::base::time::{Millis, wall_clock_ms};
+use crate::config::Config;
+use crate::config::cluster::Cluster;
+use crate::store::{Fence, Store, StoreError};
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    pub held: AtomicU64,
+    pub live_members: AtomicU64,
+    /// Leases taken (a new epoch): at start, on handover and on takeover.
+    pub taken: AtomicU64,
+    pub heartbeat_failures: AtomicU64,
+}
+
+/// What the rest of the daemon follows.
+pub struct Membership {
+    /// The cameras held here, changed between heartbeats.
+    pub owned: watch::Receiver<Arc<HashSet<String>>>,
+    pub fence: Arc<Fence>,
+    pub counters: Arc<ClusterCounters>,
+}
+
+struct Task {
+    me: Cluster,
+    store: Store,
+    config: watch::Receiver<Arc<Config>>,
+    fence: Arc<Fence>,
+    owned_tx: watch::Sender<Arc<HashSet<String>>>,
+    counters: Arc<ClusterCounters>,
+    started_ms: Millis,
+    /// Until when the leases renewed last are surely still ours.
+    valid_until: Option<Instant>,
+}
+
+/// Starts following the cluster; `stop` ends it, handing every camera
+/// over at once (a clean stop or a rolling restart loses no lease time).
+pub fn start(
+    me: &Cluster,
+    store: Store,
+    config: watch::Receiver<Arc<Config>>,
+    fence: Arc<Fence>,
+    stop: CancellationToken,
+) -> (Membership, tokio::task::JoinHandle<()>) {
+    let (owned_tx, owned) = watch::channel(Arc::new(HashSet::new()));
+    let counters = Arc::new(ClusterCounters::default());
+    let task = Task {
+        me: me.clone(),
+        store,
+        config,
+        fence: fence.clone(),
+        owned_tx,
+        counters: counters.clone(),
+        started_ms: wall_clock_ms(),
+        valid_until: None,
+    };
+    tracing::info!(instance = %me.instance, lease_s = me.lease.as_secs_f64(), "cluster mode: joining");
+    let handle = tokio::spawn(task.run(stop));
+    (
+        Membership {
+            owned,
+            fence,
+            counters,
+        },
+        handle,
+    )
+}
+
+impl Task {
+    async fn run(mut self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.me.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let sent = Instant::now();
+            // Bounded: a hung database must not keep stale leases alive here.
+            match tokio::time::timeout(self.me.heartbeat, self.round()).await {
+                Ok(Ok(())) => self.valid_until = Some(sent + self.me.lease - self.me.heartbeat / 2),
+                Ok(Err(e)) => {
+                    self.counters
+                        .heartbeat_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cluster heartbeat failed");
+                }
+                Err(_) => {
+                    self.counters
+                        .heartbeat_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("cluster heartbeat timed out");
+                }
+            }
+            if self.valid_until.is_some_and(|v| Instant::now() > v) {
+                tracing::error!(
+                    "cannot renew the camera leases: judging nothing until the database answers"
+                );
+                self.publish(HashMap::new());
+                self.valid_until = None;
+            }
+        }
+        let held: Vec<String> = self.owned_tx.borrow().iter().cloned().collect();
+        self.publish(HashMap::new());
+        for camera in held {
+            let _ = self.store.release_lease(&camera, &self.me.instance).await;
+        }
+        let _ = self
+            .store
+            .leave(&self.me.instance, 3_600_000)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "leaving the cluster"));
+        tracing::info!(instance = %self.me.instance, "cluster mode: left, cameras handed over");
+    }
+
+    /// One heartbeat: alive, renew, hand over, take.
+    async fn round(&mut self) -> Result<(), StoreError> {
+        let lease_ms = self.me.lease.as_millis() as i64;
+        let now = self
+            .store
+            .heartbeat(
+                &self.me.instance,
+                self.me.api_url.as_deref(),
+                self.started_ms,
+            )
+            .await?;
+        let live: Vec<String> = self
+            .store
+            .members()
+            .await?
+            .into_iter()
+            .filter(|m| m.heartbeat_ms >= now - lease_ms)
+            .map(|m| m.id)
+            .collect();
+        self.counters
+            .live_members
+            .store(live.len() as u64, Ordering::Relaxed);
+        let cameras: Vec<String> = self
+            .config
+            .borrow()
+            .cameras
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        let want = spread::spread(&cameras, &live);
+        let mine = |c: &str| want.get(c).is_some_and(|m| *m == self.me.instance);
+        let mut held = self.store.renew_leases(&self.me.instance, lease_ms).await?;
+        // Stop judging first (the fence refuses commits), then let go.
+        let give: Vec<String> = held.keys().filter(|c| !mine(c)).cloned().collect();
+        for c in &give {
+            held.remove(c);
+        }
+        if !give.is_empty() {
+            self.publish(held.clone());
+            for c in &give {
+                self.store.release_lease(c, &self.me.instance).await?;
+            }
+            tracing::info!(cameras = ?give, "cameras handed over");
+        }
+        let take: Vec<&String> = cameras
+            .iter()
+            .filter(|c| mine(c) && !held.contains_key(*c))
+            .collect();
+        for c in take {
+            if let Some(epoch) = self
+                .store
+                .acquire_lease(c, &self.me.instance, lease_ms)
+                .await?
+            {
+                self.counters.taken.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(camera = %c, epoch, "camera taken");
+                held.insert(c.clone(), epoch);
+            }
+        }
+        self.publish(held);
+        Ok(())
+    }
+
+    /// Fence first, so a commit never runs ahead of the lease it needs.
+    fn publish(&self, held: HashMap<String, i64>) {
+        let set: HashSet<String> = held.keys().cloned().collect();
+        self.counters
+            .held
+            .store(set.len() as u64, Ordering::Relaxed);
+        self.fence.set(held);
+        if **self.owned_tx.borrow() != set {
+            self.owned_tx.send_replace(Arc::new(set));
+        }
+    }
+}
+
+/// `config` reduced to the cameras in `owned`, their zones and those
+/// zones' sensors: what this instance subscribes to and pulls.
+pub fn held_part(config: &Config, owned: &HashSet<String>) -> Config {
+    let mut c = config.clone();
+    c.cameras.retain(|cam| owned.contains(&cam.id));
+    c.zones.retain(|z| owned.contains(&z.camera));
+    let zones: HashSet<&str> = c.zones.iter().map(|z| z.id.as_str()).collect();
+    c.sensors.retain(|s| zones.contains(s.zone.as_str()));
+    c
+}
+
+/// Follows `config` and `owned`: the held part of the latest config,
+/// whenever either changes.
+pub fn follow_held(
+    mut config: watch::Receiver<Arc<Config>>,
+    mut owned: watch::Receiver<Arc<HashSet<String>>>,
+    stop: CancellationToken,
+) -> watch::Receiver<Arc<Config>> {
+    let first = held_part(&config.borrow_and_update(), &owned.borrow_and_update());
+    let (tx, rx) = watch::channel(Arc::new(first));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = config.changed() => if r.is_err() { return },
+                r = owned.changed() => if r.is_err() { return },
+            }
+            let next = held_part(&config.borrow_and_update(), &owned.borrow_and_update());
+            tx.send_replace(Arc::new(next));
+        }
+    });
+    rx
+}
+
+/// How long a takeover can take at most with `c`'s settings: the lease
+/// running out plus one heartbeat to notice.
+pub fn takeover_bound(c: &Cluster) -> Duration {
+    c.lease + c.heartbeat
+}

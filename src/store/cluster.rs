@@ -1,0 +1,226 @@
+//! Cluster rows (PostgreSQL only): instances and their heartbeats, camera
+//! leases with a fencing epoch, and the fence a commit checks.
+//!
+//! Every time here is the database's clock (`clock_timestamp()`), so the
+//! instances' own clocks never have to agree.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::base::time::Millis;
+
+const DB_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberRow {
+    pub id: String,
+    pub api_url: Option<String>,
+    pub started_ms: Millis,
+    pub heartbeat_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaseRow {
+    pub camera: String,
+    pub owner: String,
+    pub epoch: i64,
+    pub expires_ms: Millis,
+    pub taken_ms: Millis,
+}
+
+/// The cameras this instance holds and under which epoch. A commit for a
+/// camera checks, in its own transaction, that the lease is still this
+/// instance's with that epoch and unexpired: an instance cut off from the
+/// database, or one whose camera was taken over, cannot record anything
+/// for it (fencing).
+#[derive(Debug, Default)]
+pub struct Fence {
+    pub owner: String,
+    epochs: RwLock<HashMap<String, i64>>,
+}
+
+impl Fence {
+    pub fn new(owner: &str) -> Fence {
+        Fence {
+            owner: owner.to_string(),
+            epochs: RwLock::default(),
+        }
+    }
+
+    pub fn set(&self, epochs: HashMap<String, i64>) {
+        *self.epochs.write().expect("fence lock") = epochs;
+    }
+
+    pub fn epoch(&self, camera: &str) -> Option<i64> {
+        self.epochs.read().expect("fence lock").get(camera).copied()
+    }
+}
+
+impl Store {
+    /// The database's clock, in ms.
+    pub async fn db_now(&self) -> Result<Millis, StoreError> {
+        let sql = format!("SELECT {DB_NOW} AS now");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("now")?)
+    }
+
+    /// Records this instance as alive now; returns the database's time.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        api_url: Option<&str>,
+        started_ms: Millis,
+    ) -> Result<Millis, StoreError> {
+        let sql = format!(
+            "INSERT INTO cluster_members (id, api_url, started_ms, heartbeat_ms) VALUES ($1, $2, $3, {DB_NOW})
+             ON CONFLICT (id) DO UPDATE SET api_url = excluded.api_url, heartbeat_ms = excluded.heartbeat_ms
+             RETURNING heartbeat_ms"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(api_url)
+            .bind(started_ms)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("heartbeat_ms")?)
+    }
+
+    pub async fn members(&self) -> Result<Vec<MemberRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, api_url, started_ms, heartbeat_ms FROM cluster_members ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemberRow {
+                    id: r.try_get("id")?,
+                    api_url: r.try_get("api_url")?,
+                    started_ms: r.try_get("started_ms")?,
+                    heartbeat_ms: r.try_get("heartbeat_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets an instance (a clean stop) and instances silent for longer
+    /// than `forget_after_ms` (so the table does not grow with restarts).
+    pub async fn leave(&self, id: &str, forget_after_ms: Millis) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM cluster_members WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        let sql = format!("DELETE FROM cluster_members WHERE heartbeat_ms < {DB_NOW} - $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(forget_after_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera, owner, epoch, expires_ms, taken_ms FROM camera_leases ORDER BY camera",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeaseRow {
+                    camera: r.try_get("camera")?,
+                    owner: r.try_get("owner")?,
+                    epoch: r.try_get("epoch")?,
+                    expires_ms: r.try_get("expires_ms")?,
+                    taken_ms: r.try_get("taken_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes `camera` when its lease is free or expired: a new epoch, so a
+    /// former owner's commits are refused from now on.
+    pub async fn acquire_lease(
+        &self,
+        camera: &str,
+        owner: &str,
+        lease_ms: Millis,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = format!(
+            "INSERT INTO camera_leases (camera, owner, epoch, expires_ms, taken_ms)
+               VALUES ($1, $2, 1, {DB_NOW} + $3, {DB_NOW})
+             ON CONFLICT (camera) DO UPDATE SET owner = excluded.owner,
+               epoch = camera_leases.epoch + 1, expires_ms = excluded.expires_ms,
+               taken_ms = excluded.taken_ms
+             WHERE camera_leases.expires_ms < excluded.taken_ms
+             RETURNING epoch"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(camera)
+            .bind(owner)
+            .bind(lease_ms)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("epoch")).transpose()?)
+    }
+
+    /// Extends every lease `owner` still holds; returns them with their
+    /// epochs. One no other instance took stays this one's even if it ran
+    /// out meanwhile: nobody judged the camera in between.
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        lease_ms: Millis,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let sql = format!(
+            "UPDATE camera_leases SET expires_ms = {DB_NOW} + $2 WHERE owner = $1 RETURNING camera, epoch"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(lease_ms)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("camera")?, r.try_get("epoch")?)))
+            .collect()
+    }
+
+    /// Gives `camera` up at once (a handover or a clean stop).
+    pub async fn release_lease(&self, camera: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE camera_leases SET expires_ms = 0 WHERE camera = $1 AND owner = $2")
+            .bind(camera)
+            .bind(owner)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The check a commit makes inside its transaction (see [`Fence`]).
+pub(super) async fn check_fence(
+    c: &mut sqlx::AnyConnection,
+    camera: &str,
+    owner: &str,
+    epoch: i64,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "SELECT epoch FROM camera_leases WHERE camera = $1 AND owner = $2 AND epoch = $3 AND expires_ms >= {DB_NOW} FOR SHARE"
+    );
+    let held = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(camera)
+        .bind(owner)
+        .bind(epoch)
+        .fetch_optional(&mut *c)
+        .await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced {
+            camera: camera.to_string(),
+        }),
+    }
+}
