@@ -29,7 +29,7 @@ impl AckedPublisher {
 
     fn connection(&mut self) -> Result<&mut (AsyncClient, EventLoop), MqttError> {
         if self.conn.is_none() {
-            let id = format!("{}-alerts", self.config.mqtt.client_id);
+            let id = format!("{}-alerts", crate::ingest::mqtt::client_id(&self.config));
             let mut opts = connection_options(&self.config, &id)?;
             opts.set_clean_start(true);
             self.conn = Some(AsyncClient::new(opts, 8));

@@ -53,10 +53,19 @@ pub struct IngestMetrics {
 /// How long the broker keeps firelane's session while it is away.
 const SESSION_EXPIRY_S: u32 = 3600;
 
+/// This instance's client id. Instances of a cluster share the config:
+/// each gets its own, or the broker would keep only one connected.
+pub fn client_id(config: &Config) -> String {
+    match &config.cluster {
+        Some(c) => format!("{}-{}", config.mqtt.client_id, c.instance),
+        None => config.mqtt.client_id.clone(),
+    }
+}
+
 /// The client options of firelane's main connection: `[mqtt]`, with a
 /// persistent session and the `offline` last will.
 pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
-    let mut opts = connection_options(config, &config.mqtt.client_id)?;
+    let mut opts = connection_options(config, &client_id(config))?;
     // A persistent session: the broker keeps the subscriptions and queues
     // QoS 1 sensor readings while firelane reconnects or restarts.
     opts.set_clean_start(false);

@@ -402,6 +402,7 @@ pub struct Daemon {
     pub logs: Vec<PathBuf>,
     child: Option<Child>,
     dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -411,14 +412,29 @@ impl Daemon {
             logs: Vec::new(),
             child: None,
             dir: dir.to_path_buf(),
+            env: Vec::new(),
         }
     }
 
+    /// As [`Self::spawn`], with `env` set now and at every respawn.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn();
+    }
+
     pub fn spawn(&mut self) {
-        let log = self.dir.join(format!("daemon-{}.log", self.logs.len()));
+        let name = self
+            .config
+            .file_stem()
+            .map_or("daemon".into(), |s| s.to_string_lossy().to_string());
+        let log = self.dir.join(format!("{name}-{}.log", self.logs.len()));
         let child = Command::new(env!("CARGO_BIN_EXE_firelane"))
             .args(["run", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(repo_root())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
