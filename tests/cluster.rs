@@ -15,6 +15,10 @@ use firelane::api::auth::{Role, create_token};
 use firelane::store::Store;
 
 const CAMERAS: usize = 6;
+
+/// One city at a time: nine daemons and three databases at once would
+/// measure this machine's two cores, not the cluster.
+static ONE_CITY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const INSTANCES: [&str; 3] = ["inst0", "inst1", "inst2"];
 
 /// Six camera ids, two for each instance by the cluster's own spread (a
@@ -127,192 +131,330 @@ fn owners(v: &serde_json::Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
-    let pg = Postgres::start();
-    let broker = Mosquitto::start();
-    let hook_port = free_port();
-    let hooks = Hooks::start(hook_port).await;
-    let dir = tempfile::tempdir().unwrap();
-    // The schema and an admin token, before any instance starts.
-    let store = Store::open(&pg.url()).await.unwrap();
-    let token = create_token(&store, "admin", Role::Admin, 0)
-        .await
-        .unwrap()
-        .token;
+/// Three instances, their broker, database and webhook receiver, and the
+/// six cameras' publisher.
+struct City {
+    pg: Postgres,
+    broker: Mosquitto,
+    hooks: Hooks,
+    store: Store,
+    token: String,
+    ports: Vec<u16>,
+    daemons: Vec<Daemon>,
+    cameras: Vec<String>,
+    camera: common::mqtt::Publisher,
+    busy: Vec<Vec<u8>>,
+    empty: Vec<Vec<u8>>,
+    round: usize,
+    _dir: tempfile::TempDir,
+}
 
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut daemons: Vec<Daemon> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, &http)| {
+impl City {
+    /// Starts it; `db_user(i)` is instance i's database role (default
+    /// `postgres`), so a test can cut one instance off.
+    async fn start(db_user: impl Fn(usize) -> Option<&'static str>) -> City {
+        let pg = Postgres::start();
+        let broker = Mosquitto::start();
+        let hook_port = free_port();
+        let hooks = Hooks::start(hook_port).await;
+        let dir = tempfile::tempdir().unwrap();
+        // The schema and an admin token, before any instance starts.
+        let store = Store::open(&pg.url()).await.unwrap();
+        let token = create_token(&store, "admin", Role::Admin, 0)
+            .await
+            .unwrap()
+            .token;
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut daemons = Vec::new();
+        for (i, &http) in ports.iter().enumerate() {
+            let url = match db_user(i) {
+                Some(user) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "CREATE ROLE {user} LOGIN SUPERUSER"
+                    )))
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+                    pg.url().replace("postgres@", &format!("{user}@"))
+                }
+                None => pg.url(),
+            };
             let path = dir.path().join(format!("inst{i}.toml"));
             std::fs::write(
                 &path,
-                config(dir.path(), &pg.url(), broker.port, http, hook_port),
+                config(dir.path(), &url, broker.port, http, hook_port),
             )
             .unwrap();
             let mut d = Daemon::new(path, dir.path());
-            d.spawn_with_env(&[("FIRELANE_INSTANCE_ID", &format!("inst{i}"))]);
-            d
-        })
-        .collect();
-    let logs = |d: &[Daemon]| {
-        d.iter()
+            d.spawn_with_env(&[("FIRELANE_INSTANCE_ID", INSTANCES[i])]);
+            daemons.push(d);
+        }
+        let (busy, empty) = frames();
+        let city = City {
+            camera: common::mqtt::publisher_on(broker.port, "cameras", 1000),
+            pg,
+            broker,
+            hooks,
+            store,
+            token,
+            ports,
+            daemons,
+            cameras: camera_ids(),
+            busy,
+            empty,
+            round: 0,
+            _dir: dir,
+        };
+        // Every camera held, by all three instances.
+        let started = Instant::now();
+        loop {
+            let o = city.owners(1).await;
+            if o.len() == CAMERAS && o.values().collect::<HashSet<_>>().len() == 3 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "cameras not spread over three: {o:?}\n{}",
+                city.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        city
+    }
+
+    fn logs(&self) -> String {
+        self.daemons
+            .iter()
             .map(|x| x.log())
             .collect::<Vec<_>>()
             .join("\n----\n")
-    };
+    }
 
-    // Every camera held, by all three instances.
-    let mut view = serde_json::Value::Null;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Some(v) = cluster_view(ports[1], &token).await {
-            let o = owners(&v);
-            let holders: HashSet<&String> = o.values().collect();
-            if o.len() == CAMERAS && holders.len() == 3 {
-                view = v;
+    /// camera → holder, as instance `i` reports it.
+    async fn owners(&self, i: usize) -> BTreeMap<String, String> {
+        cluster_view(self.ports[i], &self.token)
+            .await
+            .map(|v| owners(&v))
+            .unwrap_or_default()
+    }
+
+    /// One frame from every camera, then half a second.
+    async fn send_round(&mut self, busy: bool) {
+        let jpegs = if busy { &self.busy } else { &self.empty };
+        let jpeg = &jpegs[self.round % jpegs.len()];
+        for k in &self.cameras {
+            let body = serde_json::json!({
+                "captured_at": firelane::base::time::format_rfc3339(firelane::base::time::wall_clock_ms()),
+                "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
+            });
+            self.camera
+                .raw(
+                    &format!("site/cameras/{k}/frame"),
+                    body.to_string().into_bytes(),
+                )
+                .await;
+        }
+        self.round += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    /// Feeds busy frames until `lost` are all held by another instance than
+    /// `victim`, as instance `watcher` sees it; how long that took.
+    async fn until_taken_over(
+        &mut self,
+        lost: &[String],
+        victim: &str,
+        watcher: usize,
+    ) -> Duration {
+        let from = Instant::now();
+        while from.elapsed() < Duration::from_secs(20) {
+            self.send_round(true).await;
+            let o = self.owners(watcher).await;
+            if lost.iter().all(|c| o.get(c).is_some_and(|x| x != victim)) {
+                return from.elapsed();
+            }
+        }
+        panic!("{lost:?} not taken over in 20 s\n{}", self.logs());
+    }
+
+    /// The ending: the lanes clear, and every lane has exactly one
+    /// violation, ended, its new and end each delivered once.
+    async fn lanes_clear_once_each(&mut self) {
+        for _ in 0..12 {
+            self.send_round(false).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let vs = self.store.violations().await.unwrap();
+            let zones: HashSet<&str> = vs.iter().map(|v| v.zone.as_str()).collect();
+            if zones.len() == CAMERAS && vs.iter().all(|v| v.cleared_ms.is_some()) {
                 break;
             }
-            view = v;
+            assert!(
+                Instant::now() < deadline,
+                "not every lane's violation ended: {vs:#?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let before = owners(&view);
-    assert_eq!(before.len(), CAMERAS, "{view}\n{}", logs(&daemons));
-    assert_eq!(
-        before.values().collect::<HashSet<_>>().len(),
-        3,
-        "spread over all three: {before:?}"
-    );
-
-    // The cameras publish: a car parks in every lane.
-    let camera = common::mqtt::publisher_on(broker.port, "cameras", 1000);
-    let (busy, empty) = frames();
-    let cameras = camera_ids();
-    let publish = |k: &str, jpeg: &[u8]| {
-        let body = serde_json::json!({
-            "captured_at": firelane::base::time::format_rfc3339(firelane::base::time::wall_clock_ms()),
-            "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
-        });
-        (
-            format!("site/cameras/{k}/frame"),
-            body.to_string().into_bytes(),
+        let vs = self.store.violations().await.unwrap();
+        let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
+        for v in &vs {
+            *per_zone.entry(v.zone.clone()).or_default() += 1;
+        }
+        assert_eq!(per_zone.len(), CAMERAS, "{vs:#?}");
+        assert!(per_zone.values().all(|n| *n == 1), "{per_zone:?}");
+        let hooks = self.hooks.clone();
+        let cameras = self.cameras.clone();
+        wait_for(
+            "every new and end at the webhook",
+            20,
+            || {
+                cameras
+                    .iter()
+                    .all(|k| hooks.count(&format!("lane-{k}"), "end") == 1)
+            },
+            || format!("{:?}", hooks.seen.lock().unwrap()),
         )
-    };
-    let mut round = 0usize;
-    let mut send_round = async |jpegs: &[Vec<u8>]| {
-        for k in &cameras {
-            let (topic, body) = publish(k, &jpegs[round % jpegs.len()]);
-            camera.raw(&topic, body).await;
+        .await;
+        for k in &self.cameras {
+            let zone = format!("lane-{k}");
+            assert_eq!(self.hooks.count(&zone, "new"), 1, "{zone}");
+            assert_eq!(self.hooks.count(&zone, "end"), 1, "{zone}");
         }
-        round += 1;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+        let all = self.hooks.seen.lock().unwrap().len();
+        eprintln!("webhook: {all} requests for {} violations", vs.len());
+    }
+
+    fn stop(&mut self) {
+        for d in &mut self.daemons {
+            d.term();
+        }
+        let _ = (&self.pg, &self.broker);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
+    let _one = ONE_CITY.lock().await;
+    let mut city = City::start(|_| None).await;
+    let before = city.owners(1).await;
     // 7 s of the car: every lane's violation is confirmed (grace 4 s).
     for _ in 0..14 {
-        send_round(&busy).await;
+        city.send_round(true).await;
     }
-    let confirmed = store.violations().await.unwrap().len();
+    let confirmed = city.store.violations().await.unwrap().len();
     assert!(
         confirmed >= CAMERAS - 1,
         "{confirmed} confirmed\n{}",
-        logs(&daemons)
+        city.logs()
     );
 
     // kill -9 the instance holding the first camera, mid-violation.
-    let victim = before[&cameras[0]].clone();
-    let v: usize = victim.trim_start_matches("inst").parse().unwrap();
+    let victim = before[&city.cameras[0]].clone();
+    let v = INSTANCES.iter().position(|i| *i == victim).unwrap();
     let lost: Vec<String> = before
         .iter()
         .filter(|(_, o)| **o == victim)
         .map(|(c, _)| c.clone())
         .collect();
-    daemons[v].kill9();
-    let killed = Instant::now();
-    let watcher = ports[(v + 1) % 3];
-    let mut took = None;
-    while killed.elapsed() < Duration::from_secs(20) {
-        send_round(&busy).await;
-        if let Some(view) = cluster_view(watcher, &token).await {
-            let o = owners(&view);
-            if lost.iter().all(|c| o.get(c).is_some_and(|x| *x != victim)) {
-                took = Some(killed.elapsed());
-                break;
-            }
-        }
-    }
-    let took =
-        took.unwrap_or_else(|| panic!("{lost:?} not taken over in 20 s\n{}", logs(&daemons)));
+    city.daemons[v].kill9();
+    let took = city.until_taken_over(&lost, &victim, (v + 1) % 3).await;
     eprintln!(
         "takeover of {lost:?} after kill -9: {:.1} s",
         took.as_secs_f64()
     );
     assert!(took <= Duration::from_secs(10), "takeover took {took:?}");
-
-    // More of the car, then the lanes clear.
     for _ in 0..6 {
-        send_round(&busy).await;
+        city.send_round(true).await;
     }
-    for _ in 0..12 {
-        send_round(&empty).await;
-    }
+    city.lanes_clear_once_each().await;
+    city.stop();
+}
 
-    // One violation per lane, ended; none twice though cameras changed hands.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let vs = store.violations().await.unwrap();
-        let zones: HashSet<&str> = vs.iter().map(|v| v.zone.as_str()).collect();
-        if zones.len() == CAMERAS && vs.iter().all(|v| v.cleared_ms.is_some()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every lane's violation ended: {vs:#?}\n{}",
-            logs(&daemons)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// The time of the first log line of `log` containing `text`.
+fn logged_at(log: &str, text: &str) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains(text))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
+}
+
+/// Cut off from PostgreSQL (its role may no longer log in, its sessions
+/// are terminated), an instance stops judging its cameras before any
+/// other instance takes them: never two judges for one camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_the_database_stops_before_another_takes_over() {
+    let _one = ONE_CITY.lock().await;
+    let mut city = City::start(|i| (i == 2).then_some("inst2")).await;
+    let before = city.owners(0).await;
+    for _ in 0..14 {
+        city.send_round(true).await;
     }
-    let vs = store.violations().await.unwrap();
-    let mut per_zone: BTreeMap<String, usize> = BTreeMap::new();
-    for v in &vs {
-        *per_zone.entry(v.zone.clone()).or_default() += 1;
-    }
-    assert_eq!(per_zone.len(), CAMERAS, "{vs:#?}");
-    assert!(per_zone.values().all(|n| *n == 1), "{per_zone:?}");
-    // Each new and end reached the webhook once (by delivery id), whichever
-    // instance sent it.
-    wait_for(
-        "every new and end at the webhook",
-        20,
-        || {
-            cameras
-                .iter()
-                .all(|k| hooks.count(&format!("lane-{k}"), "end") == 1)
-        },
-        || format!("{:?}", hooks.seen.lock().unwrap()),
-    )
-    .await;
-    for k in &cameras {
-        let zone = format!("lane-{k}");
-        assert_eq!(hooks.count(&zone, "new"), 1, "{zone}");
-        assert_eq!(hooks.count(&zone, "end"), 1, "{zone}");
-    }
-    let all = hooks.seen.lock().unwrap().len();
-    let unique: HashSet<String> = hooks
-        .seen
-        .lock()
-        .unwrap()
+    let lost: Vec<String> = before
         .iter()
-        .map(|h| h.delivery.clone())
+        .filter(|(_, o)| *o == "inst2")
+        .map(|(c, _)| c.clone())
         .collect();
-    eprintln!(
-        "webhook: {all} requests, {} distinct deliveries",
-        unique.len()
-    );
-
-    for d in &mut daemons {
-        d.term();
+    for sql in [
+        "ALTER ROLE inst2 NOLOGIN",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'inst2'",
+    ] {
+        sqlx::query(sql).execute(city.store.pool()).await.unwrap();
     }
+    let took = city.until_taken_over(&lost, "inst2", 0).await;
+    eprintln!(
+        "cameras of the cut-off instance taken over after {:.1} s",
+        took.as_secs_f64()
+    );
+    let cut = city.daemons[2].log();
+    let stopped = logged_at(&cut, "judging nothing until the database answers")
+        .unwrap_or_else(|| panic!("inst2 never stopped judging:\n{cut}"));
+    let others = format!("{}\n{}", city.daemons[0].log(), city.daemons[1].log());
+    for camera in &lost {
+        let line = format!("camera taken camera={camera} epoch=");
+        let taken = others
+            .lines()
+            .filter(|l| l.contains(&line))
+            .filter_map(|l| l.split_whitespace().next())
+            .max()
+            .unwrap_or_else(|| panic!("{camera} never taken:\n{others}"));
+        assert!(
+            stopped < taken.to_string(),
+            "{camera}: inst2 stopped at {stopped}, taken at {taken}"
+        );
+    }
+    for _ in 0..4 {
+        city.send_round(true).await;
+    }
+    city.lanes_clear_once_each().await;
+    city.stop();
+}
+
+/// Each instance restarted in turn while the cameras publish: cameras
+/// change hands twice each, and nothing is lost or announced twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_and_repeats_nothing() {
+    let _one = ONE_CITY.lock().await;
+    let mut city = City::start(|_| None).await;
+    for _ in 0..12 {
+        city.send_round(true).await;
+    }
+    for i in 0..3 {
+        city.daemons[i].term();
+        for _ in 0..3 {
+            city.send_round(true).await;
+        }
+        city.daemons[i].spawn();
+        for _ in 0..6 {
+            city.send_round(true).await;
+        }
+    }
+    city.lanes_clear_once_each().await;
+    let log = city.logs();
+    assert!(
+        log.contains("cameras handed over") || log.contains("cluster mode: left"),
+        "{log}"
+    );
+    city.stop();
 }
