@@ -420,7 +420,7 @@ async fn an_instance_cut_off_from_the_database_stops_before_another_takes_over()
             .max()
             .unwrap_or_else(|| panic!("{camera} never taken:\n{others}"));
         assert!(
-            stopped < taken.to_string(),
+            stopped.as_str() < taken,
             "{camera}: inst2 stopped at {stopped}, taken at {taken}"
         );
     }
