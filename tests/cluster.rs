@@ -437,6 +437,51 @@ async fn an_instance_cut_off_from_the_database_stops_before_another_takes_over()
 async fn a_rolling_restart_loses_and_repeats_nothing() {
     let _one = ONE_CITY.lock().await;
     let mut city = City::start(|_| None).await;
+    // A zone drawn on one instance's page is applied by all three, each
+    // keeping it in its own file; one version is recorded, not three.
+    let versions_before = city.store.config_versions(100).await.unwrap().len();
+    let c = firelane::alerts::webhook::client();
+    let r = c
+        .put(format!(
+            "http://127.0.0.1:{}/api/zones/kerb-extra",
+            city.ports[0]
+        ))
+        .bearer_auth(&city.token)
+        .json(&serde_json::json!({
+            "camera": city.cameras[0],
+            "polygon": [[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]],
+            "sensors": [],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    for i in 1..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let zones = c
+                .get(format!("http://127.0.0.1:{}/api/cameras", city.ports[i]))
+                .bearer_auth(&city.token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if zones.contains("kerb-extra") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {i} never applied the zone"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let file = std::fs::read_to_string(city.daemons[i].config.clone()).unwrap();
+        assert!(file.contains("kerb-extra"), "{file}");
+    }
+    let versions_after = city.store.config_versions(100).await.unwrap().len();
+    assert_eq!(versions_after, versions_before + 1);
     for _ in 0..12 {
         city.send_round(true).await;
     }

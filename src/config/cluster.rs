@@ -1,5 +1,5 @@
 //! `[cluster]`: several instances over one PostgreSQL database, cameras
-//! spread over them (see `crate::cluster`). Every instance runs the same
+//! spread over them (see `src/cluster`). Every instance runs the same
 //! file; what differs per instance comes from its environment
 //! (`FIRELANE_INSTANCE_ID`, `FIRELANE_ADVERTISE_URL`).
 

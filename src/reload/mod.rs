@@ -22,6 +22,8 @@ use crate::config::edit::EditError;
 use crate::config::{Config, ConfigError, RawConfig};
 use crate::store::{Store, StoreError};
 
+pub mod cluster;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(transparent)]
@@ -86,6 +88,9 @@ pub struct LiveConfig {
     tx: watch::Sender<Arc<Config>>,
     running: tokio::sync::Mutex<Running>,
     reload_error: Mutex<Option<String>>,
+    /// Cluster mode: tuning is shared through `config_versions` (see
+    /// [`cluster`]).
+    shared: bool,
 }
 
 /// Sections only read at start: changing them needs a restart.
@@ -130,8 +135,13 @@ impl LiveConfig {
                 let sha = sha256_hex(text.as_bytes());
                 let latest = store.config_versions(1).await?.into_iter().next();
                 let version = match latest {
-                    Some(v) if v.sha256 == sha => v.id,
-                    _ => {
+                    Some(v) if v.sha256 == sha => Some(v.id),
+                    // Cluster mode: the cluster's latest version is what
+                    // counts; it is adopted right after the start
+                    // ([`LiveConfig::adopt_latest`]), this file's tuning is
+                    // not pushed on the others.
+                    Some(_) if config.cluster.is_some() => None,
+                    _ => Some({
                         store
                             .add_config_version(
                                 wall_clock_ms(),
@@ -142,9 +152,9 @@ impl LiveConfig {
                                 None,
                             )
                             .await?
-                    }
+                    }),
                 };
-                (Some(path), text, Some(version))
+                (Some(path), text, version)
             }
             Err(_) => (None, String::new(), None),
         };
@@ -153,8 +163,10 @@ impl LiveConfig {
             .ok()
             .filter(|on_disk| on_disk.storage.data_dir != config.storage.data_dir)
             .map(|_| config.storage.data_dir.clone());
+        let shared = config.cluster.is_some();
         let (tx, _) = watch::channel(config);
         Ok(Arc::new(LiveConfig {
+            shared,
             path,
             file,
             card_threshold,
@@ -275,6 +287,23 @@ impl LiveConfig {
         write: bool,
         audit: Option<AuditDraft>,
     ) -> Result<Applied, ApplyError> {
+        self.accept_as(running, text, actor, source, write, audit, None)
+            .await
+    }
+
+    /// [`Self::accept`]; with `recorded`, the version another instance
+    /// recorded (cluster mode): applied here, not recorded again.
+    #[allow(clippy::too_many_arguments)]
+    async fn accept_as(
+        &self,
+        running: &mut Running,
+        text: String,
+        actor: &str,
+        source: &str,
+        write: bool,
+        audit: Option<AuditDraft>,
+        recorded: Option<i64>,
+    ) -> Result<Applied, ApplyError> {
         let config = Arc::new(self.validate(&text)?);
         if write && let Some(path) = &self.path {
             write_atomically(path, &text).map_err(|source| ApplyError::Write {
@@ -283,11 +312,15 @@ impl LiveConfig {
             })?;
         }
         let sha = sha256_hex(text.as_bytes());
-        let version = match self
-            .store
-            .add_config_version(wall_clock_ms(), actor, source, &sha, &text, audit.as_ref())
-            .await
-        {
+        let added = match recorded {
+            Some(id) => Ok(id),
+            None => {
+                self.store
+                    .add_config_version(wall_clock_ms(), actor, source, &sha, &text, audit.as_ref())
+                    .await
+            }
+        };
+        let version = match added {
             Ok(v) => v,
             Err(e) => {
                 // Not recorded, so not applied: put the running text back.
@@ -308,6 +341,11 @@ impl LiveConfig {
         running.settling_sha256 = None;
         *self.reload_error.lock().expect("lock") = None;
         self.tx.send_replace(config.clone());
+        if self.shared && recorded.is_none() {
+            self.store.notify_config(version).await.unwrap_or_else(
+                |e| tracing::warn!(error = %e, "other instances will see this version within 5 s"),
+            );
+        }
         tracing::info!(
             version,
             actor,

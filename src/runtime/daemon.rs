@@ -77,6 +77,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         LiveConfig::start(config.clone(), Some(classifier.threshold()), store.clone()).await?;
     // Subscribed before the API serves, so no edit can slip between.
     let engine_updates = live_config.subscribe();
+    if config.cluster.is_some() {
+        // The cluster's tuning, before anything is judged here (the engine
+        // subscribed above, so it starts on it).
+        if let Some(Err(e)) = live_config.adopt_latest().await {
+            tracing::error!(error = %e, "starting on this file's tuning");
+        }
+    }
     let stop_cluster = CancellationToken::new();
     let membership = match (&config.cluster, fence) {
         (Some(c), Some(fence)) => Some(crate::cluster::start(
@@ -205,6 +212,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     };
     let stop_dispatch = CancellationToken::new();
     tasks.spawn(dispatcher.run(stop_dispatch.clone()));
+    if config.cluster.is_some() {
+        tasks.spawn(
+            live_config
+                .clone()
+                .follow_cluster(config.storage.database_url.clone(), stop_ingest.clone()),
+        );
+    }
     tasks.spawn(super::systemd::watchdog(stop_ingest.clone()));
     tasks.spawn(super::systemd::reload_on_hangup(
         live_config.clone(),

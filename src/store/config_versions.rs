@@ -59,4 +59,14 @@ impl Store {
         .await?;
         Ok(r.as_ref().map(|r| row(r, true)).transpose()?)
     }
+
+    /// Announces `version` to the other instances (cluster mode,
+    /// PostgreSQL's `NOTIFY`).
+    pub async fn notify_config(&self, version: i64) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify('firelane_config', $1)")
+            .bind(version.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
