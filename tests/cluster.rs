@@ -456,7 +456,7 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    for i in 1..3 {
+    for (i, instance) in INSTANCES.iter().enumerate().skip(1) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let zones = c
@@ -469,6 +469,12 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
                 .await
                 .unwrap();
             if zones.contains("kerb-extra") {
+                // Each camera names its holder; "here" only on the holder.
+                let v: serde_json::Value = serde_json::from_str(&zones).unwrap();
+                for cam in v["cameras"].as_array().unwrap() {
+                    let h = &cam["holder"];
+                    assert_eq!(h["here"] == true, h["instance"] == INSTANCES[i], "{cam}");
+                }
                 break;
             }
             assert!(

@@ -65,7 +65,18 @@ pub struct CameraJson {
     clock: Option<ClockReport>,
     /// A pulled camera's snapshots: counts, the last error, the next try.
     snapshot: Option<crate::ingest::snapshot::PullReport>,
+    /// Cluster mode: the instance that judges the camera (and has its
+    /// live frame); null outside cluster mode or while no one holds it.
+    holder: Option<HolderJson>,
     zones: Vec<ZoneJson>,
+}
+
+#[derive(Serialize)]
+pub struct HolderJson {
+    instance: String,
+    api_url: Option<String>,
+    /// This instance: the live frame is served here.
+    here: bool,
 }
 
 #[derive(Serialize)]
@@ -145,6 +156,35 @@ fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
         .collect()
 }
 
+/// Cluster mode: camera → (holder, its API address), live leases only.
+async fn holders(
+    state: &ApiState,
+    config: &Config,
+) -> Result<std::collections::HashMap<String, (String, Option<String>)>, ApiError> {
+    if config.cluster.is_none() {
+        return Ok(Default::default());
+    }
+    let now = state.store.db_now().await?;
+    let urls: std::collections::HashMap<String, Option<String>> = state
+        .store
+        .members()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.api_url))
+        .collect();
+    Ok(state
+        .store
+        .leases()
+        .await?
+        .into_iter()
+        .filter(|l| l.expires_ms >= now)
+        .map(|l| {
+            let url = urls.get(&l.owner).cloned().flatten();
+            (l.camera, (l.owner, url))
+        })
+        .collect())
+}
+
 fn clock_of(state: &ApiState, kind: SourceKind, id: &str) -> Option<ClockReport> {
     state.metrics.get()?.ingest.clocks.report(kind, id)
 }
@@ -155,6 +195,7 @@ pub async fn list_cameras(
 ) -> Result<Json<CamerasJson>, ApiError> {
     caller.require("listCameras")?;
     let config = state.config.current();
+    let holders = holders(&state, &config).await?;
     let cameras = config
         .cameras
         .iter()
@@ -187,6 +228,14 @@ pub async fn list_cameras(
                     .metrics
                     .get()
                     .and_then(|m| m.ingest.pulls.report(&c.id)),
+                holder: holders.get(&c.id).map(|(instance, api_url)| HolderJson {
+                    here: config
+                        .cluster
+                        .as_ref()
+                        .is_some_and(|me| &me.instance == instance),
+                    instance: instance.clone(),
+                    api_url: api_url.clone(),
+                }),
                 zones: config
                     .zones_of(&c.id)
                     .filter_map(|z| zone_json(&state, &config, &z.id))

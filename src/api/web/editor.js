@@ -365,15 +365,20 @@
     updateFrameInfo(cam) {
       const latest = cam && cam.latest;
       if (!cam) { this.frameInfo.textContent = ''; return; }
-      this.frameInfo.textContent = latest
-        ? `Frame ${this.api.fmtTime(latest.captured_at)}${latest.width ? ` · ${latest.width}×${latest.height}` : ''}`
-        : 'No frame yet';
+      // Cluster mode: another instance judges this camera and has its frames.
+      const away = cam.holder && !cam.holder.here;
+      this.frameInfo.textContent = away
+        ? `Judged by instance ${cam.holder.instance}${cam.holder.api_url ? ` (${cam.holder.api_url})` : ''}: its live frame is there`
+        : latest
+          ? `Frame ${this.api.fmtTime(latest.captured_at)}${latest.width ? ` · ${latest.width}×${latest.height}` : ''}`
+          : 'No frame yet';
     }
 
     maybeRefreshFrame(cam, force) {
       const latest = cam && cam.latest;
       if (!latest) {
-        if (!this.frame.src) this.showPlaceholder('no frame yet');
+        const away = cam && cam.holder && !cam.holder.here;
+        if (!this.frame.src) this.showPlaceholder(away ? `live frame on instance ${cam.holder.instance}` : 'no frame yet');
         return;
       }
       if (this.frame.loading || latest.captured_at === this.frame.capturedAt) return;
