@@ -473,7 +473,7 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
                 let v: serde_json::Value = serde_json::from_str(&zones).unwrap();
                 for cam in v["cameras"].as_array().unwrap() {
                     let h = &cam["holder"];
-                    assert_eq!(h["here"] == true, h["instance"] == INSTANCES[i], "{cam}");
+                    assert_eq!(h["here"] == true, h["instance"] == *instance, "{cam}");
                 }
                 break;
             }
