@@ -737,31 +737,18 @@ async fn cli_exports_signed_bundles_and_names_every_tampering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officer_page_in_headless_chromium_reviews_and_downloads_a_bundle() {
-    let dir = common::browser_tools();
     let site = Site::start().await;
     let officer = site.token(Role::Officer).await;
     let download = site.data.path().join("from-browser.zip");
-    let base = site.base.clone();
-    let officer_env = officer.clone();
-    let download_env = download.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("officer.mjs"))
-            .env("BASE_URL", base)
-            .env("TOKEN", officer_env)
-            .env("DOWNLOAD_PATH", download_env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "officer.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = common::browser_walk(
+        "officer.mjs",
+        vec![
+            ("BASE_URL", site.base.clone()),
+            ("TOKEN", officer.clone()),
+            ("DOWNLOAD_PATH", download.display().to_string()),
+        ],
+    )
+    .await;
     assert_eq!(result["ok"], true);
     assert_eq!(result["violation"], site.violation.as_str());
     assert_eq!(result["review_status"], "confirmed");

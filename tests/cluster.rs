@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::faults::{Daemon, Hooks, wait_for};
-use common::{Mosquitto, Postgres, free_port, repo_root};
+use common::{Mosquitto, Postgres, free_port};
 use firelane::api::auth::{Role, create_token};
 use firelane::store::Store;
 
@@ -87,21 +87,9 @@ url = "http://127.0.0.1:{hook}/hook"
     t
 }
 
-/// The sample's frames: index 3..=24 have a car in the west strip.
+/// The sample's frames with a car in the west strip, and without.
 fn frames() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let dir = repo_root().join("samples/demo/frames/street");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let read = |r: std::ops::Range<usize>| {
-        files[r]
-            .iter()
-            .map(|f| std::fs::read(f).unwrap())
-            .collect::<Vec<_>>()
-    };
-    (read(4..20), read(26..30))
+    (common::sample_frames(4..20), common::sample_frames(26..30))
 }
 
 async fn cluster_view(http: u16, token: &str) -> Option<serde_json::Value> {
@@ -213,7 +201,7 @@ impl City {
                 break;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                started.elapsed() < Duration::from_secs(120),
                 "cameras not spread over three: {o:?}\n{}",
                 city.logs()
             );

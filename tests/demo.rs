@@ -10,7 +10,6 @@ use common::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_shows_violations_on_the_page_within_a_minute() {
-    let tools = common::browser_tools();
     let here = tempfile::tempdir().unwrap();
     let data = here.path().join("demo-data");
     let port = free_port();
@@ -40,24 +39,11 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
     let (link, token) = (link.expect("a page: line"), token.expect("a token: line"));
     assert_eq!(link, format!("http://127.0.0.1:{port}/#token={token}"));
 
-    let page_url = link.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(tools.join("newcomer.mjs"))
-            .env("PAGE_URL", page_url)
-            .env("MIN_VIOLATIONS", "3")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "newcomer.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = common::browser_walk(
+        "newcomer.mjs",
+        vec![("PAGE_URL", link.clone()), ("MIN_VIOLATIONS", "3".into())],
+    )
+    .await;
     assert_eq!(result["violations"], 3, "{result}");
     assert_eq!(result["zones"], 3, "{result}");
     assert_eq!(result["token_left_in_url"], false, "{result}");

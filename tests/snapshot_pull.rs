@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use md5::{Digest, Md5};
 use tokio_util::sync::CancellationToken;
 
-use common::{free_port, repo_root};
+use common::free_port;
 use firelane::api::auth::{Role, create_token};
 use firelane::config::Config;
 use firelane::store::Store;
@@ -217,17 +217,8 @@ fn tls_acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
 }
 
 fn sample_frames() -> Vec<Vec<u8>> {
-    let dir = repo_root().join("samples/demo/frames/street");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
     // The frames with all three zones taken (the 21st to the 25th).
-    files[20..25]
-        .iter()
-        .map(|f| std::fs::read(f).unwrap())
-        .collect()
+    common::sample_frames(20..25)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

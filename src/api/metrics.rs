@@ -185,100 +185,102 @@ pub fn render(m: &MetricsSources) -> String {
     out
 }
 
-/// A metric family drawn from each source's clock: name, type, help, value.
-type Family = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ClockReport) -> f64,
-);
+/// A metric family drawn from one row per source: name, type, help, value.
+type Family<R> = (&'static str, &'static str, &'static str, fn(&R) -> f64);
 
-/// Each source's clock: its offset from arrival, whether it is off, and
-/// the inputs refused or re-stamped for it.
-fn clocks(out: &mut String, book: &crate::ingest::clocks::ClockBook) {
-    let all = book.all();
-    let families: [Family; 4] = [
-        (
-            "firelane_source_clock_offset_seconds",
-            "gauge",
-            "Capture time minus arrival time of the source's latest input.",
-            |r| r.offset_s,
-        ),
-        (
-            "firelane_source_clock_off",
-            "gauge",
-            "1 while the source's clock is outside [ingest] max_future_skew_s / max_past_skew_s.",
-            |r| f64::from(u8::from(r.status != ClockStatus::Ok)),
-        ),
-        (
-            "firelane_source_clock_refused_total",
-            "counter",
-            "Inputs refused because the source's clock was off.",
-            |r| r.refused as f64,
-        ),
-        (
-            "firelane_source_clock_restamped_total",
-            "counter",
-            "Inputs stamped with their arrival time because the source's clock was off.",
-            |r| r.restamped as f64,
-        ),
-    ];
+/// Writes `families`, each with a line per row (its labels already
+/// formatted, see [`label`]).
+fn write_families<R>(out: &mut String, rows: &[(String, R)], families: &[Family<R>]) {
     for (name, kind, help, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (k, id, r) in &all {
-            let id = id.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "{name}{{kind=\"{}\",id=\"{id}\"}} {}",
-                k.as_str(),
-                value(r)
-            );
+        for (labels, r) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(r));
         }
     }
 }
 
+/// A label value, escaped for the exposition format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Each source's clock: its offset from arrival, whether it is off, and
+/// the inputs refused or re-stamped for it.
+fn clocks(out: &mut String, book: &crate::ingest::clocks::ClockBook) {
+    let rows: Vec<(String, ClockReport)> = book
+        .all()
+        .into_iter()
+        .map(|(k, id, r)| (format!("kind=\"{}\",id=\"{}\"", k.as_str(), label(&id)), r))
+        .collect();
+    write_families(
+        out,
+        &rows,
+        &[
+            (
+                "firelane_source_clock_offset_seconds",
+                "gauge",
+                "Capture time minus arrival time of the source's latest input.",
+                |r| r.offset_s,
+            ),
+            (
+                "firelane_source_clock_off",
+                "gauge",
+                "1 while the source's clock is outside [ingest] max_future_skew_s / max_past_skew_s.",
+                |r| f64::from(u8::from(r.status != ClockStatus::Ok)),
+            ),
+            (
+                "firelane_source_clock_refused_total",
+                "counter",
+                "Inputs refused because the source's clock was off.",
+                |r| r.refused as f64,
+            ),
+            (
+                "firelane_source_clock_restamped_total",
+                "counter",
+                "Inputs stamped with their arrival time because the source's clock was off.",
+                |r| r.restamped as f64,
+            ),
+        ],
+    );
+}
+
 /// Each pulled camera: frames pulled, failures, and whether it is failing.
 fn pulls(out: &mut String, book: &crate::ingest::snapshot::PullBook) {
-    type PullFamily = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&PullReport) -> f64,
+    let rows: Vec<(String, PullReport)> = book
+        .all()
+        .into_iter()
+        .map(|(id, r)| (format!("camera=\"{}\"", label(&id)), r))
+        .collect();
+    write_families(
+        out,
+        &rows,
+        &[
+            (
+                "firelane_snapshot_pulls_total",
+                "counter",
+                "Snapshots pulled from the camera and handed to the pipeline.",
+                |r| r.pulls as f64,
+            ),
+            (
+                "firelane_snapshot_failures_total",
+                "counter",
+                "Snapshot pulls that failed (timeout, HTTP error, login, not a JPEG, clock).",
+                |r| r.failures as f64,
+            ),
+            (
+                "firelane_snapshot_failing",
+                "gauge",
+                "Failed pulls in a row; 0 while the camera is healthy.",
+                |r| r.failing_for as f64,
+            ),
+            (
+                "firelane_snapshot_latency_seconds",
+                "gauge",
+                "Duration of the camera's latest pull.",
+                |r| r.last_latency_ms.unwrap_or(0) as f64 / 1000.0,
+            ),
+        ],
     );
-    let all = book.all();
-    let families: [PullFamily; 4] = [
-        (
-            "firelane_snapshot_pulls_total",
-            "counter",
-            "Snapshots pulled from the camera and handed to the pipeline.",
-            |r| r.pulls as f64,
-        ),
-        (
-            "firelane_snapshot_failures_total",
-            "counter",
-            "Snapshot pulls that failed (timeout, HTTP error, login, not a JPEG, clock).",
-            |r| r.failures as f64,
-        ),
-        (
-            "firelane_snapshot_failing",
-            "gauge",
-            "Failed pulls in a row; 0 while the camera is healthy.",
-            |r| r.failing_for as f64,
-        ),
-        (
-            "firelane_snapshot_latency_seconds",
-            "gauge",
-            "Duration of the camera's latest pull.",
-            |r| r.last_latency_ms.unwrap_or(0) as f64 / 1000.0,
-        ),
-    ];
-    for (name, kind, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (id, r) in &all {
-            let id = id.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(out, "{name}{{camera=\"{id}\"}} {}", value(r));
-        }
-    }
 }
 
 pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {

@@ -351,3 +351,41 @@ pub fn browser_tools() -> PathBuf {
     );
     dir
 }
+
+/// Runs the walk-through `script` of tests/browser in headless Chromium
+/// with `env`; returns the JSON line it prints on success.
+pub async fn browser_walk(script: &str, env: Vec<(&'static str, String)>) -> serde_json::Value {
+    let dir = browser_tools();
+    let script = dir.join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser walk-through failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// The demo sample's frames (samples/demo), in capture order, `range` of
+/// them: 3..=24 have a car in the west strip, 12..=30 in the hydrant bay.
+pub fn sample_frames(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+    let dir = repo_root().join("samples/demo/frames/street");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files[range]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
