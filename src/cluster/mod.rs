@@ -94,37 +94,46 @@ impl Task {
         let mut tick = tokio::time::interval(self.me.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {}
+            // The leases' local deadline is kept to the moment, between
+            // heartbeats and during one: another instance may take the
+            // cameras soon after it.
+            match tokio::select! {
+                _ = stop.cancelled() => Step::Stop,
+                _ = until(self.valid_until) => Step::Expired,
+                _ = tick.tick() => Step::Beat,
+            } {
+                Step::Stop => break,
+                Step::Expired => {
+                    self.lose();
+                    continue;
+                }
+                Step::Beat => {}
             }
             let sent = Instant::now();
-            // Bounded: a hung database must not keep stale leases alive here.
-            match tokio::time::timeout(self.me.heartbeat, self.round()).await {
-                Ok(Ok(())) => self.valid_until = Some(sent + self.me.lease - self.me.heartbeat / 2),
-                Ok(Err(e)) => {
+            let deadline = self.valid_until;
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(self.me.heartbeat, self.round(sent)) => Some(r),
+                _ = until(deadline) => None,
+            };
+            match outcome {
+                None => self.lose(),
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => {
                     self.counters
                         .heartbeat_failures
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cluster heartbeat failed");
                 }
-                Err(_) => {
+                Some(Err(_)) => {
                     self.counters
                         .heartbeat_failures
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("cluster heartbeat timed out");
                 }
             }
-            if self.valid_until.is_some_and(|v| Instant::now() > v) {
-                tracing::error!(
-                    "cannot renew the camera leases: judging nothing until the database answers"
-                );
-                self.publish(HashMap::new());
-                self.valid_until = None;
-            }
         }
         let held: Vec<String> = self.owned_tx.borrow().iter().cloned().collect();
-        self.publish(HashMap::new());
+        self.publish(HashMap::new(), None);
         for camera in held {
             let _ = self.store.release_lease(&camera, &self.me.instance).await;
         }
@@ -136,8 +145,18 @@ impl Task {
         tracing::info!(instance = %self.me.instance, "cluster mode: left, cameras handed over");
     }
 
-    /// One heartbeat: alive, renew, hand over, take.
-    async fn round(&mut self) -> Result<(), StoreError> {
+    /// The leases could not be renewed in time: judge nothing.
+    fn lose(&mut self) {
+        if self.valid_until.take().is_some() {
+            tracing::error!(
+                "cannot renew the camera leases: judging nothing until the database answers"
+            );
+        }
+        self.publish(HashMap::new(), None);
+    }
+
+    /// One heartbeat (`sent` when it started): alive, renew, hand over, take.
+    async fn round(&mut self, sent: Instant) -> Result<(), StoreError> {
         let lease_ms = self.me.lease.as_millis() as i64;
         let now = self
             .store
@@ -173,8 +192,10 @@ impl Task {
         for c in &give {
             held.remove(c);
         }
+        // Renewed: sure until the lease, less half a heartbeat of slack.
+        let valid = sent + self.me.lease - self.me.heartbeat / 2;
         if !give.is_empty() {
-            self.publish(held.clone());
+            self.publish(held.clone(), Some(valid));
             for c in &give {
                 self.store.release_lease(c, &self.me.instance).await?;
             }
@@ -195,20 +216,35 @@ impl Task {
                 held.insert(c.clone(), epoch);
             }
         }
-        self.publish(held);
+        self.valid_until = Some(valid);
+        self.publish(held, Some(valid));
         Ok(())
     }
 
     /// Fence first, so a commit never runs ahead of the lease it needs.
-    fn publish(&self, held: HashMap<String, i64>) {
+    fn publish(&self, held: HashMap<String, i64>, valid_until: Option<Instant>) {
         let set: HashSet<String> = held.keys().cloned().collect();
         self.counters
             .held
             .store(set.len() as u64, Ordering::Relaxed);
-        self.fence.set(held);
+        self.fence.set(held, valid_until);
         if **self.owned_tx.borrow() != set {
             self.owned_tx.send_replace(Arc::new(set));
         }
+    }
+}
+
+enum Step {
+    Stop,
+    Expired,
+    Beat,
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
     }
 }
 

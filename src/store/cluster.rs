@@ -40,7 +40,8 @@ pub struct LeaseRow {
 #[derive(Debug, Default)]
 pub struct Fence {
     pub owner: String,
-    epochs: RwLock<HashMap<String, i64>>,
+    /// The held cameras' epochs, and until when they surely are held.
+    epochs: RwLock<(HashMap<String, i64>, Option<std::time::Instant>)>,
 }
 
 impl Fence {
@@ -51,12 +52,18 @@ impl Fence {
         }
     }
 
-    pub fn set(&self, epochs: HashMap<String, i64>) {
-        *self.epochs.write().expect("fence lock") = epochs;
+    pub fn set(&self, epochs: HashMap<String, i64>, valid_until: Option<std::time::Instant>) {
+        *self.epochs.write().expect("fence lock") = (epochs, valid_until);
     }
 
+    /// `camera`'s epoch while it is held; none once the last renewal is
+    /// too old to be sure (the local side of the fence).
     pub fn epoch(&self, camera: &str) -> Option<i64> {
-        self.epochs.read().expect("fence lock").get(camera).copied()
+        let (epochs, valid_until) = &*self.epochs.read().expect("fence lock");
+        if valid_until.is_none_or(|v| std::time::Instant::now() > v) {
+            return None;
+        }
+        epochs.get(camera).copied()
     }
 }
 
