@@ -16,7 +16,7 @@ pub mod spread;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -280,10 +280,4 @@ pub fn follow_held(
         }
     });
     rx
-}
-
-/// How long a takeover can take at most with `c`'s settings: the lease
-/// running out plus one heartbeat to notice.
-pub fn takeover_bound(c: &Cluster) -> Duration {
-    c.lease + c.heartbeat
 }

@@ -44,7 +44,7 @@ impl LiveConfig {
             return None;
         }
         let applied = self
-            .accept_as(
+            .accept(
                 &mut running,
                 text,
                 &old.actor,

@@ -229,7 +229,7 @@ impl LiveConfig {
         let mut running = self.running.lock().await;
         self.check_disk(&running, false).await?;
         let text = edit(&running.text, &self.file)?;
-        self.accept(&mut running, text, actor, "api", true, audit)
+        self.accept(&mut running, text, actor, "api", true, audit, None)
             .await
     }
 
@@ -259,7 +259,7 @@ impl LiveConfig {
         } else {
             old.toml
         };
-        self.accept(&mut running, text, actor, "restore", true, audit)
+        self.accept(&mut running, text, actor, "restore", true, audit, None)
             .await
     }
 
@@ -278,23 +278,11 @@ impl LiveConfig {
         Ok(())
     }
 
-    async fn accept(
-        &self,
-        running: &mut Running,
-        text: String,
-        actor: &str,
-        source: &str,
-        write: bool,
-        audit: Option<AuditDraft>,
-    ) -> Result<Applied, ApplyError> {
-        self.accept_as(running, text, actor, source, write, audit, None)
-            .await
-    }
-
-    /// [`Self::accept`]; with `recorded`, the version another instance
-    /// recorded (cluster mode): applied here, not recorded again.
+    /// Validates, writes (with `write`), records and publishes `text`;
+    /// with `recorded`, the version another instance recorded (cluster
+    /// mode): applied here, not recorded again.
     #[allow(clippy::too_many_arguments)]
-    async fn accept_as(
+    async fn accept(
         &self,
         running: &mut Running,
         text: String,
@@ -394,7 +382,7 @@ impl LiveConfig {
             return None;
         }
         match self
-            .accept(&mut running, text, "file", "file", false, None)
+            .accept(&mut running, text, "file", "file", false, None, None)
             .await
         {
             Ok(applied) => Some(Ok(applied)),
