@@ -11,6 +11,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use firelane::base::geometry::ZonePolygon;
 use firelane::vision::Classifier;
 use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones, decode_jpeg_into};
+use tract_onnx::prelude::*;
 
 fn frame_1080p() -> Vec<u8> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -47,7 +48,7 @@ fn zones() -> Vec<ZonePolygon> {
 
 fn benches(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let classifier = Classifier::load(&root.join("models/obstruction-v1.onnx")).unwrap();
+    let classifier = Classifier::load(&root.join("models/obstruction-v2.onnx")).unwrap();
     let jpeg = frame_1080p();
     let zones = zones();
     let bounds: Vec<[f64; 4]> = zones.iter().map(|z| z.fraction_bounds()).collect();
@@ -95,6 +96,19 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    // The shipped model at batch 1 as tract plans it, and with its 2×2 max
+    // pools swapped for firelane's (`vision::pool`): the change measured alone.
+    let mut g = c.benchmark_group("inference_pool");
+    for swap in [false, true] {
+        let plan = shipped_plan(swap);
+        let input = Tensor::from_shape(&[1, 3, 64, 64], &vec![0.1f32; len]).unwrap();
+        let name = if swap { "firelane_pool" } else { "tract_pool" };
+        g.bench_function(name, |b| {
+            b.iter(|| plan.run(tvec!(input.clone().into_tvalue())).unwrap())
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("frame_6_zones");
     // The scoring threads' path: full decode into the reused buffer, then
     // crop and score one crop at a time; beside it the general decoder.
@@ -130,6 +144,19 @@ fn benches(c: &mut Criterion) {
         );
     }
     g.finish();
+}
+
+fn shipped_plan(swap: bool) -> std::sync::Arc<TypedRunnableModel> {
+    let bytes = firelane::vision::model::BUILTIN_MODELS[0].onnx;
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .and_then(|m| m.with_input_fact(0, f32::fact([1, 3, 64, 64]).into()))
+        .and_then(|m| m.into_optimized())
+        .unwrap();
+    if swap {
+        firelane::vision::pool::swap_in(&mut model).unwrap();
+    }
+    model.into_runnable().unwrap()
 }
 
 criterion_group! {

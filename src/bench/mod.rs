@@ -399,7 +399,8 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
         rows.push(run_mqtt(opts, &jpegs, &zones).await?);
     }
     if opts.peer {
-        rows.push(run_peer(opts)?);
+        rows.push(run_peer(opts, false)?);
+        rows.push(run_peer(opts, true)?);
     }
     Ok(rows)
 }

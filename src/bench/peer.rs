@@ -5,17 +5,23 @@ use anyhow::{Context, bail};
 
 use super::*;
 
-/// Runs `bench/peer.py` on the prepared frames.
-pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+/// Runs `bench/peer.py` on the prepared frames: `draft` lets Pillow decode
+/// at the DCT scale the zones need (the careful peer), else full size.
+pub fn run_peer(opts: &BenchOptions, draft: bool) -> anyhow::Result<BenchRow> {
     let repeat = (opts.frames / 24).max(1).to_string();
-    let out = std::process::Command::new(&opts.python)
-        .arg("bench/peer.py")
+    let model = peer_model(opts)?;
+    let mut cmd = std::process::Command::new(&opts.python);
+    cmd.arg("bench/peer.py");
+    if !draft {
+        cmd.arg("--no-draft");
+    }
+    let out = cmd
         .arg("--frames")
         .arg(opts.work_dir.join("frames"))
         .arg("--zones")
         .arg(opts.work_dir.join("zones.json"))
         .arg("--model")
-        .arg(&opts.model)
+        .arg(&model)
         .arg("--repeat")
         .arg(&repeat)
         .output()
@@ -36,7 +42,8 @@ pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
     Ok(BenchRow {
         run: format!(
-            "Python peer (Pillow, NumPy, onnxruntime {}), 1 thread",
+            "Python peer (Pillow{}, NumPy, onnxruntime {}), 1 thread",
+            if draft { " draft()" } else { "" },
             v["onnxruntime"].as_str().unwrap_or("?")
         ),
         frames: f("frames") as u64,
@@ -56,6 +63,25 @@ pub fn run_peer(opts: &BenchOptions) -> anyhow::Result<BenchRow> {
         peak_rss_mb: 0.0,
         dropped: 0,
     })
+}
+
+/// The model as a file Python can open: a built-in model (`builtin:NAME`)
+/// is written with its card into the work folder.
+fn peer_model(opts: &BenchOptions) -> anyhow::Result<std::path::PathBuf> {
+    use crate::vision::model::{BUILTIN_MODELS, BUILTIN_PREFIX};
+    let text = opts.model.to_string_lossy();
+    let Some(name) = text.strip_prefix(BUILTIN_PREFIX) else {
+        return Ok(opts.model.clone());
+    };
+    let m = BUILTIN_MODELS
+        .iter()
+        .find(|m| m.name == name)
+        .with_context(|| format!("no built-in model {name}"))?;
+    let onnx = opts.work_dir.join(format!("{name}.onnx"));
+    std::fs::write(&onnx, m.onnx).with_context(|| format!("writing {}", onnx.display()))?;
+    let card = onnx.with_extension("json");
+    std::fs::write(&card, m.card).with_context(|| format!("writing {}", card.display()))?;
+    Ok(onnx)
 }
 
 pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
@@ -106,13 +132,14 @@ pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
             }
         );
     }
-    if let Some(peer) = rows.iter().find(|r| r.run.starts_with("Python")) {
+    for peer in rows.iter().filter(|r| r.run.starts_with("Python")) {
         for r in rows.iter().filter(|r| !r.run.starts_with("Python")) {
             if peer.frames_per_cpu_s > 0.0 {
                 println!(
-                    "{}: {:.2}x the peer's frames per CPU-second",
+                    "{}: {:.2}x the frames per CPU-second of {}",
                     r.run,
-                    r.frames_per_cpu_s / peer.frames_per_cpu_s
+                    r.frames_per_cpu_s / peer.frames_per_cpu_s,
+                    peer.run
                 );
             }
         }

@@ -4,6 +4,7 @@
 //! - [`decode`]: JPEG bytes → RGB image, refusing corrupt or truncated files.
 //! - [`crop`]: zone polygon → bounding-box crop → resize → normalised tensor.
 //! - [`model`]: the ONNX classifier on tract, all zones of a frame in one batch.
+//! - [`pool`]: a 2×2 max pool tract runs slowly, swapped into its plans.
 //! - [`reuse`]: a tile's score kept while its crop does not change.
 //! - [`eval`]: `firelane classify` — scores of image files and accuracy on
 //!   labelled folders.
@@ -13,6 +14,7 @@ pub mod crop;
 pub mod decode;
 pub mod eval;
 pub mod model;
+pub mod pool;
 pub mod reuse;
 
 pub use card::ModelCard;

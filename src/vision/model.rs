@@ -175,6 +175,10 @@ impl Classifier {
             .model
             .set_symbols(&subs)
             .and_then(|m| m.into_optimized())
+            .and_then(|mut m| {
+                super::pool::swap_in(&mut m)?;
+                m.into_compact()
+            })
             .and_then(|m| m.into_runnable())
             .map_err(|e| ModelError::Inference(format!("preparing batch of {n}: {e:#}")))?;
         if plans.len() >= MAX_PLANS {
