@@ -84,16 +84,30 @@ fn resize(src: &RgbImage, input: &CardInput) -> RgbImage {
         .expect("the resizer fills width x height x 3 bytes")
 }
 
+/// What one step of a byte in each RGB channel is worth once normalised
+/// (the card's scale ÷ the std of the model channel it feeds).
+pub fn byte_units(input: &CardInput) -> [f32; 3] {
+    let mut unit = [0.0; 3];
+    for (c, &src) in channel_order(input).iter().enumerate() {
+        unit[src] = input.scale / input.std[c];
+    }
+    unit
+}
+
+fn channel_order(input: &CardInput) -> [usize; 3] {
+    if input.channel_order == "BGR" {
+        [2, 1, 0]
+    } else {
+        [0, 1, 2]
+    }
+}
+
 /// Writes `crop` (already at input size) into `out` as normalised planar
 /// floats in the card's channel order.
 pub fn normalise_into(crop: &RgbImage, input: &CardInput, out: &mut [f32]) {
     let plane = (input.width * input.height) as usize;
     debug_assert_eq!(out.len(), 3 * plane);
-    let order: [usize; 3] = if input.channel_order == "BGR" {
-        [2, 1, 0]
-    } else {
-        [0, 1, 2]
-    };
+    let order = channel_order(input);
     for (i, px) in crop.pixels().enumerate() {
         for (c, &src) in order.iter().enumerate() {
             out[c * plane + i] = (px.0[src] as f32 * input.scale - input.mean[c]) / input.std[c];

@@ -13,7 +13,7 @@ use crate::base::geometry::ZonePolygon;
 
 use super::card::{CardError, ModelCard};
 use super::crop;
-use super::reuse::{ReuseRule, ScoreCache};
+use super::reuse::{ReuseRule, ScoreCache, Signature};
 use crate::base::time::Millis;
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +268,7 @@ impl Classifier {
         // Where each tile to run came from: (zone key, tile, tiles in zone).
         let mut pending = Vec::new();
         let mut data = Vec::new();
+        let unit = crop::byte_units(&self.card.input);
         for (key, zone) in zones {
             let tiles = zone.tiles(fw, fh);
             per_zone.push(tiles.len());
@@ -276,14 +277,18 @@ impl Classifier {
                 let start = data.len();
                 data.resize(start + len, 0.0);
                 let c = crop::tile_crop(frame, zone, rect, &self.card.input);
-                crop::normalise_into(&c, &self.card.input, &mut data[start..]);
+                let sig = reuse.as_ref().map(|_| Signature::of(&c));
                 let kept = reuse
                     .as_ref()
-                    .and_then(|(cache, at, rule)| cache.lookup(*key, t, &data[start..], *at, rule));
+                    .zip(sig.as_ref())
+                    .and_then(|((cache, at, rule), sig)| {
+                        cache.lookup(*key, t, sig, unit, *at, rule)
+                    });
                 if kept.is_some() {
                     data.truncate(start);
                 } else {
-                    pending.push((*key, t, count));
+                    crop::normalise_into(&c, &self.card.input, &mut data[start..]);
+                    pending.push((*key, t, count, sig));
                 }
                 known.push(kept);
             }
@@ -296,10 +301,10 @@ impl Classifier {
             flat.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
         }
         if let Some((cache, at, _)) = reuse.as_mut() {
-            for ((key, t, count), (score, crop)) in
-                pending.iter().zip(flat.iter().zip(data.chunks(len)))
-            {
-                cache.keep(*key, *t, *count, crop, *score, *at);
+            for ((key, t, count, sig), score) in pending.into_iter().zip(&flat) {
+                if let Some(sig) = sig {
+                    cache.keep(key, t, count, sig, *score, *at);
+                }
             }
             let keys: Vec<u64> = zones.iter().map(|(k, _)| *k).collect();
             cache.retain(&keys);
