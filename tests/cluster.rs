@@ -210,6 +210,42 @@ impl City {
         city
     }
 
+    /// Every instance serves `zone` and has it in its own file within 10 s;
+    /// each camera names its holder.
+    async fn until_every_instance_has(&self, zone: &str) {
+        let c = firelane::alerts::webhook::client();
+        for (i, instance) in INSTANCES.iter().enumerate() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let cameras = c
+                    .get(format!("http://127.0.0.1:{}/api/cameras", self.ports[i]))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if cameras.contains(zone) {
+                    // "here" only on the holder.
+                    let v: serde_json::Value = serde_json::from_str(&cameras).unwrap();
+                    for cam in v["cameras"].as_array().unwrap() {
+                        let h = &cam["holder"];
+                        assert_eq!(h["here"] == true, h["instance"] == *instance, "{cam}");
+                    }
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "instance {i} never applied {zone}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let file = std::fs::read_to_string(&self.daemons[i].config).unwrap();
+            assert!(file.contains(zone), "instance {i}'s file: {file}");
+        }
+    }
+
     fn logs(&self) -> String {
         self.daemons
             .iter()
@@ -444,36 +480,7 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    for (i, instance) in INSTANCES.iter().enumerate().skip(1) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let zones = c
-                .get(format!("http://127.0.0.1:{}/api/cameras", city.ports[i]))
-                .bearer_auth(&city.token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if zones.contains("kerb-extra") {
-                // Each camera names its holder; "here" only on the holder.
-                let v: serde_json::Value = serde_json::from_str(&zones).unwrap();
-                for cam in v["cameras"].as_array().unwrap() {
-                    let h = &cam["holder"];
-                    assert_eq!(h["here"] == true, h["instance"] == *instance, "{cam}");
-                }
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance {i} never applied the zone"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let file = std::fs::read_to_string(city.daemons[i].config.clone()).unwrap();
-        assert!(file.contains("kerb-extra"), "{file}");
-    }
+    city.until_every_instance_has("kerb-extra").await;
     let versions_after = city.store.config_versions(100).await.unwrap().len();
     assert_eq!(versions_after, versions_before + 1);
     for _ in 0..12 {
@@ -490,6 +497,66 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
         }
     }
     city.lanes_clear_once_each().await;
+
+    // `firelane config apply FILE` through any instance's config: recorded
+    // once, applied by all three. A FILE whose zone names a camera the
+    // site does not have is refused, naming it, and records nothing.
+    let dir = city.daemons[0].config.parent().unwrap().to_path_buf();
+    let site = std::fs::read_to_string(&city.daemons[0].config).unwrap();
+    let apply = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .arg("config")
+            .arg("apply")
+            .arg(file)
+            .arg("--config")
+            .arg(&city.daemons[2].config)
+            .args(["--actor", "ops"])
+            .output()
+            .unwrap()
+    };
+    let zone = |camera: &str, id: &str| {
+        format!(
+            "\n[[zones]]\nid = \"{id}\"\ncamera = \"{camera}\"\npolygon = [[0.5, 0.0], [0.8, 0.0], [0.8, 0.2], [0.5, 0.2]]\n"
+        )
+    };
+    let before = city.store.config_versions(100).await.unwrap().len();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{site}{}", zone("no-such-camera", "kerb-bad")),
+    )
+    .unwrap();
+    let out = apply(&bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no-such-camera"),
+        "{err}"
+    );
+    assert_eq!(city.store.config_versions(100).await.unwrap().len(), before);
+    let good = dir.join("applied.toml");
+    std::fs::write(
+        &good,
+        format!("{site}{}", zone(&city.cameras[1], "kerb-applied")),
+    )
+    .unwrap();
+    let out = apply(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    city.until_every_instance_has("kerb-applied").await;
+    let versions = city.store.config_versions(100).await.unwrap();
+    assert_eq!(
+        versions.len(),
+        before + 1,
+        "recorded once, not per instance"
+    );
+    assert_eq!(
+        (versions[0].actor.as_str(), versions[0].source.as_str()),
+        ("ops", "apply")
+    );
+
     let log = city.logs();
     assert!(
         log.contains("cameras handed over") || log.contains("cluster mode: left"),

@@ -7,6 +7,7 @@ mod bench;
 mod broker;
 mod check_config;
 mod classify;
+mod config;
 mod demo;
 mod record;
 mod replay;
@@ -81,6 +82,13 @@ pub enum Command {
         #[command(subcommand)]
         action: EvidenceAction,
     },
+    /// Cluster mode: record a configuration every instance applies.
+    Config {
+        #[command(subcommand)]
+        action: config::ConfigAction,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
     /// The embedded broker's users.
     Broker {
         #[command(subcommand)]
@@ -141,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { action, site } => admin::audit(action, &site).await,
         Command::Calibration { action, site } => admin::calibration(action, &site).await,
         Command::Evidence { action } => admin::evidence(action).await,
+        Command::Config { action, site } => config::run(action, &site).await,
         Command::Broker { action } => broker::run(action),
     }
 }

@@ -10,7 +10,7 @@ pub struct ConfigVersionRow {
     pub id: i64,
     pub at_ms: Millis,
     pub actor: String,
-    /// `start`, `api`, `file` or `restore`.
+    /// `start`, `api`, `file`, `restore` or `apply`.
     pub source: String,
     /// SHA-256 of the TOML text.
     pub sha256: String,
