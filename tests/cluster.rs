@@ -363,6 +363,12 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
     let _one = ONE_CITY.lock().await;
     let mut city = City::start(|_| None).await;
     let before = city.owners(1).await;
+    // PostgreSQL's write load (BENCHMARKS.md G): idle first, then the run.
+    let idle_from = (Instant::now(), pg_writes(&city.store).await);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = pg_writes(&city.store).await.minus(idle_from.1);
+    let idle_s = idle_from.0.elapsed().as_secs_f64();
+    let run_from = (Instant::now(), pg_writes(&city.store).await);
     // 7 s of the car: every lane's violation is confirmed (grace 4 s).
     for _ in 0..14 {
         city.send_round(true).await;
@@ -393,7 +399,50 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         city.send_round(true).await;
     }
     city.lanes_clear_once_each().await;
+    let run = pg_writes(&city.store).await.minus(run_from.1);
+    let run_s = run_from.0.elapsed().as_secs_f64();
+    let violations = city.store.violations().await.unwrap().len() as f64;
+    assert!(idle.commits > 0 && run.rows > idle.rows, "{idle:?} {run:?}");
+    let per_s = |w: u64| w as f64 / idle_s;
+    eprintln!(
+        "PostgreSQL, 3 instances idle (heartbeat_s 1): {:.1} row writes/s; run of {run_s:.0} s, {violations} violations, one takeover: {} row writes, {:.0} per violation beyond the idle rate",
+        per_s(idle.rows),
+        run.rows,
+        (run.rows as f64 - per_s(idle.rows) * run_s) / violations,
+    );
     city.stop();
+}
+
+/// Commits (read-only ones too) and row writes (inserted + updated +
+/// deleted) of the database, from `pg_stat_database` (flushed by each
+/// session at most once a second, so read after a pause).
+#[derive(Debug, Clone, Copy)]
+struct Writes {
+    commits: u64,
+    rows: u64,
+}
+
+impl Writes {
+    fn minus(self, earlier: Writes) -> Writes {
+        Writes {
+            commits: self.commits - earlier.commits,
+            rows: self.rows - earlier.rows,
+        }
+    }
+}
+
+async fn pg_writes(store: &Store) -> Writes {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r: (i64, i64) = sqlx::query_as(
+        "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    Writes {
+        commits: r.0 as u64,
+        rows: r.1 as u64,
+    }
 }
 
 /// The time of the first log line of `log` containing `text`.
