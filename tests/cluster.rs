@@ -380,6 +380,28 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         city.logs()
     );
 
+    // Any instance serves any camera's live frame, fetched from its holder
+    // with the caller's token.
+    let c = firelane::alerts::webhook::client();
+    for (camera, holder) in &before {
+        let other = INSTANCES.iter().position(|i| i != holder).unwrap();
+        let r = c
+            .get(format!(
+                "http://127.0.0.1:{}/api/cameras/{camera}/latest.jpg",
+                city.ports[other]
+            ))
+            .bearer_auth(&city.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{camera} from instance {other}");
+        assert_eq!(r.headers()["x-firelane-holder"], holder.as_str());
+        assert!(
+            r.bytes().await.unwrap().starts_with(&[0xFF, 0xD8]),
+            "a JPEG"
+        );
+    }
+
     // kill -9 the instance holding the first camera, mid-violation.
     let victim = before[&city.cameras[0]].clone();
     let v = INSTANCES.iter().position(|i| *i == victim).unwrap();

@@ -1,5 +1,6 @@
 //! `GET /api/cluster` (admin): the instances, their heartbeats, and which
-//! camera each holds, as the database has them.
+//! camera each holds, as the database has them; and a camera's live frame
+//! fetched from the instance that holds it.
 
 use axum::Json;
 use axum::extract::State;
@@ -104,4 +105,107 @@ pub async fn status(
             .collect(),
         unheld,
     }))
+}
+
+/// Cluster mode: camera → (holder, its API address), live leases only.
+pub(super) async fn holders(
+    state: &ApiState,
+    config: &crate::config::Config,
+) -> Result<std::collections::HashMap<String, (String, Option<String>)>, ApiError> {
+    if config.cluster.is_none() {
+        return Ok(Default::default());
+    }
+    let now = state.store.db_now().await?;
+    let urls: std::collections::HashMap<String, Option<String>> = state
+        .store
+        .members()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.api_url))
+        .collect();
+    Ok(state
+        .store
+        .leases()
+        .await?
+        .into_iter()
+        .filter(|l| l.expires_ms >= now)
+        .map(|l| {
+            let url = urls.get(&l.owner).cloned().flatten();
+            (l.camera, (l.owner, url))
+        })
+        .collect())
+}
+
+/// Marks a frame request one instance passes to another, so it is never
+/// passed on again.
+const FORWARDED: &str = "x-firelane-forwarded";
+
+/// Cluster mode: camera `id`'s latest frame from the instance holding it,
+/// asked with the caller's own token (tokens live in the shared database).
+/// `None` when there is no other live holder to ask.
+pub(super) async fn frame_from_holder(
+    state: &ApiState,
+    id: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<axum::response::Response>, ApiError> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let config = state.config.current();
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    if headers.contains_key(FORWARDED) {
+        return Ok(None);
+    }
+    let Some((holder, Some(url))) = holders(state, &config).await?.remove(id) else {
+        return Ok(None);
+    };
+    if holder == cluster.instance {
+        return Ok(None);
+    }
+    let gateway = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "camera {id:?} is held by instance {holder} ({url}), which did not give its frame: {why}"
+            ),
+        )
+    };
+    let mut target = url::Url::parse(&url).map_err(|e| gateway(e.to_string()))?;
+    target
+        .path_segments_mut()
+        .map_err(|()| gateway("not a base URL".into()))?
+        .pop_if_empty()
+        .extend(["api", "cameras", id, "latest.jpg"]);
+    let mut req = crate::alerts::webhook::client()
+        .get(target)
+        .header(FORWARDED, "1")
+        .timeout(std::time::Duration::from_secs(5));
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        req = req.header(header::AUTHORIZATION, auth.clone());
+    }
+    let res = req.send().await.map_err(|e| gateway(e.to_string()))?;
+    let status = res.status();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(gateway(format!("HTTP {status}")));
+    }
+    let captured = res.headers().get("x-captured-at").cloned();
+    let body = res.bytes().await.map_err(|e| gateway(e.to_string()))?;
+    let mut out = (StatusCode::OK, body.to_vec()).into_response();
+    let h = out.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Some(v) = captured {
+        h.insert("x-captured-at", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&holder) {
+        h.insert("x-firelane-holder", v);
+    }
+    Ok(Some(out))
 }

@@ -156,35 +156,6 @@ fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
         .collect()
 }
 
-/// Cluster mode: camera → (holder, its API address), live leases only.
-async fn holders(
-    state: &ApiState,
-    config: &Config,
-) -> Result<std::collections::HashMap<String, (String, Option<String>)>, ApiError> {
-    if config.cluster.is_none() {
-        return Ok(Default::default());
-    }
-    let now = state.store.db_now().await?;
-    let urls: std::collections::HashMap<String, Option<String>> = state
-        .store
-        .members()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m.api_url))
-        .collect();
-    Ok(state
-        .store
-        .leases()
-        .await?
-        .into_iter()
-        .filter(|l| l.expires_ms >= now)
-        .map(|l| {
-            let url = urls.get(&l.owner).cloned().flatten();
-            (l.camera, (l.owner, url))
-        })
-        .collect())
-}
-
 fn clock_of(state: &ApiState, kind: SourceKind, id: &str) -> Option<ClockReport> {
     state.metrics.get()?.ingest.clocks.report(kind, id)
 }
@@ -195,7 +166,7 @@ pub async fn list_cameras(
 ) -> Result<Json<CamerasJson>, ApiError> {
     caller.require("listCameras")?;
     let config = state.config.current();
-    let holders = holders(&state, &config).await?;
+    let holders = super::cluster::holders(&state, &config).await?;
     let cameras = config
         .cameras
         .iter()
@@ -261,6 +232,7 @@ pub async fn list_cameras(
 pub async fn latest_frame(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     caller.require("getLatestFrame")?;
@@ -273,6 +245,10 @@ pub async fn latest_frame(
         .get(&id)
         .cloned();
     let Some(frame) = frame else {
+        // Cluster mode: the camera's holder has its frames.
+        if let Some(res) = super::cluster::frame_from_holder(&state, &id, &headers).await? {
+            return Ok(res);
+        }
         return Err(ApiError::not_found(format!(
             "no frame from camera {id:?} since the daemon started"
         )));

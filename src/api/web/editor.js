@@ -368,7 +368,7 @@
       // Cluster mode: another instance judges this camera and has its frames.
       const away = cam.holder && !cam.holder.here;
       this.frameInfo.textContent = away
-        ? `Judged by instance ${cam.holder.instance}${cam.holder.api_url ? ` (${cam.holder.api_url})` : ''}: its live frame is there`
+        ? `Judged by instance ${cam.holder.instance}${cam.holder.api_url ? ` (${cam.holder.api_url})` : ''}: live frame fetched from there`
         : latest
           ? `Frame ${this.api.fmtTime(latest.captured_at)}${latest.width ? ` · ${latest.width}×${latest.height}` : ''}`
           : 'No frame yet';
@@ -376,8 +376,16 @@
 
     maybeRefreshFrame(cam, force) {
       const latest = cam && cam.latest;
+      const away = cam && cam.holder && !cam.holder.here;
+      if (!latest && away && cam.holder.api_url) {
+        // Cluster mode: this instance asks the holder for the frame; poll it
+        // at the frame interval, since its capture time is not known here.
+        if (this.frame.loading) return;
+        if (!force && Date.now() - this.frame.fetchedAt < FRAME_MS) return;
+        this.loadFrame(cam.id, `remote ${Date.now()}`);
+        return;
+      }
       if (!latest) {
-        const away = cam && cam.holder && !cam.holder.here;
         if (!this.frame.src) this.showPlaceholder(away ? `live frame on instance ${cam.holder.instance}` : 'no frame yet');
         return;
       }
