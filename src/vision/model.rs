@@ -174,7 +174,10 @@ impl Classifier {
         let plan = self
             .model
             .set_symbols(&subs)
-            .and_then(|m| m.into_optimized())
+            .and_then(|mut m| {
+                super::pool::clamp_after_pool(&mut m)?;
+                m.into_optimized()
+            })
             .and_then(|mut m| {
                 super::pool::swap_in(&mut m)?;
                 m.into_compact()
