@@ -116,10 +116,11 @@ pub fn normalise_into(crop: &RgbImage, input: &CardInput, out: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn input(mask: bool) -> CardInput {
+    /// A small card input for tests (mean and std 0.5).
+    pub(crate) fn input(mask: bool) -> CardInput {
         CardInput {
             name: "input".into(),
             layout: "NCHW".into(),

@@ -199,6 +199,16 @@ fn next_clamp_move(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
 mod tests {
     use super::*;
 
+    fn run(model: TypedModel, input: &Tensor) -> Tensor {
+        model
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(input.clone().into()))
+            .unwrap()
+            .remove(0)
+            .into_tensor()
+    }
+
     /// The same values as tract's own pool, on odd and even sizes, at every
     /// batch size the pipeline uses.
     #[test]
@@ -226,15 +236,7 @@ mod tests {
                 .map(|i| ((i * 7919) % 1013) as f32 - 500.0)
                 .collect();
             let input = Tensor::from_shape(&[n, c, h, w], &data).unwrap();
-            let run = |m: TypedModel| {
-                m.into_runnable()
-                    .unwrap()
-                    .run(tvec!(input.clone().into()))
-                    .unwrap()
-                    .remove(0)
-                    .into_tensor()
-            };
-            assert_eq!(run(ours), run(theirs), "{n}x{c}x{h}x{w}");
+            assert_eq!(run(ours, &input), run(theirs, &input), "{n}x{c}x{h}x{w}");
         }
     }
 
@@ -259,15 +261,7 @@ mod tests {
             .map(|i| ((i * 2654435761usize) % 1000) as f32 / 250.0 - 2.0)
             .collect();
         let input = Tensor::from_shape(&[3, 3, 64, 64], &data).unwrap();
-        let run = |m: TypedModel| {
-            m.into_runnable()
-                .unwrap()
-                .run(tvec!(input.clone().into()))
-                .unwrap()
-                .remove(0)
-                .into_tensor()
-        };
-        assert_eq!(run(ours), run(theirs));
+        assert_eq!(run(ours, &input), run(theirs, &input));
     }
 
     /// A pool with padding or another stride is left to tract.

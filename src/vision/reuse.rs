@@ -195,16 +195,9 @@ mod tests {
     #[test]
     fn diff_reads_in_the_models_units() {
         let input = crate::vision::card::CardInput {
-            name: "input".into(),
-            layout: "NCHW".into(),
-            channel_order: "RGB".into(),
-            width: 8,
-            height: 8,
-            resize: "bilinear".into(),
-            scale: 1.0 / 255.0,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
-            mask_outside_polygon: false,
+            ..crate::vision::crop::tests::input(false)
         };
         let a = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 7, 200]));
         let b = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([y as u8 * 30, x as u8 * 9, 90]));
