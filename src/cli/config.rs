@@ -1,7 +1,7 @@
 //! `firelane config apply FILE`: in cluster mode, the configuration every
 //! instance runs is the newest version in `config_versions`; this records
-//! FILE's tuning as that version, and each instance applies it (woken by
-//! `NOTIFY`, or its 5 s poll). A single instance takes edits from its own
+//! FILE as that version, and each instance applies its shared sections
+//! (tuning, sites, cameras), woken by `NOTIFY` or its 5 s poll. A single instance takes edits from its own
 //! file (SIGHUP, `systemctl reload firelane`) or from the API instead.
 
 use std::path::PathBuf;
@@ -14,15 +14,15 @@ use crate::audit::Actor;
 use crate::base::digest::sha256_hex;
 use crate::base::time::wall_clock_ms;
 use crate::config::Config;
-use crate::config::edit::{TUNING, restore_tuning};
+use crate::config::edit::{CLUSTER_SHARED, restore_sections};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigAction {
-    /// Cluster mode: record FILE's tuning ([tracking], zones, sensors) as
-    /// the cluster's newest version; every instance applies it within
-    /// seconds. Each instance's own sections (storage, HTTP, MQTT, sites,
-    /// cameras) stay as its file has them.
+    /// Cluster mode: record FILE as the cluster's newest version; every
+    /// instance applies its [tracking], zones, sensors, sites and cameras
+    /// within seconds. Each instance's own sections (storage, HTTP, MQTT,
+    /// model, cluster) stay as its file has them.
     Apply {
         file: PathBuf,
         /// Who the version and its audit entry name (default local:$USER).
@@ -52,8 +52,9 @@ pub async fn run(action: ConfigAction, site: &SiteArgs) -> anyhow::Result<ExitCo
             return Ok(ExitCode::from(1));
         }
     };
-    // FILE must be a valid configuration, and its tuning must fit this
-    // site's cameras: what every instance will check before applying it.
+    // FILE must be a valid configuration, and so must this instance's file
+    // with FILE's shared sections: what every instance checks before
+    // applying it.
     if let Err(e) = Config::from_toml(&text, &name) {
         return Ok(config_failure(&e));
     }
@@ -62,7 +63,7 @@ pub async fn run(action: ConfigAction, site: &SiteArgs) -> anyhow::Result<ExitCo
         return Ok(ExitCode::from(1));
     };
     let site_text = std::fs::read_to_string(&site_path)?;
-    let merged = match restore_tuning(&site_text, &text, &cfg.source) {
+    let merged = match restore_sections(&site_text, &text, &cfg.source, &CLUSTER_SHARED) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("config apply: {e}");
@@ -71,7 +72,7 @@ pub async fn run(action: ConfigAction, site: &SiteArgs) -> anyhow::Result<ExitCo
     };
     let merged_cfg = match Config::from_toml(
         &merged,
-        &format!("{} with the tuning of {name}", cfg.source),
+        &format!("{} with the shared sections of {name}", cfg.source),
     ) {
         Ok(c) => c,
         Err(e) => return Ok(config_failure(&e)),
@@ -88,7 +89,7 @@ pub async fn run(action: ConfigAction, site: &SiteArgs) -> anyhow::Result<ExitCo
     let draft = actor.draft(
         "config.apply",
         &name,
-        serde_json::json!({ "sections": TUNING, "zones": merged_cfg.zones.len() }),
+        serde_json::json!({ "sections": CLUSTER_SHARED, "cameras": merged_cfg.cameras.len(), "zones": merged_cfg.zones.len() }),
         now,
     );
     let version = store
@@ -107,10 +108,11 @@ pub async fn run(action: ConfigAction, site: &SiteArgs) -> anyhow::Result<ExitCo
         );
     }
     println!(
-        "version {version} recorded from {name}: {} zones, {} sensors; every instance applies its {} within seconds",
+        "version {version} recorded from {name}: {} cameras, {} zones, {} sensors; every instance applies its {} within seconds",
+        merged_cfg.cameras.len(),
         merged_cfg.zones.len(),
         merged_cfg.sensors.len(),
-        TUNING.join(", ")
+        CLUSTER_SHARED.join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -187,13 +187,29 @@ pub fn delete_zone(text: &str, file: &str, id: &str) -> Result<String, EditError
 /// The sections an operator tunes: zones, their sensors and `[tracking]`.
 pub const TUNING: [&str; 3] = ["tracking", "zones", "sensors"];
 
+/// What every instance of a cluster runs alike: the tuning, and the sites
+/// and cameras it spreads. `[storage]`, `[http]`, `[mqtt]`, `[model]` and
+/// `[cluster]` may differ per machine.
+pub const CLUSTER_SHARED: [&str; 5] = ["tracking", "zones", "sensors", "cameras", "sites"];
+
 /// `current` with its tuning sections ([`TUNING`]) taken from `old` (an
 /// earlier version), everything else — MQTT, storage, HTTP, sites and their
 /// webhooks, cameras — as it is now. What an operator's restore writes.
 pub fn restore_tuning(current: &str, old: &str, file: &str) -> Result<String, EditError> {
+    restore_sections(current, old, file, &TUNING)
+}
+
+/// `current` with `sections` taken from `old`: present there, replaced;
+/// absent there, removed. Everything else stays as it is now.
+pub fn restore_sections(
+    current: &str,
+    old: &str,
+    file: &str,
+    sections: &[&str],
+) -> Result<String, EditError> {
     let mut doc = parse(current, file)?;
     let old = parse(old, "the restored version")?;
-    for key in TUNING {
+    for key in sections {
         match old.get(key) {
             Some(item) => {
                 doc.insert(key, item.clone());
@@ -392,5 +408,38 @@ webhooks = [
             delete_zone(&out, "site.toml", "east"),
             Err(EditError::UnknownZone(_))
         ));
+    }
+
+    #[test]
+    fn restore_takes_only_the_named_sections() {
+        let other = r#"[http]
+listen = "0.0.0.0:9000"
+
+[tracking]
+grace_s = 60
+
+[[sites]]
+id = "depot"
+
+[[cameras]]
+id = "cam-2"
+"#;
+        // (sections, what the result keeps from FILE, what it takes from `other`)
+        let cases: [(&[&str], &[&str], &[&str]); 2] = [
+            (&TUNING, &["cam-1"], &["grace_s = 60"]),
+            (&CLUSTER_SHARED, &[], &["grace_s = 60", "cam-2", "depot"]),
+        ];
+        for (sections, kept, taken) in cases {
+            let out = restore_sections(FILE, other, "f.toml", sections).unwrap();
+            for k in kept {
+                assert!(out.contains(k), "{sections:?} lost {k}: {out}");
+            }
+            for t in taken {
+                assert!(out.contains(t), "{sections:?} did not take {t}: {out}");
+            }
+            // Sections named but absent in `other` go; others stay as they are.
+            assert!(!out.contains("north"), "{sections:?} kept zones: {out}");
+            assert!(!out.contains("9000"), "{sections:?} took [http]: {out}");
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Cluster mode: the instances share their tuning (`[tracking]`, zones,
-//! sensors: what the zone editor and `restore` change). A version accepted
-//! by any instance — an API edit, a restore, its file edited — is recorded
-//! in `config_versions` and announced with `NOTIFY firelane_config`; every
-//! other instance takes that version's tuning into its own file and
-//! applies it. What may differ per machine (`[storage]`, `[http]`,
-//! `[mqtt]`, sites, cameras) stays each instance's own. A notification
-//! missed while the listener reconnects is caught by a poll every 5 s.
+//! sensors: what the zone editor and `restore` change) and the sites and
+//! cameras they spread ([`CLUSTER_SHARED`]). A version accepted by any
+//! instance — an API edit, a restore, its file edited, `config apply` — is
+//! recorded in `config_versions` and announced with `NOTIFY
+//! firelane_config`; every other instance takes those sections into its
+//! own file and applies them. What may differ per machine (`[storage]`,
+//! `[http]`, `[mqtt]`, `[model]`, `[cluster]`) stays each instance's own. A
+//! notification missed while the listener reconnects is caught by a poll
+//! every 5 s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +15,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Applied, ApplyError, LiveConfig};
+use crate::config::edit::{CLUSTER_SHARED, restore_sections};
 
 /// The channel versions are announced on.
 pub const CHANNEL: &str = "firelane_config";
 
 impl LiveConfig {
-    /// Takes the cluster's latest version's tuning, when it is not the one
+    /// Takes the cluster's latest version's shared sections, when it is not the one
     /// running here.
     pub async fn adopt_latest(&self) -> Option<Result<Applied, ApplyError>> {
         let latest = match self.store.config_versions(1).await {
@@ -35,7 +38,7 @@ impl LiveConfig {
             Ok(v) => v?,
             Err(e) => return Some(Err(e.into())),
         };
-        let text = match crate::config::edit::restore_tuning(&running.text, &old.toml, &self.file) {
+        let text = match restore_sections(&running.text, &old.toml, &self.file, &CLUSTER_SHARED) {
             Ok(t) => t,
             Err(e) => return Some(Err(e.into())),
         };
