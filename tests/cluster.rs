@@ -134,6 +134,8 @@ struct City {
     busy: Vec<Vec<u8>>,
     empty: Vec<Vec<u8>>,
     round: usize,
+    /// Capture time (ms) of every frame published.
+    sent_ms: Vec<i64>,
     _dir: tempfile::TempDir,
 }
 
@@ -191,6 +193,7 @@ impl City {
             busy,
             empty,
             round: 0,
+            sent_ms: Vec::new(),
             _dir: dir,
         };
         // Every camera held, by all three instances.
@@ -267,8 +270,10 @@ impl City {
         let jpegs = if busy { &self.busy } else { &self.empty };
         let jpeg = &jpegs[self.round % jpegs.len()];
         for k in &self.cameras {
+            let at = firelane::base::time::wall_clock_ms();
+            self.sent_ms.push(at);
             let body = serde_json::json!({
-                "captured_at": firelane::base::time::format_rfc3339(firelane::base::time::wall_clock_ms()),
+                "captured_at": firelane::base::time::format_rfc3339(at),
                 "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
             });
             self.camera
@@ -410,6 +415,7 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         .filter(|(_, o)| **o == victim)
         .map(|(c, _)| c.clone())
         .collect();
+    let killed_ms = firelane::base::time::wall_clock_ms();
     city.daemons[v].kill9();
     let took = city.until_taken_over(&lost, &victim, (v + 1) % 3).await;
     eprintln!(
@@ -417,6 +423,40 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         took.as_secs_f64()
     );
     assert!(took <= Duration::from_secs(10), "takeover took {took:?}");
+    // Each lost camera's unjudged span is recorded: from the victim's last
+    // renewal (before the kill) to the takeover; the frames captured in it
+    // are the ones no instance judged.
+    let view = cluster_view(city.ports[(v + 1) % 3], &city.token)
+        .await
+        .unwrap();
+    let spans = view["unwatched"].as_array().unwrap();
+    for camera in &lost {
+        let mine: Vec<&serde_json::Value> = spans
+            .iter()
+            .filter(|u| u["camera"] == *camera && u["cause"] == "silent")
+            .collect();
+        assert_eq!(mine.len(), 1, "{camera}: {spans:?}");
+        let u = mine[0];
+        assert_eq!(u["previous_owner"], victim.as_str());
+        let ms = |k: &str| firelane::base::time::parse_rfc3339(u[k].as_str().unwrap()).unwrap();
+        let (from, to) = (ms("from"), ms("to"));
+        assert!(
+            from <= killed_ms && killed_ms <= to,
+            "{u} vs kill at {killed_ms}"
+        );
+        assert!(u["seconds"].as_f64().unwrap() <= 10.0, "{u}");
+        let unjudged = city
+            .sent_ms
+            .iter()
+            .filter(|t| (from..=to).contains(*t))
+            .count()
+            / city.cameras.len();
+        assert!(unjudged >= 1, "{u}");
+        eprintln!(
+            "{camera}: unwatched {:.1} s, {unjudged} frames captured then",
+            u["seconds"].as_f64().unwrap()
+        );
+    }
     for _ in 0..6 {
         city.send_round(true).await;
     }
@@ -568,10 +608,24 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
         }
     }
     city.lanes_clear_once_each().await;
+    // Every stop released its cameras, and each takeover recorded how long
+    // they went unjudged in between.
+    let spans = city.store.unwatched(100).await.unwrap();
+    let released: Vec<_> = spans
+        .iter()
+        .filter(|u| u.cause == firelane::store::UnwatchedCause::Released)
+        .collect();
+    assert!(released.len() >= CAMERAS, "{spans:?}");
+    let longest = released.iter().map(|u| u.to_ms - u.from_ms).max().unwrap();
+    eprintln!(
+        "rolling restart: {} handovers, the longest unjudged {longest} ms",
+        released.len()
+    );
 
     // `firelane config apply FILE` through any instance's config: recorded
-    // once, applied by all three. A FILE whose zone names a camera the
-    // site does not have is refused, naming it, and records nothing.
+    // once, applied by all three, cameras included (a new camera is spread
+    // and held by one instance). A FILE whose zone names a camera it does
+    // not have is refused, naming it, and records nothing.
     let dir = city.daemons[0].config.parent().unwrap().to_path_buf();
     let site = std::fs::read_to_string(&city.daemons[0].config).unwrap();
     let apply = |file: &Path| {
@@ -607,7 +661,11 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
     let good = dir.join("applied.toml");
     std::fs::write(
         &good,
-        format!("{site}{}", zone(&city.cameras[1], "kerb-applied")),
+        format!(
+            "{site}{}\n[[cameras]]\nid = \"cam-new\"\n{}",
+            zone(&city.cameras[1], "kerb-applied"),
+            zone("cam-new", "kerb-new")
+        ),
     )
     .unwrap();
     let out = apply(&good);
@@ -617,6 +675,22 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     city.until_every_instance_has("kerb-applied").await;
+    city.until_every_instance_has("kerb-new").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leases = city.store.leases().await.unwrap();
+        let holders: Vec<&str> = leases
+            .iter()
+            .filter(|l| l.camera == "cam-new")
+            .map(|l| l.owner.as_str())
+            .collect();
+        if let [holder] = holders[..] {
+            assert!(INSTANCES.contains(&holder), "{holder}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "cam-new never held: {leases:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let versions = city.store.config_versions(100).await.unwrap();
     assert_eq!(
         versions.len(),

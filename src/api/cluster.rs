@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{ApiError, ApiState, Caller};
 use crate::base::time::format_rfc3339;
+use crate::store::UnwatchedCause;
 
 #[derive(Serialize)]
 pub struct MemberJson {
@@ -42,6 +43,21 @@ pub struct ClusterJson {
     leases: Vec<LeaseJson>,
     /// Configured cameras no instance holds right now.
     unheld: Vec<String>,
+    /// The newest spans (up to 100) in which a camera was judged by no
+    /// instance: between a holder's release or last renewal and the next
+    /// holder's lease. Frames captured then were not judged.
+    unwatched: Vec<UnwatchedJson>,
+}
+
+#[derive(Serialize)]
+pub struct UnwatchedJson {
+    camera: String,
+    previous_owner: String,
+    owner: String,
+    cause: UnwatchedCause,
+    from: String,
+    to: String,
+    seconds: f64,
 }
 
 pub async fn status(
@@ -104,6 +120,21 @@ pub async fn status(
             })
             .collect(),
         unheld,
+        unwatched: state
+            .store
+            .unwatched(100)
+            .await?
+            .into_iter()
+            .map(|u| UnwatchedJson {
+                seconds: (u.to_ms - u.from_ms) as f64 / 1000.0,
+                from: format_rfc3339(u.from_ms),
+                to: format_rfc3339(u.to_ms),
+                camera: u.camera,
+                previous_owner: u.previous_owner,
+                owner: u.owner,
+                cause: u.cause,
+            })
+            .collect(),
     }))
 }
 

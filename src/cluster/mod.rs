@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::base::time::{Millis, wall_clock_ms};
 use crate::config::Config;
 use crate::config::cluster::Cluster;
-use crate::store::{Fence, Store, StoreError};
+use crate::store::{Fence, Store, StoreError, UnwatchedCause};
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -34,6 +34,9 @@ pub struct ClusterCounters {
     /// Leases taken (a new epoch): at start, on handover and on takeover.
     pub taken: AtomicU64,
     pub heartbeat_failures: AtomicU64,
+    /// Time its cameras were judged by no instance before this one took
+    /// them (see [`crate::store::UnwatchedRow`]).
+    pub unwatched_ms: AtomicU64,
 }
 
 /// What the rest of the daemon follows.
@@ -206,13 +209,31 @@ impl Task {
             .filter(|c| mine(c) && !held.contains_key(*c))
             .collect();
         for c in take {
-            if let Some(epoch) = self
+            if let Some(taken) = self
                 .store
                 .acquire_lease(c, &self.me.instance, lease_ms)
                 .await?
             {
                 self.counters.taken.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(camera = %c, epoch, "camera taken");
+                let epoch = taken.epoch;
+                match taken.unwatched {
+                    Some(u) => {
+                        let span_ms = (u.to_ms - u.from_ms).max(0) as u64;
+                        self.counters
+                            .unwatched_ms
+                            .fetch_add(span_ms, Ordering::Relaxed);
+                        let unwatched_s = span_ms as f64 / 1000.0;
+                        let cause = u.cause.as_str();
+                        let previous = u.previous_owner.as_str();
+                        if u.cause == UnwatchedCause::Silent {
+                            // A warning: its frames went unjudged meanwhile.
+                            tracing::warn!(camera = %c, epoch, previous, unwatched_s, cause, "camera taken");
+                        } else {
+                            tracing::info!(camera = %c, epoch, previous, unwatched_s, cause, "camera taken");
+                        }
+                    }
+                    None => tracing::info!(camera = %c, epoch, "camera taken"),
+                }
                 held.insert(c.clone(), epoch);
             }
         }

@@ -32,6 +32,46 @@ pub struct LeaseRow {
     pub taken_ms: Millis,
 }
 
+/// A lease just taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    pub epoch: i64,
+    /// Since when no one judged the camera; none for a camera never held.
+    pub unwatched: Option<UnwatchedRow>,
+}
+
+/// Why a camera was judged by no one for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnwatchedCause {
+    /// Its holder let it go (a clean stop, a handover) before the taker
+    /// took it: at most one heartbeat.
+    Released,
+    /// Its holder went silent (died, cut off): from its last renewal, at
+    /// most one heartbeat before it stopped judging, to the takeover.
+    Silent,
+}
+
+impl UnwatchedCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnwatchedCause::Released => "released",
+            UnwatchedCause::Silent => "silent",
+        }
+    }
+}
+
+/// A span in which no instance judged `camera` (database clock, ms).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnwatchedRow {
+    pub camera: String,
+    pub previous_owner: String,
+    pub owner: String,
+    pub cause: UnwatchedCause,
+    pub from_ms: Millis,
+    pub to_ms: Millis,
+}
+
 /// The cameras this instance holds and under which epoch. A commit for a
 /// camera checks, in its own transaction, that the lease is still this
 /// instance's with that epoch and unexpired: an instance cut off from the
@@ -151,29 +191,105 @@ impl Store {
     }
 
     /// Takes `camera` when its lease is free or expired: a new epoch, so a
-    /// former owner's commits are refused from now on.
+    /// former owner's commits are refused from now on. A camera held
+    /// before was judged by no one from its release (or its silent
+    /// holder's last renewal) until now: that span is recorded with the
+    /// lease, in one transaction.
     pub async fn acquire_lease(
         &self,
         camera: &str,
         owner: &str,
         lease_ms: Millis,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<Taken>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query(
+            "SELECT owner, expires_ms, released_ms FROM camera_leases WHERE camera = $1 FOR UPDATE",
+        )
+        .bind(camera)
+        .fetch_optional(&mut *tx)
+        .await?;
         let sql = format!(
             "INSERT INTO camera_leases (camera, owner, epoch, expires_ms, taken_ms)
                VALUES ($1, $2, 1, {DB_NOW} + $3, {DB_NOW})
              ON CONFLICT (camera) DO UPDATE SET owner = excluded.owner,
                epoch = camera_leases.epoch + 1, expires_ms = excluded.expires_ms,
-               taken_ms = excluded.taken_ms
+               taken_ms = excluded.taken_ms, released_ms = NULL
              WHERE camera_leases.expires_ms < excluded.taken_ms
-             RETURNING epoch"
+             RETURNING epoch, taken_ms"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(camera)
             .bind(owner)
             .bind(lease_ms)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get("epoch")).transpose()?)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let epoch: i64 = row.try_get("epoch")?;
+        let taken_ms: Millis = row.try_get("taken_ms")?;
+        let unwatched = match before {
+            None => None,
+            Some(b) => {
+                let released: Option<Millis> = b.try_get("released_ms")?;
+                let expires_ms: Millis = b.try_get("expires_ms")?;
+                let (cause, from_ms) = match released {
+                    Some(at) => (UnwatchedCause::Released, at),
+                    None => (UnwatchedCause::Silent, expires_ms - lease_ms),
+                };
+                let u = UnwatchedRow {
+                    camera: camera.to_string(),
+                    previous_owner: b.try_get("owner")?,
+                    owner: owner.to_string(),
+                    cause,
+                    from_ms: from_ms.min(taken_ms),
+                    to_ms: taken_ms,
+                };
+                sqlx::query(
+                    "INSERT INTO camera_unwatched (camera, previous_owner, owner, cause, from_ms, to_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&u.camera)
+                .bind(&u.previous_owner)
+                .bind(&u.owner)
+                .bind(u.cause.as_str())
+                .bind(u.from_ms)
+                .bind(u.to_ms)
+                .execute(&mut *tx)
+                .await?;
+                Some(u)
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(Taken { epoch, unwatched }))
+    }
+
+    /// The newest `limit` spans in which a camera was judged by no one.
+    pub async fn unwatched(&self, limit: i64) -> Result<Vec<UnwatchedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera, previous_owner, owner, cause, from_ms, to_ms FROM camera_unwatched
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let cause: String = r.try_get("cause")?;
+                Ok(UnwatchedRow {
+                    camera: r.try_get("camera")?,
+                    previous_owner: r.try_get("previous_owner")?,
+                    owner: r.try_get("owner")?,
+                    cause: if cause == "released" {
+                        UnwatchedCause::Released
+                    } else {
+                        UnwatchedCause::Silent
+                    },
+                    from_ms: r.try_get("from_ms")?,
+                    to_ms: r.try_get("to_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// Extends every lease `owner` still holds; returns them with their
@@ -199,7 +315,10 @@ impl Store {
 
     /// Gives `camera` up at once (a handover or a clean stop).
     pub async fn release_lease(&self, camera: &str, owner: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE camera_leases SET expires_ms = 0 WHERE camera = $1 AND owner = $2")
+        let sql = format!(
+            "UPDATE camera_leases SET expires_ms = 0, released_ms = {DB_NOW} WHERE camera = $1 AND owner = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(camera)
             .bind(owner)
             .execute(self.pool())
