@@ -59,6 +59,15 @@ impl UnwatchedCause {
             UnwatchedCause::Silent => "silent",
         }
     }
+
+    /// The inverse of [`UnwatchedCause::as_str`], as the column holds it.
+    fn from_db(s: &str) -> UnwatchedCause {
+        if s == UnwatchedCause::Released.as_str() {
+            UnwatchedCause::Released
+        } else {
+            UnwatchedCause::Silent
+        }
+    }
 }
 
 /// A span in which no instance judged `camera` (database clock, ms).
@@ -280,11 +289,7 @@ impl Store {
                     camera: r.try_get("camera")?,
                     previous_owner: r.try_get("previous_owner")?,
                     owner: r.try_get("owner")?,
-                    cause: if cause == "released" {
-                        UnwatchedCause::Released
-                    } else {
-                        UnwatchedCause::Silent
-                    },
+                    cause: UnwatchedCause::from_db(&cause),
                     from_ms: r.try_get("from_ms")?,
                     to_ms: r.try_get("to_ms")?,
                 })
