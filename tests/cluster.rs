@@ -43,7 +43,7 @@ fn camera_ids() -> Vec<String> {
 }
 
 fn config(dir: &Path, pg: &str, mqtt: u16, http: u16, hook: u16) -> String {
-    let mut t = format!(
+    format!(
         r#"
 [storage]
 data_dir = "{data}"
@@ -60,6 +60,22 @@ listen = "127.0.0.1:{http}"
 enabled = true
 lease_s = 4
 heartbeat_s = 1
+{site}
+[[sites.webhooks]]
+url = "http://127.0.0.1:{hook}/hook"
+"#,
+        data = dir.join(format!("inst-{http}")).display(),
+        shared = dir.display(),
+        site = site(),
+    )
+}
+
+/// What a cluster instance and the single instance it is compared with
+/// share: tracking, ingest, the site, the cameras and their zones. Crop
+/// reuse is off: a taking-over instance starts without the previous
+/// holder's kept crops, so a reused score is not a property of the frames.
+fn site() -> String {
+    let mut t = r#"
 [tracking]
 grace_s = 4
 clear_s = 2
@@ -67,24 +83,20 @@ update_every_s = 0
 reattach_s = 0
 [ingest]
 max_past_skew_s = 0
+reuse_max_diff = 0
 [alerts]
 retry_base_s = 0.2
 retry_max_s = 1
-[[sites]]
-id = "city"
-[[sites.webhooks]]
-url = "http://127.0.0.1:{hook}/hook"
-"#,
-        data = dir.join(format!("inst-{http}")).display(),
-        shared = dir.display(),
-    );
+"#
+    .to_string();
     // The sample's west strip on every camera.
     for k in camera_ids() {
         t += &format!(
             "[[cameras]]\nid = \"{k}\"\n[[zones]]\nid = \"lane-{k}\"\ncamera = \"{k}\"\npolygon = [[0.0417, 0.3148], [0.4792, 0.3148], [0.4792, 0.5926], [0.0417, 0.5926]]\n"
         );
     }
-    t
+    // Sites last: the caller appends the site's tables.
+    t + "[[sites]]\nid = \"city\"\n"
 }
 
 /// The sample's frames with a car in the west strip, and without.
@@ -119,6 +131,54 @@ fn owners(v: &serde_json::Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A frame as published: whose, its capture time, which of the sample's
+/// pictures.
+#[derive(Debug, Clone)]
+struct Sent {
+    camera: String,
+    at_ms: i64,
+    busy: bool,
+    index: usize,
+    round: usize,
+}
+
+fn frame_body(f: &Sent, jpeg: &[u8]) -> Vec<u8> {
+    serde_json::json!({
+        "captured_at": firelane::base::time::format_rfc3339(f.at_ms),
+        "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// What a violation's record says of the frames, compared between runs.
+/// Not compared: when it was confirmed (a tick may confirm it between
+/// frames, on each run's wall clock) and its peak score (kept in the
+/// holder's memory between commits, so a killed holder's peak since its
+/// last commit is gone with it).
+#[derive(Debug, PartialEq)]
+struct Judged {
+    id: String,
+    zone: String,
+    start_ms: i64,
+    last_obstructed_ms: i64,
+    cleared_ms: Option<i64>,
+    end: Option<String>,
+}
+
+impl Judged {
+    fn of(v: &firelane::store::ViolationRow) -> Judged {
+        Judged {
+            id: v.id.clone(),
+            zone: v.zone.clone(),
+            start_ms: v.start_ms,
+            last_obstructed_ms: v.last_obstructed_ms,
+            cleared_ms: v.cleared_ms,
+            end: v.end_reason.map(|r| format!("{r:?}")),
+        }
+    }
+}
+
 /// Three instances, their broker, database and webhook receiver, and the
 /// six cameras' publisher.
 struct City {
@@ -134,8 +194,8 @@ struct City {
     busy: Vec<Vec<u8>>,
     empty: Vec<Vec<u8>>,
     round: usize,
-    /// Capture time (ms) of every frame published.
-    sent_ms: Vec<i64>,
+    /// Every frame published, in order.
+    sent: Vec<Sent>,
     _dir: tempfile::TempDir,
 }
 
@@ -193,7 +253,7 @@ impl City {
             busy,
             empty,
             round: 0,
-            sent_ms: Vec::new(),
+            sent: Vec::new(),
             _dir: dir,
         };
         // Every camera held, by all three instances.
@@ -268,20 +328,22 @@ impl City {
     /// One frame from every camera, then half a second.
     async fn send_round(&mut self, busy: bool) {
         let jpegs = if busy { &self.busy } else { &self.empty };
-        let jpeg = &jpegs[self.round % jpegs.len()];
+        let index = self.round % jpegs.len();
         for k in &self.cameras {
-            let at = firelane::base::time::wall_clock_ms();
-            self.sent_ms.push(at);
-            let body = serde_json::json!({
-                "captured_at": firelane::base::time::format_rfc3339(at),
-                "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(jpeg),
-            });
+            let sent = Sent {
+                camera: k.clone(),
+                at_ms: firelane::base::time::wall_clock_ms(),
+                busy,
+                index,
+                round: self.round,
+            };
             self.camera
                 .raw(
                     &format!("site/cameras/{k}/frame"),
-                    body.to_string().into_bytes(),
+                    frame_body(&sent, &jpegs[index]),
                 )
                 .await;
+            self.sent.push(sent);
         }
         self.round += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -353,6 +415,104 @@ impl City {
         }
         let all = self.hooks.seen.lock().unwrap().len();
         eprintln!("webhook: {all} requests for {} violations", vs.len());
+    }
+
+    /// One `firelane run` in single mode (SQLite) on the same broker under
+    /// its own topic prefix, fed the frames published so far with their
+    /// capture times, except those captured inside `gaps` (camera, from,
+    /// to); each round waits until it is scored, so none is superseded.
+    /// Its violations.
+    async fn single_instance_run(
+        &self,
+        gaps: &[(String, i64, i64)],
+    ) -> Vec<firelane::store::ViolationRow> {
+        let dir = self._dir.path().join("solo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let http = free_port();
+        let path = self._dir.path().join("solo.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[storage]\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"solo\"\ntopic_prefix = \"solo\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n{}",
+                dir.display(),
+                self.broker.port,
+                site()
+            ),
+        )
+        .unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("firelane.db").display()
+        ))
+        .await
+        .unwrap();
+        let token = create_token(&store, "admin", Role::Admin, 0)
+            .await
+            .unwrap()
+            .token;
+        let mut daemon = Daemon::new(path, self._dir.path());
+        daemon.spawn();
+        let c = firelane::alerts::webhook::client();
+        let metric = async |name: &str| -> Option<u64> {
+            let text = c
+                .get(format!("http://127.0.0.1:{http}/metrics"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metric("firelane_mqtt_connected").await != Some(1) {
+            assert!(Instant::now() < deadline, "{}", daemon.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // its subscriptions
+        let publisher = common::mqtt::publisher_on(self.broker.port, "solo-cameras", 1000);
+        let delivered: Vec<&Sent> = self
+            .sent
+            .iter()
+            .filter(|f| {
+                !gaps
+                    .iter()
+                    .any(|(k, from, to)| *k == f.camera && (*from..=*to).contains(&f.at_ms))
+            })
+            .collect();
+        let mut scored = 0;
+        for round in delivered.chunk_by(|a, b| a.round == b.round) {
+            for f in round {
+                let jpegs = if f.busy { &self.busy } else { &self.empty };
+                publisher
+                    .raw(
+                        &format!("solo/cameras/{}/frame", f.camera),
+                        frame_body(f, &jpegs[f.index]),
+                    )
+                    .await;
+            }
+            scored += round.len() as u64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while metric("firelane_frames_total").await.unwrap_or(0) < scored {
+                assert!(
+                    Instant::now() < deadline,
+                    "{scored} frames never scored\n{}",
+                    daemon.log()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        assert_eq!(
+            metric("firelane_frames_superseded_total").await,
+            Some(0),
+            "{}",
+            daemon.log()
+        );
+        // Its alerts and evidence are written; the last decisions committed.
+        daemon.term();
+        store.violations().await.unwrap()
     }
 
     fn stop(&mut self) {
@@ -430,6 +590,7 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         .await
         .unwrap();
     let spans = view["unwatched"].as_array().unwrap();
+    let mut gaps = Vec::new();
     for camera in &lost {
         let mine: Vec<&serde_json::Value> = spans
             .iter()
@@ -446,12 +607,12 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         );
         assert!(u["seconds"].as_f64().unwrap() <= 10.0, "{u}");
         let unjudged = city
-            .sent_ms
+            .sent
             .iter()
-            .filter(|t| (from..=to).contains(*t))
-            .count()
-            / city.cameras.len();
+            .filter(|f| f.camera == *camera && (from..=to).contains(&f.at_ms))
+            .count();
         assert!(unjudged >= 1, "{u}");
+        gaps.push((camera.clone(), from, to));
         eprintln!(
             "{camera}: unwatched {:.1} s, {unjudged} frames captured then",
             u["seconds"].as_f64().unwrap()
@@ -462,6 +623,16 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
     }
     city.lanes_clear_once_each().await;
     let run = pg_writes(&city.store).await.minus(run_from.1);
+    // The same violations as one instance judging the frames the cluster
+    // judged: every frame but those captured while their camera had no
+    // holder.
+    let solo = city.single_instance_run(&gaps).await;
+    let cluster = city.store.violations().await.unwrap();
+    assert_eq!(
+        cluster.iter().map(Judged::of).collect::<Vec<_>>(),
+        solo.iter().map(Judged::of).collect::<Vec<_>>(),
+        "cluster (left) against a single instance (right)"
+    );
     let run_s = run_from.0.elapsed().as_secs_f64();
     let violations = city.store.violations().await.unwrap().len() as f64;
     assert!(idle.commits > 0 && run.rows > idle.rows, "{idle:?} {run:?}");

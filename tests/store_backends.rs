@@ -179,3 +179,75 @@ async fn postgres_store_round_trips() {
     let again = Store::open(&pg.url()).await.unwrap();
     assert_eq!(again.violations().await.unwrap().len(), 1);
 }
+
+/// What the leases record of a camera no one judged: a silent holder's
+/// span starts at its own last renewal whatever lease length the taker
+/// runs with; renewing a released lease takes the release back (so a later
+/// silence is not called a release); a holder that resumes after a lapse
+/// records it.
+#[tokio::test]
+async fn postgres_leases_record_every_unjudged_span() {
+    use firelane::store::UnwatchedCause::{Lapsed, Silent};
+    use std::time::Duration;
+    let pg = common::Postgres::start();
+    let store = Store::open(&pg.url()).await.unwrap();
+    let first = store.acquire_lease("cam", "a", 300).await.unwrap().unwrap();
+    assert!(first.unwatched.is_none());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = store.db_now().await.unwrap();
+    assert_eq!(store.renew_leases("a", 300).await.unwrap().len(), 1);
+    let after = store.db_now().await.unwrap();
+    // Still a's: b cannot take it.
+    assert!(
+        store
+            .acquire_lease("cam", "b", 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = store
+        .acquire_lease("cam", "b", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.epoch, first.epoch + 1);
+    let u = taken.unwatched.unwrap();
+    assert_eq!((u.cause, u.previous_owner.as_str()), (Silent, "a"));
+    assert!(
+        (before..=after).contains(&u.from_ms),
+        "{u:?}: from a's renewal ({before}..{after}), not from b's lease length"
+    );
+
+    // b lets it go, then renews it back (restarted under the same name,
+    // before anyone took it), then falls silent under a short lease.
+    store.release_lease("cam", "b").await.unwrap();
+    assert_eq!(store.renew_leases("b", 200).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let u = store
+        .acquire_lease("cam", "c", 6_000)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwatched
+        .unwrap();
+    assert_eq!((u.cause, u.previous_owner.as_str()), (Silent, "b"), "{u:?}");
+
+    // c stopped judging for 1.5 s and renewed it back.
+    let now = store.db_now().await.unwrap();
+    let lapsed = store
+        .record_lapsed("c", &["cam".to_string()], now, 1_500)
+        .await
+        .unwrap();
+    assert_eq!(lapsed.len(), 1);
+    let spans = store.unwatched(10).await.unwrap();
+    let seen: Vec<_> = spans
+        .iter()
+        .map(|u| (u.cause, u.previous_owner.as_str(), u.owner.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(Lapsed, "c", "c"), (Silent, "b", "c"), (Silent, "a", "b")]
+    );
+    assert_eq!((spans[0].from_ms, spans[0].to_ms), (now - 1_500, now));
+}

@@ -170,7 +170,7 @@ pub fn render(m: &MetricsSources) -> String {
         }
         let _ = writeln!(
             out,
-            "# HELP firelane_cluster_unwatched_seconds_total Time the cameras this instance took had been judged by no instance (GET /api/cluster lists the spans).\n# TYPE firelane_cluster_unwatched_seconds_total counter\nfirelane_cluster_unwatched_seconds_total {:.3}",
+            "# HELP firelane_cluster_unwatched_seconds_total Time the cameras this instance took or resumed had been judged by no instance (GET /api/cluster lists the spans).\n# TYPE firelane_cluster_unwatched_seconds_total counter\nfirelane_cluster_unwatched_seconds_total {:.3}",
             c.unwatched_ms.load(Ordering::Relaxed) as f64 / 1000.0
         );
     }

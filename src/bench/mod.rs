@@ -24,9 +24,11 @@ use crate::runtime::engine::Engine;
 use crate::vision::Classifier;
 
 pub mod broker;
+mod cluster;
 mod mqtt;
 mod peer;
 
+pub use cluster::run_cluster;
 pub use mqtt::run_mqtt;
 pub use peer::{print_table, run_peer};
 
@@ -80,7 +82,12 @@ pub struct BenchRow {
 
 /// (user + system) CPU seconds of this process so far.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    cpu_seconds_of("self")
+}
+
+/// (user + system) CPU seconds so far of process `pid` ("self": this one).
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
     // Fields after the parenthesised command name; utime and stime are 14, 15.
@@ -92,7 +99,11 @@ fn cpu_seconds() -> f64 {
 
 /// Peak resident set (VmHWM) in MB.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_of("self")
+}
+
+fn peak_rss_mb_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -190,6 +201,14 @@ fn bench_config(
     zones: &[Vec<[f64; 2]>],
     mqtt_url: Option<String>,
 ) -> anyhow::Result<Config> {
+    Ok(Config::from_raw(
+        bench_raw(opts, zones, mqtt_url),
+        "bench",
+        None,
+    )?)
+}
+
+fn bench_raw(opts: &BenchOptions, zones: &[Vec<[f64; 2]>], mqtt_url: Option<String>) -> RawConfig {
     let mut raw = RawConfig::default();
     raw.storage.data_dir = opts.work_dir.join(if mqtt_url.is_some() {
         "data-mqtt"
@@ -231,7 +250,7 @@ fn bench_config(
             });
         }
     }
-    Ok(Config::from_raw(raw, "bench", None)?)
+    raw
 }
 
 async fn pipeline_for(config: &Config) -> anyhow::Result<Pipeline> {

@@ -50,6 +50,14 @@ pub struct BenchArgs {
     /// then with unchanged crops' scores reused.
     #[arg(long, default_value_t = 0)]
     pub live: usize,
+    /// Instead: N `firelane run` processes in cluster mode, the cameras
+    /// spread over them, fed over MQTT; a row per instance (needs
+    /// --database-url; a database is made for the run and dropped after).
+    #[arg(long, default_value_t = 0)]
+    pub cluster: usize,
+    /// PostgreSQL server for --cluster (`postgres://USER@HOST:PORT/DB`).
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -68,6 +76,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         work_dir,
         json,
         live,
+        cluster,
+        database_url,
     } = args;
 
     let size = if resolution == "native" {
@@ -103,7 +113,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         live,
         reuse: true,
     };
-    let rows = crate::bench::run(&opts).await?;
+    let rows = if cluster > 0 {
+        let Some(url) = database_url else {
+            eprintln!("bench: --cluster needs --database-url (a PostgreSQL server)");
+            return Ok(ExitCode::from(1));
+        };
+        crate::bench::run_cluster(&opts, cluster, &url).await?
+    } else {
+        crate::bench::run(&opts).await?
+    };
     crate::bench::print_table(&opts, &rows);
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;

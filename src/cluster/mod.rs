@@ -57,6 +57,9 @@ struct Task {
     started_ms: Millis,
     /// Until when the leases renewed last are surely still ours.
     valid_until: Option<Instant>,
+    /// Since when the cameras held then have been judged by no one, after
+    /// a renewal came too late.
+    stopped: Option<(Instant, HashSet<String>)>,
 }
 
 /// Starts following the cluster; `stop` ends it, handing every camera
@@ -79,6 +82,7 @@ pub fn start(
         counters: counters.clone(),
         started_ms: wall_clock_ms(),
         valid_until: None,
+        stopped: None,
     };
     tracing::info!(instance = %me.instance, lease_s = me.lease.as_secs_f64(), "cluster mode: joining");
     let handle = tokio::spawn(task.run(stop));
@@ -154,8 +158,44 @@ impl Task {
             tracing::error!(
                 "cannot renew the camera leases: judging nothing until the database answers"
             );
+            let held = self.owned_tx.borrow().as_ref().clone();
+            if !held.is_empty() && self.stopped.is_none() {
+                self.stopped = Some((Instant::now(), held));
+            }
         }
         self.publish(HashMap::new(), None);
+    }
+
+    /// Cameras this instance stopped judging and renewed again, no one
+    /// having taken them meanwhile: their unjudged span is recorded.
+    async fn resumed(
+        &mut self,
+        held: &HashMap<String, i64>,
+        now: Millis,
+        sent: Instant,
+    ) -> Result<(), StoreError> {
+        let Some((since, stopped)) = &self.stopped else {
+            return Ok(());
+        };
+        let back: Vec<String> = held
+            .keys()
+            .filter(|c| stopped.contains(*c))
+            .cloned()
+            .collect();
+        let for_ms = sent.saturating_duration_since(*since).as_millis() as Millis;
+        let spans = self
+            .store
+            .record_lapsed(&self.me.instance, &back, now, for_ms)
+            .await?;
+        self.stopped = None;
+        for u in spans {
+            let span_ms = (u.to_ms - u.from_ms).max(0) as u64;
+            self.counters
+                .unwatched_ms
+                .fetch_add(span_ms, Ordering::Relaxed);
+            tracing::warn!(camera = %u.camera, unwatched_s = span_ms as f64 / 1000.0, cause = u.cause.as_str(), "camera judged again");
+        }
+        Ok(())
     }
 
     /// One heartbeat (`sent` when it started): alive, renew, hand over, take.
@@ -188,13 +228,15 @@ impl Task {
             .map(|c| c.id.clone())
             .collect();
         let want = spread::spread(&cameras, &live);
-        let mine = |c: &str| want.get(c).is_some_and(|m| *m == self.me.instance);
+        let me = self.me.instance.clone();
+        let mine = |c: &str| want.get(c).is_some_and(|m| *m == me);
         let mut held = self.store.renew_leases(&self.me.instance, lease_ms).await?;
         // Stop judging first (the fence refuses commits), then let go.
         let give: Vec<String> = held.keys().filter(|c| !mine(c)).cloned().collect();
         for c in &give {
             held.remove(c);
         }
+        self.resumed(&held, now, sent).await?;
         // Renewed: sure until the lease, less half a heartbeat of slack.
         let valid = sent + self.me.lease - self.me.heartbeat / 2;
         if !give.is_empty() {

@@ -50,6 +50,10 @@ pub enum UnwatchedCause {
     /// Its holder went silent (died, cut off): from its last renewal, at
     /// most one heartbeat before it stopped judging, to the takeover.
     Silent,
+    /// Its holder could not renew in time and stopped judging, then renewed
+    /// it again with no one having taken it: from when it stopped to when
+    /// it resumed.
+    Lapsed,
 }
 
 impl UnwatchedCause {
@@ -57,16 +61,16 @@ impl UnwatchedCause {
         match self {
             UnwatchedCause::Released => "released",
             UnwatchedCause::Silent => "silent",
+            UnwatchedCause::Lapsed => "lapsed",
         }
     }
 
     /// The inverse of [`UnwatchedCause::as_str`], as the column holds it.
     fn from_db(s: &str) -> UnwatchedCause {
-        if s == UnwatchedCause::Released.as_str() {
-            UnwatchedCause::Released
-        } else {
-            UnwatchedCause::Silent
-        }
+        [UnwatchedCause::Released, UnwatchedCause::Lapsed]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(UnwatchedCause::Silent)
     }
 }
 
@@ -212,17 +216,17 @@ impl Store {
     ) -> Result<Option<Taken>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let before = sqlx::query(
-            "SELECT owner, expires_ms, released_ms FROM camera_leases WHERE camera = $1 FOR UPDATE",
+            "SELECT owner, expires_ms, released_ms, renewed_ms FROM camera_leases WHERE camera = $1 FOR UPDATE",
         )
         .bind(camera)
         .fetch_optional(&mut *tx)
         .await?;
         let sql = format!(
-            "INSERT INTO camera_leases (camera, owner, epoch, expires_ms, taken_ms)
-               VALUES ($1, $2, 1, {DB_NOW} + $3, {DB_NOW})
+            "INSERT INTO camera_leases (camera, owner, epoch, expires_ms, taken_ms, renewed_ms)
+               VALUES ($1, $2, 1, {DB_NOW} + $3, {DB_NOW}, {DB_NOW})
              ON CONFLICT (camera) DO UPDATE SET owner = excluded.owner,
                epoch = camera_leases.epoch + 1, expires_ms = excluded.expires_ms,
-               taken_ms = excluded.taken_ms, released_ms = NULL
+               taken_ms = excluded.taken_ms, renewed_ms = excluded.taken_ms, released_ms = NULL
              WHERE camera_leases.expires_ms < excluded.taken_ms
              RETURNING epoch, taken_ms"
         );
@@ -241,10 +245,16 @@ impl Store {
             None => None,
             Some(b) => {
                 let released: Option<Millis> = b.try_get("released_ms")?;
+                let renewed: Option<Millis> = b.try_get("renewed_ms")?;
                 let expires_ms: Millis = b.try_get("expires_ms")?;
                 let (cause, from_ms) = match released {
                     Some(at) => (UnwatchedCause::Released, at),
-                    None => (UnwatchedCause::Silent, expires_ms - lease_ms),
+                    // Leases from before renewals were stamped: this
+                    // instance's lease length is the best guess.
+                    None => (
+                        UnwatchedCause::Silent,
+                        renewed.unwrap_or(expires_ms - lease_ms),
+                    ),
                 };
                 let u = UnwatchedRow {
                     camera: camera.to_string(),
@@ -254,18 +264,7 @@ impl Store {
                     from_ms: from_ms.min(taken_ms),
                     to_ms: taken_ms,
                 };
-                sqlx::query(
-                    "INSERT INTO camera_unwatched (camera, previous_owner, owner, cause, from_ms, to_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&u.camera)
-                .bind(&u.previous_owner)
-                .bind(&u.owner)
-                .bind(u.cause.as_str())
-                .bind(u.from_ms)
-                .bind(u.to_ms)
-                .execute(&mut *tx)
-                .await?;
+                insert_unwatched(&mut tx, &u).await?;
                 Some(u)
             }
         };
@@ -306,7 +305,8 @@ impl Store {
         lease_ms: Millis,
     ) -> Result<HashMap<String, i64>, StoreError> {
         let sql = format!(
-            "UPDATE camera_leases SET expires_ms = {DB_NOW} + $2 WHERE owner = $1 RETURNING camera, epoch"
+            "UPDATE camera_leases SET expires_ms = {DB_NOW} + $2, renewed_ms = {DB_NOW}, released_ms = NULL
+             WHERE owner = $1 RETURNING camera, epoch"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
@@ -316,6 +316,34 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("camera")?, r.try_get("epoch")?)))
             .collect()
+    }
+
+    /// Records spans in which this instance held cameras but judged none of
+    /// them (it could not renew in time), each ending at `to_ms`
+    /// (database clock) and `for_ms` long.
+    pub async fn record_lapsed(
+        &self,
+        owner: &str,
+        cameras: &[String],
+        to_ms: Millis,
+        for_ms: Millis,
+    ) -> Result<Vec<UnwatchedRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        for camera in cameras {
+            let u = UnwatchedRow {
+                camera: camera.clone(),
+                previous_owner: owner.to_string(),
+                owner: owner.to_string(),
+                cause: UnwatchedCause::Lapsed,
+                from_ms: to_ms - for_ms.max(0),
+                to_ms,
+            };
+            insert_unwatched(&mut tx, &u).await?;
+            out.push(u);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Gives `camera` up at once (a handover or a clean stop).
@@ -330,6 +358,25 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+async fn insert_unwatched(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    u: &UnwatchedRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO camera_unwatched (camera, previous_owner, owner, cause, from_ms, to_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&u.camera)
+    .bind(&u.previous_owner)
+    .bind(&u.owner)
+    .bind(u.cause.as_str())
+    .bind(u.from_ms)
+    .bind(u.to_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The check a commit makes inside its transaction (see [`Fence`]).
