@@ -880,3 +880,69 @@ async fn a_rolling_restart_loses_and_repeats_nothing() {
     );
     city.stop();
 }
+
+/// `firelane bench --cluster 2`: two instances take the cameras between
+/// them and every frame published is scored by one of them; the rows it
+/// writes add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_bench_counts_every_frame_once() {
+    let _one = ONE_CITY.lock().await;
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("rows.json");
+    let (url, work) = (pg.url(), dir.path().to_path_buf());
+    let rows_at = json.clone();
+    // Blocking: the bench runs its own runtime in its own process.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .current_dir(common::repo_root())
+            .args(["bench", "--scenario", "samples/demo", "--cluster", "2"])
+            .args(["--cameras", "4", "--frames", "24", "--workers", "1"])
+            .arg("--database-url")
+            .arg(url)
+            .arg("--work-dir")
+            .arg(work)
+            .arg("--json")
+            .arg(rows_at)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let logs = || {
+        (0..2)
+            .map(|i| {
+                let p = dir.path().join(format!("cluster/bench-{i}.log"));
+                std::fs::read_to_string(p).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 3, "two instances and the cluster: {rows:?}");
+    let frames = |r: &serde_json::Value| r["frames"].as_u64().unwrap();
+    let superseded = |r: &serde_json::Value| r["dropped"].as_u64().unwrap();
+    assert_eq!(frames(&rows[0]) + frames(&rows[1]), frames(&rows[2]));
+    assert_eq!(frames(&rows[2]) + superseded(&rows[2]), 24, "{rows:?}");
+    for r in &rows[..2] {
+        assert!(frames(r) > 0, "each instance scored some: {rows:?}");
+        assert!(r["frames_per_cpu_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // The run's own database is gone again.
+    let store = Store::open(&pg.url()).await.unwrap();
+    let left: Vec<(String,)> = sqlx::query_as(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'firelane_bench_%'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -102,35 +102,17 @@ async fn measure(
         .token;
     drop(store);
 
-    let mqtt_port = free_port()?;
-    let conf =
-        format!("listener {mqtt_port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
-    let mut broker =
-        super::broker::spawn_mosquitto(dir, &conf, &[mqtt_port]).map_err(anyhow::Error::msg)?;
+    let (mut broker, mqtt_port) = super::mqtt::broker(dir)?;
 
     let result = async {
         let mut fleet = Vec::new();
         for i in 0..instances {
             fleet.push(spawn(opts, zones, url, mqtt_port, dir, i)?);
         }
-        let http = reqwest::Client::new();
+        let http = crate::alerts::webhook::client();
         until_spread(&http, &token, &fleet, opts.cameras).await?;
 
-        let mut popts = rumqttc::v5::MqttOptions::new(
-            format!("bench-camera-{}", std::process::id()),
-            "127.0.0.1",
-            mqtt_port,
-        );
-        popts.set_max_packet_size(Some(32 * 1024 * 1024));
-        let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
-        tokio::spawn(async move {
-            loop {
-                if pl.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let publisher = super::mqtt::cameras(mqtt_port).await;
 
         let before = read_all(&http, &token, &fleet).await?;
         let cpu0: Vec<f64> = fleet
@@ -196,7 +178,7 @@ async fn measure(
             total.0 += frames;
             total.1 += cpu;
             total.2 += superseded;
-            let cams = held.iter().filter(|o| **o == x.id).count();
+            let cams = held.iter().filter(|(_, o)| *o == x.id).count();
             rows.push(cluster_row(
                 &format!("instance {} ({cams} cameras)", x.id),
                 frames,
@@ -369,34 +351,43 @@ async fn read_all(
     Ok(out)
 }
 
-/// The holder of every live lease, as `x` sees them.
+/// camera → holder of every live lease, as `x` sees them.
 async fn holdings(
     http: &reqwest::Client,
     token: &str,
     x: &Instance,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<(String, String)>> {
     let v: serde_json::Value = serde_json::from_str(&get(http, token, x, "/api/cluster").await?)?;
     Ok(v["leases"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|l| l["live"] == true)
-        .filter_map(|l| l["owner"].as_str().map(str::to_string))
+        .filter_map(|l| Some((l["camera"].as_str()?.into(), l["owner"].as_str()?.into())))
         .collect())
 }
 
-/// Waits until every instance answers and every camera is held.
+/// Waits until every instance answers and every camera is held by the
+/// instance the spread gives it with all of them alive, so no camera
+/// changes hands during the run.
 async fn until_spread(
     http: &reqwest::Client,
     token: &str,
     fleet: &[Instance],
     cameras: usize,
 ) -> anyhow::Result<()> {
+    let ids: Vec<String> = (0..cameras).map(|c| format!("cam{c}")).collect();
+    let members: Vec<String> = fleet.iter().map(|x| x.id.clone()).collect();
+    let want: Vec<(String, String)> = crate::cluster::spread::spread(&ids, &members)
+        .into_iter()
+        .map(|(c, m)| (c.to_string(), m.to_string()))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let answering = read_all(http, token, fleet).await.is_ok();
-        let held = holdings(http, token, &fleet[0]).await.unwrap_or_default();
-        if answering && held.len() == cameras {
+        let mut held = holdings(http, token, &fleet[0]).await.unwrap_or_default();
+        held.sort();
+        if answering && held == want {
             // Each holder subscribes to its cameras' topics after taking them.
             tokio::time::sleep(Duration::from_millis(500)).await;
             return Ok(());
@@ -404,8 +395,7 @@ async fn until_spread(
         if Instant::now() > deadline {
             let logs: Vec<String> = fleet.iter().map(|x| x.log.display().to_string()).collect();
             bail!(
-                "the cluster did not hold all {cameras} cameras within 90 s ({} held); logs: {}",
-                held.len(),
+                "the cluster did not spread its {cameras} cameras within 90 s (held: {held:?}, want: {want:?}); logs: {}",
                 logs.join(", ")
             );
         }

@@ -19,14 +19,7 @@ pub async fn run_mqtt(
 ) -> anyhow::Result<BenchRow> {
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::mqttbytes::v5::PublishProperties;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let conf =
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
-    let mut broker = super::broker::spawn_mosquitto(&opts.work_dir, &conf, &[port])
-        .map_err(anyhow::Error::msg)?;
+    let (mut broker, port) = broker(&opts.work_dir)?;
     let result = async {
         let config = Arc::new(bench_config(
             opts,
@@ -58,21 +51,7 @@ pub async fn run_mqtt(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions
-        let mut popts = rumqttc::v5::MqttOptions::new(
-            format!("bench-camera-{}", std::process::id()),
-            "127.0.0.1",
-            port,
-        );
-        popts.set_max_packet_size(Some(32 * 1024 * 1024));
-        let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
-        tokio::spawn(async move {
-            loop {
-                if pl.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let publisher = cameras(port).await;
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
         let s2 = slots.clone();
@@ -121,4 +100,36 @@ pub async fn run_mqtt(
     let _ = broker.kill();
     let _ = broker.wait();
     result
+}
+
+/// A mosquitto on a free loopback port, its config in `dir`; the port.
+pub(super) fn broker(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, u16)> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let conf =
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
+    let child = super::broker::spawn_mosquitto(dir, &conf, &[port]).map_err(anyhow::Error::msg)?;
+    Ok((child, port))
+}
+
+/// The cameras' MQTT client on the broker at `port`, connected.
+pub(super) async fn cameras(port: u16) -> rumqttc::v5::AsyncClient {
+    let mut popts = rumqttc::v5::MqttOptions::new(
+        format!("bench-camera-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
+    popts.set_max_packet_size(Some(32 * 1024 * 1024));
+    let (publisher, mut pl) = rumqttc::v5::AsyncClient::new(popts, 64);
+    tokio::spawn(async move {
+        loop {
+            if pl.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publisher
 }

@@ -29,7 +29,7 @@ impl SiteKey {
             path: path.display().to_string(),
             source,
         };
-        let key = if path.exists() {
+        let read = || -> Result<SigningKey, KeyError> {
             let text = std::fs::read_to_string(path).map_err(io)?;
             let seed: [u8; 32] = hex::decode(text.trim())
                 .ok()
@@ -38,7 +38,10 @@ impl SiteKey {
                     path: path.display().to_string(),
                     message: "expected 64 hex characters (an Ed25519 seed)".into(),
                 })?;
-            SigningKey::from_bytes(&seed)
+            Ok(SigningKey::from_bytes(&seed))
+        };
+        let key = if path.exists() {
+            read()?
         } else {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(io)?;
@@ -49,15 +52,21 @@ impl SiteKey {
             // Written whole, then linked into place: a crash never leaves
             // an empty key that would stop the daemon from starting.
             let text = format!("{}\n", hex::encode(seed));
-            crate::base::durable::write(
+            match crate::base::durable::write(
                 path,
                 text.as_bytes(),
                 Some(0o600),
                 crate::base::durable::Existing::Keep,
-            )
-            .map_err(io)?;
-            tracing::info!(path = %path.display(), public_key = %hex::encode(key.verifying_key().as_bytes()), "created the site signing key");
-            key
+            ) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), public_key = %hex::encode(key.verifying_key().as_bytes()), "created the site signing key");
+                    key
+                }
+                // Another instance sharing the key file made it first
+                // (a cluster starting at once): use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read()?,
+                Err(e) => return Err(io(e)),
+            }
         };
         let site = SiteKey {
             key,
@@ -65,12 +74,16 @@ impl SiteKey {
         };
         let pub_path = site.public_key_path();
         if !pub_path.exists() {
-            std::fs::write(&pub_path, format!("{}\n", site.public_key_hex())).map_err(
-                |source| KeyError::Io {
-                    path: pub_path.display().to_string(),
-                    source,
-                },
-            )?;
+            crate::base::durable::write(
+                &pub_path,
+                format!("{}\n", site.public_key_hex()).as_bytes(),
+                Some(0o644),
+                crate::base::durable::Existing::Replace,
+            )
+            .map_err(|source| KeyError::Io {
+                path: pub_path.display().to_string(),
+                source,
+            })?;
         }
         Ok(site)
     }
@@ -110,6 +123,32 @@ pub fn verify_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Instances sharing one key file and starting together all end up
+    /// with the key on disk, none with an error or a key of its own.
+    #[test]
+    fn instances_starting_at_once_share_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("site.key");
+            let start = std::sync::Barrier::new(6);
+            let keys: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            SiteKey::load_or_create(&path).unwrap().public_key_hex()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let on_disk = SiteKey::load_or_create(&path).unwrap().public_key_hex();
+            assert!(keys.iter().all(|k| *k == on_disk), "{keys:?} vs {on_disk}");
+            let public = std::fs::read_to_string(path.with_extension("key.pub")).unwrap();
+            assert_eq!(public.trim(), on_disk);
+        }
+    }
 
     #[test]
     fn creates_once_then_reloads_the_same_key() {
