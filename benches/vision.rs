@@ -96,13 +96,16 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
-    // The shipped model at batch 1 as tract plans it, and as firelane does
-    // (`vision::pool`: activations after the pools, the pools swapped).
+    // The shipped model at batch 1 as tract plans it, with firelane's pools
+    // only (`vision::pool`), and as the daemon runs it (pools and stem).
     let mut g = c.benchmark_group("inference_pool");
-    for swap in [false, true] {
-        let plan = shipped_plan(swap);
+    for (name, plan) in [
+        ("tract_pool", Plan::Tract),
+        ("firelane_pool", Plan::Pools),
+        ("firelane_pool_stem", Plan::Daemon),
+    ] {
+        let plan = shipped_plan(plan);
         let input = Tensor::from_shape(&[1, 3, 64, 64], &vec![0.1f32; len]).unwrap();
-        let name = if swap { "firelane_pool" } else { "tract_pool" };
         g.bench_function(name, |b| {
             b.iter(|| plan.run(tvec!(input.clone().into_tvalue())).unwrap())
         });
@@ -146,7 +149,13 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn shipped_plan(swap: bool) -> std::sync::Arc<TypedRunnableModel> {
+enum Plan {
+    Tract,
+    Pools,
+    Daemon,
+}
+
+fn shipped_plan(plan: Plan) -> std::sync::Arc<TypedRunnableModel> {
     let bytes = firelane::vision::model::BUILTIN_MODELS[0].onnx;
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(bytes))
@@ -154,13 +163,16 @@ fn shipped_plan(swap: bool) -> std::sync::Arc<TypedRunnableModel> {
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
         .unwrap();
-    if swap {
-        firelane::vision::pool::clamp_after_pool(&mut model).unwrap();
-    }
-    let mut model = model.into_optimized().unwrap();
-    if swap {
-        firelane::vision::pool::swap_in(&mut model).unwrap();
-    }
+    let model = match plan {
+        Plan::Tract => model.into_optimized().unwrap(),
+        Plan::Pools => {
+            firelane::vision::pool::clamp_after_pool(&mut model).unwrap();
+            let mut model = model.into_optimized().unwrap();
+            firelane::vision::pool::swap_in(&mut model).unwrap();
+            model
+        }
+        Plan::Daemon => firelane::vision::model::optimise(model).unwrap(),
+    };
     model.into_runnable().unwrap()
 }
 

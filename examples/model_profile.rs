@@ -2,8 +2,8 @@
 //! timed over many runs at a fixed batch.
 //!
 //! `cargo run --release --example model_profile -- [MODEL.onnx] [BATCH] [RUNS]`
-//! with `SWAP=1` to swap in firelane's 2×2 max pool and `CLAMP=1` to move
-//! activations after the pools (`vision::pool`), as the daemon does. Input 64×64, as the shipped models.
+//! with `FIRELANE=1` for the plan the daemon runs (`vision::model::optimise`:
+//! its pools and stem swapped in). Input 64×64, as the shipped models.
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tract_onnx::prelude::*;
@@ -21,18 +21,11 @@ fn main() -> TractResult<()> {
         .with_input_fact(0, f32::fact([n, 3, 64, 64]).into())?
         .into_typed()?
         .into_decluttered()?;
-    let mut model = model;
-    if std::env::var("CLAMP").is_ok() {
-        println!(
-            "moved {}",
-            firelane::vision::pool::clamp_after_pool(&mut model)?
-        );
-    }
-    let mut model = model.into_optimized()?;
-    if std::env::var("SWAP").is_ok() {
-        println!("swapped {}", firelane::vision::pool::swap_in(&mut model)?);
-        model = model.into_compact()?;
-    }
+    let model = if std::env::var("FIRELANE").is_ok() {
+        firelane::vision::model::optimise(model)?
+    } else {
+        model.into_optimized()?
+    };
     for node in model.nodes() {
         println!("{:>3} {:<40} {:?}", node.id, node.name, node.op);
     }

@@ -5,6 +5,7 @@
 //! - [`crop`]: zone polygon → bounding-box crop → resize → normalised tensor.
 //! - [`model`]: the ONNX classifier on tract, all zones of a frame in one batch.
 //! - [`pool`]: a 2×2 max pool tract runs slowly, swapped into its plans.
+//! - [`stem`]: the first convolution (three input channels), run directly.
 //! - [`reuse`]: a tile's score kept while its crop does not change.
 //! - [`eval`]: `firelane classify` — scores of image files and accuracy on
 //!   labelled folders.
@@ -16,6 +17,7 @@ pub mod eval;
 pub mod model;
 pub mod pool;
 pub mod reuse;
+pub mod stem;
 
 pub use card::ModelCard;
 pub use decode::{DecodeError, decode_jpeg};

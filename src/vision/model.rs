@@ -93,6 +93,18 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
+/// A decluttered model with its batch fixed, as firelane runs it: the
+/// activations moved after the pools and the stem swapped
+/// ([`super::pool`], [`super::stem`]), optimised by tract, then its 2×2
+/// pools swapped.
+pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
+    super::pool::clamp_after_pool(&mut model)?;
+    super::stem::swap_in(&mut model)?;
+    let mut model = model.into_optimized()?;
+    super::pool::swap_in(&mut model)?;
+    model.into_compact()
+}
+
 impl Classifier {
     /// Loads `path`: an `.onnx` file (or its `.json` card), or a model built
     /// into the binary (`builtin:NAME`, see [`BUILTIN_MODELS`]).
@@ -174,14 +186,7 @@ impl Classifier {
         let plan = self
             .model
             .set_symbols(&subs)
-            .and_then(|mut m| {
-                super::pool::clamp_after_pool(&mut m)?;
-                m.into_optimized()
-            })
-            .and_then(|mut m| {
-                super::pool::swap_in(&mut m)?;
-                m.into_compact()
-            })
+            .and_then(optimise)
             .and_then(|m| m.into_runnable())
             .map_err(|e| ModelError::Inference(format!("preparing batch of {n}: {e:#}")))?;
         if plans.len() >= MAX_PLANS {
