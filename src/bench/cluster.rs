@@ -44,12 +44,6 @@ struct Counters {
     stages: [f64; 5],
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
     let mut u = url::Url::parse(url).with_context(|| format!("--database-url {url:?}"))?;
@@ -258,7 +252,7 @@ fn spawn(
 ) -> anyhow::Result<Instance> {
     let id = format!("bench-{i}");
     let mut raw = bench_raw(opts, zones, Some(format!("mqtt://127.0.0.1:{mqtt_port}")));
-    let port = free_port()?;
+    let port = super::mqtt::free_port()?;
     raw.storage.data_dir = dir.join(&id);
     raw.storage.database_url = Some(url.to_string());
     raw.storage.evidence_dir = Some(dir.join("evidence"));

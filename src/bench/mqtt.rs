@@ -102,12 +102,16 @@ pub async fn run_mqtt(
     result
 }
 
+/// A loopback port no one listens on now.
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// A mosquitto on a free loopback port, its config in `dir`; the port.
 pub(super) fn broker(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, u16)> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let port = free_port()?;
     let conf =
         format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
     let child = super::broker::spawn_mosquitto(dir, &conf, &[port]).map_err(anyhow::Error::msg)?;

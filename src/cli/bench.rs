@@ -114,6 +114,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         reuse: true,
     };
     let rows = if cluster > 0 {
+        // The cluster run offers frames as fast as the instances score
+        // them, every crop scored, with no peer: say so rather than ignore.
+        let unsupported = [(fps > 0.0, "--fps"), (live > 0, "--live"), (peer, "--peer")];
+        if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
+            eprintln!(
+                "bench: {flag} does not apply with --cluster (frames are offered as fast as the instances score them)"
+            );
+            return Ok(ExitCode::from(2));
+        }
         let Some(url) = database_url else {
             eprintln!("bench: --cluster needs --database-url (a PostgreSQL server)");
             return Ok(ExitCode::from(1));

@@ -108,7 +108,7 @@ impl StemConv {
                 let odd = ((c * 2 + 1) * rows + py) * sw;
                 let (evens, odds) = split.split_at_mut(odd);
                 let (evens, odds) = (&mut evens[even..even + sw], &mut odds[..sw]);
-                if left % 2 == 0 {
+                if left.is_multiple_of(2) {
                     // Column pairs land side by side: the loop the
                     // compiler vectorises (shuffles, no index arithmetic).
                     let pairs = row.chunks_exact(2);
@@ -125,7 +125,11 @@ impl StemConv {
                 } else {
                     for (x, &v) in row.iter().enumerate() {
                         let px = x + left;
-                        let plane = if px % 2 == 0 { &mut *evens } else { &mut *odds };
+                        let plane = if px.is_multiple_of(2) {
+                            &mut *evens
+                        } else {
+                            &mut *odds
+                        };
                         if let Some(d) = plane.get_mut(px / 2) {
                             *d = v;
                         }
@@ -401,173 +405,5 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-
-    fn run(model: TypedModel, input: &Tensor) -> Tensor {
-        model
-            .into_runnable()
-            .unwrap()
-            .run(tvec!(input.clone().into()))
-            .unwrap()
-            .remove(0)
-            .into_tensor()
-    }
-
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 2654435761 + seed) % 1000) as f32 / 250.0 - 2.0)
-            .collect()
-    }
-
-    /// A one-convolution model: `[n, c, h, w]` in, kernel `[o, c, kh, kw]`.
-    fn conv_model(
-        (n, c, h, w): (usize, usize, usize, usize),
-        (o, kh, kw): (usize, usize, usize),
-        padding: PaddingSpec,
-        stride: usize,
-    ) -> TypedModel {
-        let mut model = TypedModel::default();
-        let x = model.add_source("x", f32::fact([n, c, h, w])).unwrap();
-        let kernel = Tensor::from_shape(&[o, c, kh, kw], &data(o * c * kh * kw, 7)).unwrap();
-        let kernel = model.add_const("k", kernel).unwrap();
-        let bias = model.add_const("b", tensor1(&data(o, 3))).unwrap();
-        let spec = PoolSpec::new(
-            DataFormat::NCHW,
-            tvec![kh, kw],
-            padding,
-            None,
-            Some(tvec![stride, stride]),
-            c,
-            o,
-        );
-        let conv = Conv::new(spec, KernelFormat::OIHW, 1, None);
-        let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
-        model.select_output_outlets(&y).unwrap();
-        model
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        t.try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec()
-    }
-
-    fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-        assert_eq!(ours.shape(), theirs.shape(), "{what}");
-        for (i, (x, y)) in values(ours).iter().zip(values(theirs)).enumerate() {
-            // Sums of up to 4×5×5 products of values under 2: only the
-            // order of the additions differs from tract's.
-            assert!(
-                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                "{what} [{i}]: {x} vs {y}"
-            );
-        }
-    }
-
-    /// The same values as tract's convolution, within rounding, over
-    /// kernel sizes, paddings, odd and even sizes, channel counts that do
-    /// and do not fill a block, and batches.
-    #[test]
-    fn equals_tracts_convolution() {
-        let cases = [
-            (
-                (1, 3, 64, 64),
-                (32, 3, 3),
-                PaddingSpec::Explicit(tvec![0, 0], tvec![1, 1]),
-            ),
-            ((2, 3, 17, 23), (13, 3, 3), PaddingSpec::SameUpper),
-            (
-                (3, 1, 9, 8),
-                (8, 5, 5),
-                PaddingSpec::Explicit(tvec![2, 1], tvec![2, 2]),
-            ),
-            ((1, 4, 10, 31), (40, 1, 1), PaddingSpec::Valid),
-            ((1, 2, 5, 5), (3, 3, 2), PaddingSpec::Valid),
-            ((1, 3, 3, 3), (1, 3, 3), PaddingSpec::Valid),
-        ];
-        for (input_shape, kernel_shape, padding) in cases {
-            let what = format!("{input_shape:?} {kernel_shape:?} {padding:?}");
-            let (n, c, h, w) = input_shape;
-            let theirs = conv_model(input_shape, kernel_shape, padding.clone(), 2);
-            let mut ours = theirs.clone();
-            assert_eq!(swap_in(&mut ours).unwrap(), 1, "{what}");
-            let input = Tensor::from_shape(&[n, c, h, w], &data(n * c * h * w, 11)).unwrap();
-            let expected = run(theirs.into_optimized().unwrap(), &input);
-            assert_close(&run(ours.clone(), &input), &expected, &what);
-            // tract's optimiser leaves the swapped op in place.
-            assert_close(
-                &run(ours.into_optimized().unwrap(), &input),
-                &expected,
-                &what,
-            );
-        }
-    }
-
-    /// The portable path (hosts without AVX2 and FMA) gives the same bits
-    /// as the one this host takes: both fuse each multiply-add.
-    #[test]
-    fn portable_path_equals_the_detected_one() {
-        let model = conv_model(
-            (1, 3, 19, 22),
-            (11, 3, 3),
-            PaddingSpec::Explicit(tvec![1, 0], tvec![1, 1]),
-            2,
-        );
-        let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
-        let stem = stem_for(&model, node).unwrap().unwrap();
-        let image = data(3 * 19 * 22, 13);
-        let mut split = vec![0f32; 3 * 2 * stem.split_rows() * stem.split_width()];
-        stem.split(&image, &mut split);
-        let taps = stem.tap_offsets();
-        let mut detected = vec![0f32; 11 * stem.oh * stem.ow];
-        let mut portable = detected.clone();
-        stem.convolve(&split, &taps, &mut detected);
-        stem.convolve_portable(&split, &taps, &mut portable);
-        assert_eq!(detected, portable);
-    }
-
-    /// Stride 1, or more input channels than a stem has, stays tract's.
-    #[test]
-    fn leaves_other_convolutions_alone() {
-        let cases = [
-            ((1, 3, 16, 16), (8, 3, 3), 1),
-            ((1, 5, 16, 16), (8, 3, 3), 2),
-            ((1, 32, 16, 16), (64, 3, 3), 2),
-        ];
-        for (input, kernel, stride) in cases {
-            let mut m = conv_model(input, kernel, PaddingSpec::Valid, stride);
-            assert_eq!(swap_in(&mut m).unwrap(), 0, "{input:?} stride {stride}");
-        }
-    }
-
-    /// The shipped model's stem is swapped, and the plan the daemon runs
-    /// scores as tract's own plan does, within rounding.
-    #[test]
-    fn shipped_model_scores_unchanged() {
-        let bytes = crate::vision::model::BUILTIN_MODELS[0].onnx;
-        let typed = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(bytes))
-            .and_then(|m| m.with_input_fact(0, f32::fact([3, 3, 64, 64]).into()))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .unwrap();
-        let mut swapped = typed.clone();
-        assert_eq!(swap_in(&mut swapped).unwrap(), 1);
-        let theirs = typed.clone().into_optimized().unwrap();
-        let ours = crate::vision::model::optimise(typed).unwrap();
-        assert!(
-            ours.nodes().iter().any(|n| n.op_is::<StemConv>()),
-            "the daemon's plan runs the stem directly"
-        );
-        let input = Tensor::from_shape(&[3, 3, 64, 64], &data(3 * 3 * 64 * 64, 5)).unwrap();
-        let (ours, theirs) = (run(ours, &input), run(theirs, &input));
-        assert_eq!(ours.shape(), &[3, 1]);
-        for (x, y) in values(&ours).iter().zip(values(&theirs)) {
-            assert!((x - y).abs() < 1e-5, "score {x} vs tract's {y}");
-        }
-    }
-}
+#[path = "stem_tests.rs"]
+mod tests;
