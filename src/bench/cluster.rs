@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
 
 use super::{BenchOptions, BenchRow, bench_raw, cpu_seconds_of, peak_rss_mb_of};
 
@@ -114,7 +112,6 @@ async fn measure(
             .map(|x| cpu_seconds_of(&x.child.id().to_string()))
             .collect();
         let t0 = Instant::now();
-        let base = crate::base::time::wall_clock_ms() - 86_400_000;
         let done = async |http: &reqwest::Client| -> anyhow::Result<f64> {
             let now = read_all(http, &token, &fleet).await?;
             Ok(now
@@ -125,33 +122,18 @@ async fn measure(
         };
         // At most one unscored frame per camera: a second would only
         // replace the first in its camera's slot.
-        let mut finished = 0.0;
-        for k in 0..opts.frames {
-            while k as f64 >= finished + opts.cameras as f64 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                finished = done(&http).await?;
-            }
-            let props = PublishProperties {
-                user_properties: vec![(
-                    "captured_at".into(),
-                    crate::base::time::format_rfc3339(base + (k / opts.cameras) as i64 * 1000),
-                )],
-                ..Default::default()
-            };
-            publisher
-                .publish_with_properties(
-                    format!("bench/cameras/cam{}/frame", k % opts.cameras),
-                    QoS::AtMostOnce,
-                    false,
-                    jpegs[k % jpegs.len()].to_vec(),
-                    props,
-                )
-                .await?;
-        }
+        super::drive(
+            opts,
+            jpegs,
+            opts.cameras as u64,
+            Duration::from_millis(5),
+            async || Ok(done(&http).await?.round() as u64),
+            async |f| Ok(super::mqtt::publish(&publisher, f).await?),
+        )
+        .await?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while finished < opts.frames as f64 && Instant::now() < deadline {
+        while done(&http).await? < opts.frames as f64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            finished = done(&http).await?;
         }
         let seconds = t0.elapsed().as_secs_f64();
         let after = read_all(&http, &token, &fleet).await?;
@@ -224,6 +206,8 @@ fn cluster_row(
         run: run.to_string(),
         frames: frames as u64,
         crops: frames as u64 * zones as u64,
+        // Not read back from the instances (their /metrics has no tile counts).
+        tiles: 0,
         crops_reused: 0,
         seconds,
         frames_per_s: frames / seconds,

@@ -62,7 +62,9 @@ pub struct BenchRow {
     pub run: String,
     pub frames: u64,
     pub crops: u64,
-    /// Crops whose kept score was reused.
+    /// Zone tiles (a long zone is cut into several), scored or reused.
+    pub tiles: u64,
+    /// Tiles whose kept score was reused.
     pub crops_reused: u64,
     pub seconds: f64,
     pub frames_per_s: f64,
@@ -266,16 +268,18 @@ fn in_flight(opts: &BenchOptions) -> u64 {
     (opts.workers * 2).min(opts.cameras).max(1) as u64
 }
 
-/// Sends `total` frames round-robin over the cameras at `fps` (0: keeps
-/// at most `in_flight` unfinished), via `send`.
+/// Sends `opts.frames` frames round-robin over the cameras, each round's
+/// capture times a second after the last one's: at `opts.fps`, or (0) as
+/// fast as they finish, at most `in_flight` unfinished. `finished` counts
+/// scored, refused and dropped frames; it is polled every `poll`.
 async fn drive(
     opts: &BenchOptions,
     jpegs: &[Arc<Vec<u8>>],
-    metrics: &Metrics,
-    dropped: impl Fn() -> u64,
     in_flight: u64,
-    mut send: impl AsyncFnMut(Frame),
-) {
+    poll: Duration,
+    mut finished: impl AsyncFnMut() -> anyhow::Result<u64>,
+    mut send: impl AsyncFnMut(Frame) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let base = crate::base::time::wall_clock_ms() - 86_400_000;
     let period = if opts.fps > 0.0 {
         Some(Duration::from_secs_f64(1.0 / opts.fps))
@@ -292,13 +296,8 @@ async fn drive(
                 tokio::time::sleep_until(due.into()).await;
             }
             None => {
-                while (k as u64)
-                    >= Metrics::get(&metrics.frames)
-                        + Metrics::get(&metrics.rejected)
-                        + dropped()
-                        + in_flight
-                {
-                    tokio::time::sleep(Duration::from_micros(200)).await;
+                while k as u64 >= finished().await? + in_flight {
+                    tokio::time::sleep(poll).await;
                 }
             }
         }
@@ -308,8 +307,14 @@ async fn drive(
             jpeg: jpegs[k % jpegs.len()].clone(),
             arrived: Some(Instant::now()),
         })
-        .await;
+        .await?;
     }
+    Ok(())
+}
+
+/// Frames the engine has finished with: scored, refused or dropped.
+fn finished_in(metrics: &Metrics, dropped: u64) -> u64 {
+    Metrics::get(&metrics.frames) + Metrics::get(&metrics.rejected) + dropped
 }
 
 async fn wait_done(metrics: &Metrics, dropped: impl Fn() -> u64, total: u64) {
@@ -337,6 +342,7 @@ fn row(run: &str, m: &Metrics, dropped: u64, seconds: f64, cpu: f64) -> BenchRow
         run: run.to_string(),
         frames,
         crops: snap.crops,
+        tiles: snap.tiles,
         crops_reused: snap.crops_reused,
         seconds,
         frames_per_s: frames as f64 / seconds,
@@ -372,12 +378,15 @@ pub async fn run_in_process(
     drive(
         opts,
         jpegs,
-        &metrics,
-        || s2.dropped(),
         in_flight(opts),
-        async |f| slots.push(f),
+        Duration::from_micros(200),
+        async || Ok(finished_in(&metrics, s2.dropped())),
+        async |f| {
+            slots.push(f);
+            Ok(())
+        },
     )
-    .await;
+    .await?;
     wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;

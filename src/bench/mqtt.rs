@@ -17,8 +17,6 @@ pub async fn run_mqtt(
     jpegs: &[Arc<Vec<u8>>],
     zones: &[Vec<[f64; 2]>],
 ) -> anyhow::Result<BenchRow> {
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::mqttbytes::v5::PublishProperties;
     let (mut broker, port) = broker(&opts.work_dir)?;
     let result = async {
         let config = Arc::new(bench_config(
@@ -58,29 +56,16 @@ pub async fn run_mqtt(
         drive(
             opts,
             jpegs,
-            &metrics,
-            || s2.dropped(),
             in_flight(opts),
+            Duration::from_micros(200),
+            async || Ok(finished_in(&metrics, s2.dropped())),
             async |f: Frame| {
-                let props = PublishProperties {
-                    user_properties: vec![(
-                        "captured_at".into(),
-                        crate::base::time::format_rfc3339(f.captured_at),
-                    )],
-                    ..Default::default()
-                };
-                let _ = publisher
-                    .publish_with_properties(
-                        format!("bench/cameras/{}/frame", f.camera),
-                        QoS::AtMostOnce,
-                        false,
-                        f.jpeg.to_vec(),
-                        props,
-                    )
-                    .await;
+                // A lost publish shows as a frame never scored.
+                let _ = publish(&publisher, f).await;
+                Ok(())
             },
         )
-        .await;
+        .await?;
         wait_done(&metrics, || slots.dropped(), opts.frames as u64).await;
         let seconds = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu0;
@@ -116,6 +101,32 @@ pub(super) fn broker(dir: &std::path::Path) -> anyhow::Result<(std::process::Chi
         format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 33554432\n");
     let child = super::broker::spawn_mosquitto(dir, &conf, &[port]).map_err(anyhow::Error::msg)?;
     Ok((child, port))
+}
+
+/// Publishes `frame` as a camera does: its JPEG on the camera's topic,
+/// the capture time in a user property.
+pub(super) async fn publish(
+    publisher: &rumqttc::v5::AsyncClient,
+    frame: Frame,
+) -> Result<(), rumqttc::v5::ClientError> {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    let props = PublishProperties {
+        user_properties: vec![(
+            "captured_at".into(),
+            crate::base::time::format_rfc3339(frame.captured_at),
+        )],
+        ..Default::default()
+    };
+    publisher
+        .publish_with_properties(
+            format!("bench/cameras/{}/frame", frame.camera),
+            QoS::AtMostOnce,
+            false,
+            frame.jpeg.to_vec(),
+            props,
+        )
+        .await
 }
 
 /// The cameras' MQTT client on the broker at `port`, connected.

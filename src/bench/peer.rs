@@ -48,6 +48,7 @@ pub fn run_peer(opts: &BenchOptions, draft: bool) -> anyhow::Result<BenchRow> {
         ),
         frames: f("frames") as u64,
         crops: f("crops") as u64,
+        tiles: f("crops") as u64,
         crops_reused: 0,
         seconds: f("seconds"),
         frames_per_s: f("frames_per_s"),
@@ -125,8 +126,9 @@ pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
                 "-".into()
             },
             r.dropped,
-            if r.crops > 0 {
-                100.0 * r.crops_reused as f64 / r.crops as f64
+            // Reuse is per tile: a long zone's tiles are kept one by one.
+            if r.tiles > 0 {
+                100.0 * r.crops_reused as f64 / r.tiles as f64
             } else {
                 0.0
             }

@@ -236,7 +236,9 @@ impl Task {
         for c in &give {
             held.remove(c);
         }
-        self.resumed(&held, now, sent).await?;
+        // The cameras this instance judged before and renewed, not those it
+        // takes below (a take records its own unjudged span).
+        let renewed = held.clone();
         // Renewed: sure until the lease, less half a heartbeat of slack.
         let valid = sent + self.me.lease - self.me.heartbeat / 2;
         if !give.is_empty() {
@@ -280,7 +282,11 @@ impl Task {
             }
         }
         self.valid_until = Some(valid);
-        self.publish(held, Some(valid));
+        self.publish(held.clone(), Some(valid));
+        // Only now is judging sure to have resumed: a step above that fails
+        // leaves the span open, to be recorded by the next round that gets
+        // here (reporting it longer, never shorter).
+        self.resumed(&renewed, now, sent).await?;
         Ok(())
     }
 

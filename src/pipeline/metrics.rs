@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Metrics {
     pub frames: AtomicU64,
     pub crops: AtomicU64,
+    /// Zone tiles, scored or reused: a long zone is cut into several.
+    pub tiles: AtomicU64,
     /// Zone tiles whose kept score was reused (crop unchanged).
     pub crops_reused: AtomicU64,
     pub sensor_readings: AtomicU64,
@@ -35,6 +37,7 @@ pub struct Metrics {
 pub struct MetricsSnapshot {
     pub frames: u64,
     pub crops: u64,
+    pub tiles: u64,
     pub crops_reused: u64,
     pub sensor_readings: u64,
     pub rejected: u64,
@@ -65,6 +68,7 @@ impl Metrics {
         MetricsSnapshot {
             frames: g(&self.frames),
             crops: g(&self.crops),
+            tiles: g(&self.tiles),
             crops_reused: g(&self.crops_reused),
             sensor_readings: g(&self.sensor_readings),
             rejected: g(&self.rejected),

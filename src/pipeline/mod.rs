@@ -274,6 +274,8 @@ impl Pipeline {
         }
         Metrics::inc(&self.metrics.frames, 1);
         Metrics::inc(&self.metrics.crops, scores.len() as u64);
+        let tile_count: usize = tiles.iter().map(Vec::len).sum();
+        Metrics::inc(&self.metrics.tiles, tile_count as u64);
         Metrics::inc(&self.metrics.crops_reused, reused as u64);
         Metrics::add_time(&self.metrics.decode_ns, times.decode);
         Metrics::add_time(&self.metrics.crop_ns, times.crop);
