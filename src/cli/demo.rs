@@ -77,6 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     drop(store);
 
     let shutdown = CancellationToken::new();
+    super::run::cancel_on_signal(&shutdown)?;
     let daemon = tokio::spawn(crate::runtime::daemon::run(cfg.clone(), shutdown.clone()));
     wait_until_listening(args.listen.parse()?, &daemon).await?;
 
@@ -121,10 +122,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.exit_when_fed {
         writeln!(out, "the page stays up: Ctrl-C to stop")?;
         out.flush()?;
-        tokio::select! {
-            _ = super::run::wait_for_signal() => {}
-            _ = shutdown.cancelled() => {}
-        }
+        shutdown.cancelled().await;
     }
     shutdown.cancel();
     daemon.await??;

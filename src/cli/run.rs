@@ -19,25 +19,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(config_failure(&e)),
     };
     let shutdown = CancellationToken::new();
-    let s = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        s.cancel();
-    });
+    cancel_on_signal(&shutdown)?;
     crate::runtime::daemon::run(cfg, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn wait_for_signal() {
+/// Cancels `shutdown` on SIGINT or SIGTERM. The handlers are registered
+/// before this returns, so a signal sent right after (a test, a supervisor
+/// reading the first lines printed) is not lost to the default action.
+pub(super) fn cancel_on_signal(shutdown: &CancellationToken) -> std::io::Result<()> {
+    let s = shutdown.clone();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            s.cancel();
+        });
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        s.cancel();
+    });
+    Ok(())
 }

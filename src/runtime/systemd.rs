@@ -39,31 +39,42 @@ pub async fn watchdog(stop: CancellationToken) {
     }
 }
 
-/// SIGHUP (`systemctl reload firelane`) re-reads the config file now.
-pub async fn reload_on_hangup(config: Arc<LiveConfig>, stop: CancellationToken) {
+/// SIGHUP (`systemctl reload firelane`) re-reads the config file now. The
+/// handler is registered before this returns (before READY is sent), so an
+/// early reload cannot hit SIGHUP's default action and end the daemon.
+pub fn reload_on_hangup(
+    config: Arc<LiveConfig>,
+    stop: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let hup = {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; the file is still polled every second");
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                got = hup.recv() => if got.is_none() { return },
+        signal(SignalKind::hangup())
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hup) = hup else {
+                tracing::warn!("cannot listen for SIGHUP; the file is still polled every second");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                tell(&[NotifyState::Reloading]);
+                // Applied and refused changes are logged where they happen.
+                if config.reload_now().await.is_none() {
+                    tracing::info!("SIGHUP: the configuration file is unchanged");
+                }
+                tell(&[NotifyState::Ready, NotifyState::Status("running")]);
             }
-            tell(&[NotifyState::Reloading]);
-            // Applied and refused changes are logged where they happen.
-            if config.reload_now().await.is_none() {
-                tracing::info!("SIGHUP: the configuration file is unchanged");
-            }
-            tell(&[NotifyState::Ready, NotifyState::Status("running")]);
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (config, stop);
-        std::future::pending::<()>().await
+        #[cfg(not(unix))]
+        {
+            let _ = (config, stop);
+            std::future::pending::<()>().await
+        }
     }
 }
