@@ -182,12 +182,12 @@ async fn postgres_store_round_trips() {
 
 /// What the leases record of a camera no one judged: a silent holder's
 /// span starts at its own last renewal whatever lease length the taker
-/// runs with; renewing a released lease takes the release back (so a later
-/// silence is not called a release); a holder that resumes after a lapse
-/// records it.
+/// runs with; a released lease is not renewed back (its holder takes it
+/// again, a new epoch, and the span it was let go is recorded); a holder
+/// that resumes after a lapse records it.
 #[tokio::test]
 async fn postgres_leases_record_every_unjudged_span() {
-    use firelane::store::UnwatchedCause::{Lapsed, Silent};
+    use firelane::store::UnwatchedCause::{Lapsed, Released, Silent};
     use std::time::Duration;
     let pg = common::Postgres::start();
     let store = Store::open(&pg.url()).await.unwrap();
@@ -219,10 +219,16 @@ async fn postgres_leases_record_every_unjudged_span() {
         "{u:?}: from a's renewal ({before}..{after}), not from b's lease length"
     );
 
-    // b lets it go, then renews it back (restarted under the same name,
-    // before anyone took it), then falls silent under a short lease.
+    // b lets it go; renewing does not bring it back (a handover's new
+    // owner is not held off); b, restarted under the same name, takes it
+    // again and the span it was let go is recorded; then b falls silent
+    // under a short lease.
     store.release_lease("cam", "b").await.unwrap();
-    assert_eq!(store.renew_leases("b", 200).await.unwrap().len(), 1);
+    assert!(store.renew_leases("b", 200).await.unwrap().is_empty());
+    let again = store.acquire_lease("cam", "b", 200).await.unwrap().unwrap();
+    assert_eq!(again.epoch, taken.epoch + 1);
+    let u = again.unwatched.unwrap();
+    assert_eq!((u.cause, u.previous_owner.as_str()), (Released, "b"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let u = store
         .acquire_lease("cam", "c", 6_000)
@@ -247,7 +253,12 @@ async fn postgres_leases_record_every_unjudged_span() {
         .collect();
     assert_eq!(
         seen,
-        [(Lapsed, "c", "c"), (Silent, "b", "c"), (Silent, "a", "b")]
+        [
+            (Lapsed, "c", "c"),
+            (Silent, "b", "c"),
+            (Released, "b", "b"),
+            (Silent, "a", "b")
+        ]
     );
     assert_eq!((spans[0].from_ms, spans[0].to_ms), (now - 1_500, now));
 }

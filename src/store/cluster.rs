@@ -298,15 +298,17 @@ impl Store {
 
     /// Extends every lease `owner` still holds; returns them with their
     /// epochs. One no other instance took stays this one's even if it ran
-    /// out meanwhile: nobody judged the camera in between.
+    /// out meanwhile: nobody judged the camera in between. One it released
+    /// stays released: renewing it would hold off the instance it was
+    /// handed to until the next round gave it up again.
     pub async fn renew_leases(
         &self,
         owner: &str,
         lease_ms: Millis,
     ) -> Result<HashMap<String, i64>, StoreError> {
         let sql = format!(
-            "UPDATE camera_leases SET expires_ms = {DB_NOW} + $2, renewed_ms = {DB_NOW}, released_ms = NULL
-             WHERE owner = $1 RETURNING camera, epoch"
+            "UPDATE camera_leases SET expires_ms = {DB_NOW} + $2, renewed_ms = {DB_NOW}
+             WHERE owner = $1 AND released_ms IS NULL RETURNING camera, epoch"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
