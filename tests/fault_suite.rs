@@ -147,6 +147,13 @@ async fn sigkill_at_several_points_including_an_outbox_delivery() {
     site.restart().await;
     site.feed(&steps[2][17..]).await;
     assert_eq!(&site.finish(3, &bases).await, reference);
+    // The kill came after frames obstructed past the confirmation (110 s);
+    // stored at each reading (`checkpoint_s = 0`), their time survives it.
+    let third = recorded_progress(site.data.path(), &bases).await[2].1;
+    assert!(
+        third > 110 * S,
+        "last obstructed {third} ms: the progress since the confirmation was lost"
+    );
     let seen = site.hooks.seen.lock().unwrap().len();
     assert!(
         seen > site.hooks.unique("lane-1").len(),

@@ -68,6 +68,8 @@ async fn exercise(store: &Store) {
             last_obstructed: 700_000,
             peak: 0.97,
             last_reminder: 601_000,
+            saved_at: 700_000,
+            saved_peak: 0.97,
             clear_run: Some(ClearRun {
                 since: 710_000,
                 readings: 1,

@@ -283,6 +283,9 @@ pub struct ZoneParams {
     /// this long (and `clear_ms`), so a vehicle that leaves and comes back,
     /// or a flicker, continues the same violation.
     pub reattach_ms: crate::base::time::Millis,
+    /// Event time after which an open violation's progress is stored
+    /// without an `update` (see tracking's `Checkpoint`).
+    pub checkpoint_ms: crate::base::time::Millis,
 }
 
 impl Default for ZoneParams {
@@ -295,6 +298,7 @@ impl Default for ZoneParams {
             sensor_weight: 0.5,
             update_every_ms: 300_000,
             reattach_ms: 60_000,
+            checkpoint_ms: 60_000,
         }
     }
 }

@@ -273,6 +273,10 @@ pub struct TrackingDefaults {
     /// is announced once the lane stayed clear this long.
     #[serde(default = "default_reattach")]
     pub reattach_s: f64,
+    /// Event time after which an open violation's latest obstructed time
+    /// is stored even with no `update` due: what a crash can lose.
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_s: f64,
     /// Learn each camera's threshold from its confident presence sensors
     /// (bounded around the configured one; see README *Calibration*).
     #[serde(default = "default_true")]
@@ -280,6 +284,9 @@ pub struct TrackingDefaults {
 }
 
 fn default_reattach() -> f64 {
+    60.0
+}
+fn default_checkpoint() -> f64 {
     60.0
 }
 
@@ -309,6 +316,7 @@ impl Default for TrackingDefaults {
             sensor_weight: default_sensor_weight(),
             update_every_s: default_update_every(),
             reattach_s: default_reattach(),
+            checkpoint_s: default_checkpoint(),
             calibrate: true,
         }
     }

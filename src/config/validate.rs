@@ -50,6 +50,7 @@ pub(super) fn sections(raw: &RawConfig, push: &mut impl FnMut(String, &str, Stri
     check_seconds(push, "[tracking]", "camera_stale_s", Some(t.camera_stale_s));
     check_seconds(push, "[tracking]", "update_every_s", Some(t.update_every_s));
     check_seconds(push, "[tracking]", "reattach_s", Some(t.reattach_s));
+    check_seconds(push, "[tracking]", "checkpoint_s", Some(t.checkpoint_s));
     check_seconds(
         push,
         "[recording]",
@@ -274,6 +275,7 @@ pub(super) fn zones(
                     sensor_weight: t.sensor_weight,
                     update_every_ms: secs_to_ms(site.reminder_every_s.unwrap_or(t.update_every_s)),
                     reattach_ms: secs_to_ms(site.reattach_s.unwrap_or(t.reattach_s)),
+                    checkpoint_ms: secs_to_ms(t.checkpoint_s),
                 },
                 sensors: Vec::new(),
                 schedule,

@@ -19,7 +19,9 @@
 //!   re-attach window: a lane blocked again sooner continues the same
 //!   violation (one parked vehicle, one violation);
 //! - while a violation is open, `Reminder` every `update_every` of event
-//!   time, carrying the latest peak score.
+//!   time, carrying the latest peak score; between reminders a silent
+//!   `Checkpoint` once the peak has risen by [`PEAK_STEP`] or
+//!   `checkpoint` has passed, so a crash loses at most that much.
 
 pub mod calibration;
 pub mod fusion;
@@ -32,6 +34,9 @@ use crate::base::time::Millis;
 pub use fusion::{SensorVote, fuse};
 
 pub use crate::config::ZoneParams;
+
+/// A rise of the peak score worth storing at once.
+pub const PEAK_STEP: f64 = 0.01;
 
 /// One fused observation of a zone at capture time `at`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +71,13 @@ pub enum Phase {
         peak: f64,
         last_reminder: Millis,
         clear_run: Option<ClearRun>,
+        /// When progress was last stored (confirm, reminder or checkpoint)
+        /// and the peak then. Defaults for states stored before these
+        /// fields existed: the next obstructed reading stores again.
+        #[serde(default)]
+        saved_at: Millis,
+        #[serde(default)]
+        saved_peak: f64,
     },
 }
 
@@ -98,6 +110,8 @@ pub enum Transition {
         last_obstructed: Millis,
         peak: f64,
     },
+    /// Still obstructed, no reminder due: progress worth storing silently.
+    Checkpoint { last_obstructed: Millis, peak: f64 },
     /// Violation over; `cleared_at` is the first clear reading.
     Ended {
         start: Millis,
@@ -181,16 +195,31 @@ impl ZoneTracker {
                 peak,
                 last_reminder,
                 clear_run,
+                saved_at,
+                saved_peak,
             } => {
                 if r.obstructed {
                     *clear_run = None;
                     *last_obstructed = at;
                     *peak = peak.max(r.score);
-                    if p.update_every_ms > 0 && at - *last_reminder >= p.update_every_ms {
+                    let reminder =
+                        p.update_every_ms > 0 && at - *last_reminder >= p.update_every_ms;
+                    let checkpoint =
+                        *peak >= *saved_peak + PEAK_STEP || at - *saved_at >= p.checkpoint_ms;
+                    if reminder || checkpoint {
+                        *saved_at = at;
+                        *saved_peak = *peak;
+                    }
+                    if reminder {
                         *last_reminder = at;
                         out.push(Transition::Reminder {
                             start: *start,
                             at,
+                            last_obstructed: at,
+                            peak: *peak,
+                        });
+                    } else if checkpoint {
+                        out.push(Transition::Checkpoint {
                             last_obstructed: at,
                             peak: *peak,
                         });
@@ -238,6 +267,8 @@ impl ZoneTracker {
                 peak,
                 last_reminder: at,
                 clear_run: None,
+                saved_at: at,
+                saved_peak: peak,
             };
         }
     }
@@ -408,6 +439,8 @@ mod tests {
                 peak: 0.9,
                 last_reminder: 0,
                 clear_run: None,
+                saved_at: 0,
+                saved_peak: 0.9,
             },
             Some(0),
         );
@@ -452,6 +485,52 @@ mod tests {
             }
         }
         assert_eq!(reminders, 4); // at 5, 10, 15, 20
+    }
+
+    #[test]
+    fn checkpoints_store_progress_between_reminders() {
+        let p = ZoneParams {
+            grace_ms: 0,
+            update_every_ms: 5 * MIN,
+            ..params()
+        };
+        let name = |t: &Transition| match t {
+            Transition::Started { .. } => "started".to_string(),
+            Transition::Confirmed { .. } => "confirmed".into(),
+            Transition::Reminder { peak, .. } => format!("reminder {peak}"),
+            Transition::Checkpoint {
+                last_obstructed,
+                peak,
+            } => format!("checkpoint {} {peak}", last_obstructed / 1000),
+            other => format!("{other:?}"),
+        };
+        // (seconds, score, transitions): every reading obstructed
+        let table: &[(i64, f64, &[&str])] = &[
+            (0, 0.80, &["started", "confirmed"]),
+            (10, 0.805, &[]),                    // peak up by less than a step
+            (20, 0.82, &["checkpoint 20 0.82"]), // peak up a step
+            (30, 0.50, &[]),                     // peak kept, 10 s since stored
+            (80, 0.50, &["checkpoint 80 0.82"]), // a minute since stored
+            (300, 0.95, &["reminder 0.95"]),     // a reminder stores too
+            (310, 0.955, &[]),                   // so the step counts from it
+            (330, 0.97, &["checkpoint 330 0.97"]),
+        ];
+        let mut t = ZoneTracker::default();
+        for &(sec, score, want) in table {
+            let got: Vec<String> = t
+                .step(
+                    &p,
+                    Reading {
+                        at: sec * 1000,
+                        obstructed: true,
+                        score,
+                    },
+                )
+                .iter()
+                .map(name)
+                .collect();
+            assert_eq!(got, want, "at {sec} s");
+        }
     }
 
     #[test]

@@ -384,6 +384,18 @@ fn apply(zone: &Zone, d: &mut Decision, t: &Transition, reading: &Reading, obs: 
         Transition::ClearingStarted { .. } => {
             d.next.clearing = obs.frame.cloned();
         }
+        Transition::Checkpoint {
+            last_obstructed,
+            peak,
+        } => {
+            if let Some(id) = d.next.violation_id.clone() {
+                d.effects.push(Effect::Progress {
+                    violation: id,
+                    last_obstructed,
+                    peak,
+                });
+            }
+        }
         Transition::Reminder {
             at,
             last_obstructed,

@@ -120,6 +120,19 @@ fn a_violation_from_start_to_end_records_each_moment_once() {
 }
 
 #[test]
+fn a_checkpoint_stores_progress_without_an_alert() {
+    let z = zone();
+    let (_, steps) = run(&z, &[(0, 0.9), (10, 0.9), (11, 0.9), (15, 0.95)]);
+    let tail: Vec<Vec<&str>> = vec![
+        // a minute since the confirm: stored, nobody told
+        vec!["progress", "save"],
+        // the reminder stores and tells
+        vec!["progress", "alert:update", "save"],
+    ];
+    assert_eq!(steps[2..], tail);
+}
+
+#[test]
 fn the_first_frame_is_named_by_its_hash_and_becomes_first_evidence() {
     let z = zone();
     let mut state = ZoneState::default();
@@ -218,7 +231,8 @@ fn a_sensor_confirmed_violation_waits_for_a_frame_for_its_evidence() {
         state.pending,
         vec![EvidenceKind::First, EvidenceKind::Confirm]
     );
-    // The camera's next frame supplies both, and becomes the first frame.
+    // The camera's next frame supplies both, and becomes the first frame
+    // (a minute after the confirmation, it also checkpoints the progress).
     let f = frame(11 * MIN, 0.2);
     let votes = [vote(0)];
     let obs = Observation {
@@ -231,7 +245,14 @@ fn a_sensor_confirmed_violation_waits_for_a_frame_for_its_evidence() {
     let d = decide(&z, &state, &obs);
     assert_eq!(
         names(&d.effects),
-        vec!["evidence:first", "evidence:confirm", "keep", "save"]
+        vec![
+            "progress",
+            "save",
+            "evidence:first",
+            "evidence:confirm",
+            "keep",
+            "save"
+        ]
     );
     assert!(d.next.pending.is_empty());
 }

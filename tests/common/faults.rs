@@ -348,6 +348,7 @@ clear_s = 10
 sensor_weight = 10
 update_every_s = 0
 reattach_s = 0
+checkpoint_s = 0
 [ingest]
 {ingest}
 [alerts]
@@ -524,6 +525,17 @@ pub async fn wait_port(port: u16) {
 /// Lane-1's violations in `data`'s database, each relative to the base of
 /// its part of the feed (`bases`, ascending).
 pub async fn recorded(data: &Path, bases: &[i64]) -> Vec<Violation> {
+    recorded_progress(data, bases)
+        .await
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// As [`recorded`], each with its last obstructed time (relative to its
+/// base). Not part of [`Violation`]: which of the last frames before the
+/// sensor's "free" is applied as obstructed varies between runs.
+pub async fn recorded_progress(data: &Path, bases: &[i64]) -> Vec<(Violation, i64)> {
     let store = firelane::store::Store::open(&format!(
         "sqlite://{}?mode=rwc",
         data.join("firelane.db").display()
@@ -540,12 +552,13 @@ pub async fn recorded(data: &Path, bases: &[i64]) -> Vec<Violation> {
             .rev()
             .find(|b| **b <= v.start_ms)
             .expect("a violation within the feed");
-        out.push(Violation {
+        let row = Violation {
             start: v.start_ms - base,
             confirmed: v.confirmed_ms - base,
             cleared: v.cleared_ms.map(|c| c - base),
             evidence: store.evidence(&v.id).await.unwrap().len(),
-        });
+        };
+        out.push((row, v.last_obstructed_ms - base));
     }
     out
 }
