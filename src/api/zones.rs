@@ -237,6 +237,11 @@ pub async fn latest_frame(
 ) -> Result<Response, ApiError> {
     caller.require("getLatestFrame")?;
     let id = path_param(id)?;
+    // Cluster mode: another instance holding the camera has its newest
+    // frame; one kept here may predate a handover.
+    if let Some(res) = super::cluster::frame_from_holder(&state, &id, &headers).await? {
+        return Ok(res);
+    }
     let frame = state
         .live
         .read()
@@ -245,10 +250,6 @@ pub async fn latest_frame(
         .get(&id)
         .cloned();
     let Some(frame) = frame else {
-        // Cluster mode: the camera's holder has its frames.
-        if let Some(res) = super::cluster::frame_from_holder(&state, &id, &headers).await? {
-            return Ok(res);
-        }
         return Err(ApiError::not_found(format!(
             "no frame from camera {id:?} since the daemon started"
         )));
