@@ -324,11 +324,17 @@ zone = "lane-1"
     );
     let config = firelane::config::Config::from_toml(&text, "embedded.toml").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
+    let mut daemon = tokio::spawn(firelane::runtime::daemon::run(config, shutdown.clone()));
     // The broker is up once the daemon says it is online.
     let fake = Mosquitto::external(v4);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", v4)).is_err() {
+        if daemon.is_finished() {
+            panic!(
+                "the daemon ended before its broker listened: {:?}",
+                daemon.await
+            );
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "embedded broker never listened"
@@ -337,13 +343,21 @@ zone = "lane-1"
     }
     let (_c, mut rx) = listener(&fake, "listener-3").await;
     let mut seen = Vec::new();
-    wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;
+    // A daemon that stopped (say, a listener port taken by another test's
+    // broker in the meantime) is reported as such, not as a silent broker.
+    tokio::select! {
+        r = &mut daemon => panic!("the daemon ended early: {r:?}"),
+        _ = wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online") => {}
+    }
     let pubr = publisher(&fake, "camera-3").await;
     let t0 = firelane::base::time::wall_clock_ms() - 600_000;
     pubr.sensor(t0, true).await;
     pubr.frame(t0, &jpeg_frame(640, 480, 1)).await;
     pubr.frame(t0 + 1000, &jpeg_frame(640, 480, 2)).await;
-    wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
+    tokio::select! {
+        r = &mut daemon => panic!("the daemon ended early: {r:?}"),
+        _ = wait_event(&mut rx, &mut seen, "site/violations", event_is("new")) => {}
+    }
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
     let store = Store::open(&format!("sqlite://{}/firelane.db", data.path().display()))

@@ -83,7 +83,8 @@ pub async fn listener_on(
     opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     let (tx, rx) = mpsc::unbounded_channel();
-    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let sub = client.clone();
+    let filter = filter.to_string();
     tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
@@ -91,6 +92,13 @@ pub async fn listener_on(
                     if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
                         return;
                     }
+                }
+                // On every (re)connection: a clean session forgets the
+                // subscription, and one sent on a connection that then
+                // broke is not sent again by rumqttc.
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    sub.try_subscribe(filter.as_str(), QoS::AtLeastOnce)
+                        .unwrap();
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
