@@ -81,14 +81,38 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
 }
 
-/// Starts rumqttd on its own thread (it blocks and has no shutdown handle;
-/// it ends with the process) on hidden loopback ports, then the gate on
-/// the configured listeners.
+/// Binds the configured listeners, starts rumqttd on its own thread (it
+/// blocks and has no shutdown handle; it ends with the process) on hidden
+/// loopback ports, then serves the gate on those listeners.
 pub async fn start(config: &Config, metrics: Arc<IngestMetrics>) -> Result<(), BrokerError> {
     let Some(cfg) = &config.mqtt.embedded_broker else {
         return Ok(());
     };
     let max_payload = config.mqtt.max_payload_bytes;
+    // The site's listeners are bound first, so the hidden ports picked
+    // next can never be one of them (a free port picked here and released
+    // could otherwise be handed out again before its listener binds it).
+    let tls = match &cfg.listen_tls {
+        Some(addr) => Some((addr.clone(), tls_acceptor(cfg)?)),
+        None => None,
+    };
+    let mut bound = Vec::new();
+    for (addr, tls) in [
+        Some((cfg.listen.clone(), None)),
+        Some((cfg.listen_v5.clone(), None)),
+        tls.map(|(a, t)| (a, Some(t))),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        bound.push((addr, listener, tls));
+    }
     let (v4, v5) = (free_loopback()?, free_loopback()?);
     // Payload limit above the frame limit, so firelane's own size check
     // (with its clear message) is what refuses an oversized frame.
@@ -147,22 +171,7 @@ dynamic_filters = true
         max_packet: payload,
         metrics,
     });
-    let tls = match &cfg.listen_tls {
-        Some(addr) => Some((addr.clone(), tls_acceptor(cfg)?)),
-        None => None,
-    };
-    let listeners = [
-        Some((cfg.listen.clone(), None)),
-        Some((cfg.listen_v5.clone(), None)),
-        tls.map(|(a, t)| (a, Some(t))),
-    ];
-    for (addr, tls) in listeners.into_iter().flatten() {
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
+    for (addr, listener, tls) in bound {
         tracing::info!(%addr, tls = tls.is_some(), users = cfg.users.len(), "embedded MQTT broker listening");
         tokio::spawn(gate.clone().serve(listener, tls));
     }
