@@ -194,9 +194,29 @@ async fn sigkill_run(database_url: Option<String>) -> (Recorded, String) {
     }
     wait_event(&mut rx, &mut seen, "site/violations", event_is("new")).await;
     // Delivery is at least once: killed between the broker's ack and the
-    // outbox row marked sent, a restart sends it again. Give the dispatcher
-    // the moment to record it; this test is about state, not that window.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // outbox row marked sent, a restart sends it again. Wait for the row to
+    // be marked; this test is about state, not that window.
+    let url = database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/firelane.db", data.path().display()));
+    {
+        let store = Store::open(&url).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !store
+            .outbox()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.event == "new" && r.status == "sent")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new alert was never marked sent: {:?}",
+                store.outbox().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     child.kill().unwrap(); // SIGKILL: no goodbye
     child.wait().unwrap();
     // The broker publishes the last will.
@@ -227,8 +247,6 @@ async fn sigkill_run(database_url: Option<String>) -> (Recorded, String) {
         "the restart did not announce it again: {:?}",
         summary(&seen)
     );
-    let url =
-        database_url.unwrap_or_else(|| format!("sqlite://{}/firelane.db", data.path().display()));
     let store = Store::open(&url).await.unwrap();
     let violations = store.violations().await.unwrap();
     assert_eq!(violations.len(), 1, "{violations:?}");

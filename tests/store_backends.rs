@@ -193,11 +193,17 @@ async fn postgres_leases_record_every_unjudged_span() {
     use std::time::Duration;
     let pg = common::Postgres::start();
     let store = Store::open(&pg.url()).await.unwrap();
-    let first = store.acquire_lease("cam", "a", 300).await.unwrap().unwrap();
+    // Leases long enough that a stalled machine does not let them lapse
+    // where the test needs them held.
+    let first = store
+        .acquire_lease("cam", "a", 3_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.unwatched.is_none());
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = store.db_now().await.unwrap();
-    assert_eq!(store.renew_leases("a", 300).await.unwrap().len(), 1);
+    assert_eq!(store.renew_leases("a", 3_000).await.unwrap().len(), 1);
     let after = store.db_now().await.unwrap();
     // Still a's: b cannot take it.
     assert!(
@@ -207,7 +213,7 @@ async fn postgres_leases_record_every_unjudged_span() {
             .unwrap()
             .is_none()
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
     let taken = store
         .acquire_lease("cam", "b", 60_000)
         .await

@@ -14,7 +14,7 @@
 import { env, logIn, logger, main, openPage } from './harness.mjs';
 import { stat, readFile } from 'node:fs/promises';
 
-const OVERALL_TIMEOUT_MS = 60_000;
+const OVERALL_TIMEOUT_MS = 150_000;
 const STEP_TIMEOUT_MS = 20_000;
 
 const log = logger('officer');

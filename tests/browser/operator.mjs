@@ -19,7 +19,7 @@
 
 import { env, logIn, logger, main, openPage } from './harness.mjs';
 
-const OVERALL_TIMEOUT_MS = 90_000;
+const OVERALL_TIMEOUT_MS = 150_000;
 const STEP_TIMEOUT_MS = 20_000;
 const SCORE_TIMEOUT_MS = 30_000;
 // Where the corners go, as fractions of the frame element's box (clockwise).

@@ -120,6 +120,9 @@ impl Publisher {
         });
         self.raw("site/cameras/cam1/frame", body.to_string().into_bytes())
             .await;
+        // Room to score it before the next: a newer frame replaces one still
+        // waiting (the overload policy), and the tests assert exact times.
+        tokio::time::sleep(Duration::from_millis(70)).await;
     }
     pub async fn sensor(&self, at: i64, occupied: bool) {
         let body =
