@@ -464,3 +464,89 @@ async fn sigterm_while_the_database_is_down_stops_in_seconds() {
         reference()[0].cleared
     );
 }
+
+/// PostgreSQL stalls (SIGSTOP, its connections open) while a sensor
+/// reading goes through the daemon, which is then SIGKILLed. A reading is
+/// acknowledged to the broker only once recorded, so the broker delivers
+/// it again after the restart and the violation is the fault-free one.
+/// (Acknowledged on receipt, it was lost with the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_taken_during_a_database_stall_survives_a_sigkill() {
+    let pg = common::Postgres::start();
+    let url = pg.url();
+    let data = tempfile::tempdir().unwrap();
+    let mut site = Site::start_with(data, false, "", "", |t| {
+        t.replacen(
+            "[storage]\n",
+            &format!("[storage]\ndatabase_url = \"{url}\"\n"),
+            1,
+        )
+    })
+    .await;
+    // Each reading taken is logged (debug), for the wait below.
+    site.daemon.term();
+    site.restart_with_env(Some(&[("FIRELANE_LOG", "info,firelane::ingest=debug")]))
+        .await;
+    let bases = bases();
+    let steps = steps_of(&bases);
+    let Step::Sensor(at, true) = steps[0][6] else {
+        panic!("the feed changed: step 6 is the sensor's occupied reading")
+    };
+    site.feed(&steps[0][..6]).await;
+    let store = firelane::store::Store::open(&url).await.unwrap();
+    let recorded = |occupied: bool, at: i64| {
+        let store = store.clone();
+        async move { store.sensor_states().await.unwrap() == [("loop-1".to_string(), occupied, at)] }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !recorded(false, bases[0]).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the free reading never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pg.pause();
+    site.camera.sensor(at, true).await;
+    let daemon = &site.daemon;
+    wait_for(
+        "the occupied reading taken by firelane",
+        30,
+        || {
+            daemon.log().contains(&format!(
+                "sensor reading queued sensor=loop-1 measured_at={at}"
+            ))
+        },
+        || daemon.log(),
+    )
+    .await;
+    site.daemon.kill9();
+    pg.resume();
+    site.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !recorded(true, at).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the occupied reading was lost: {}",
+            site.daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    site.feed(&steps[0][7..]).await;
+    let heard = &site.heard;
+    wait_for(
+        "the end",
+        60,
+        || heard.count("lane-1", "end") == 1,
+        || site.daemon.log(),
+    )
+    .await;
+    site.daemon.term();
+    let v = store.violations().await.unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].start_ms - bases[0], reference()[0].start);
+    assert_eq!(
+        v[0].cleared_ms.map(|c| c - bases[0]),
+        reference()[0].cleared
+    );
+}

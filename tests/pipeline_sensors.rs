@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use firelane::base::input::{Frame, SensorReading};
 use firelane::config::Config;
-use firelane::pipeline::Pipeline;
+use firelane::pipeline::{Pipeline, SensorOutcome};
 use firelane::runtime::assemble::{Options, assemble};
 use firelane::tracking::Phase;
 
@@ -53,14 +53,20 @@ zone = "lane"
     let (store, mut p) = (parts.store, parts.pipeline);
 
     let t0 = 1_700_000_000_000;
-    p.on_sensor(SensorReading {
+    let first = SensorReading {
         sensor: "loop".into(),
         measured_at: t0,
         occupied: true,
-    })
-    .await
-    .unwrap();
+    };
+    assert_eq!(
+        p.on_sensor(first.clone()).await.unwrap(),
+        SensorOutcome::Applied
+    );
     assert!(matches!(p.zone_phases()[0].1, Phase::Obstructed { start, .. } if start == t0));
+    // The broker's redelivery of the same reading (its acknowledgement
+    // lost) is recognised and changes nothing.
+    assert_eq!(p.on_sensor(first).await.unwrap(), SensorOutcome::Repeated);
+    assert_eq!(p.metrics.snapshot().sensor_readings, 1);
     p.tick(t0 + 4 * MIN).await.unwrap();
     assert!(
         store.violations().await.unwrap().is_empty(),

@@ -65,6 +65,7 @@ async fn sensor(p: &mut Pipeline, at: i64, occupied: bool) -> Result<(), Pipelin
         occupied,
     })
     .await
+    .map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use crate::config::Config;
 
 use super::clocks::ClockRule;
 use super::payload::{Inbound, Limits, PayloadError, Subscription, TopicRouter};
+use super::receipt::{Queued, Receipt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -70,6 +71,8 @@ pub fn options(config: &Config) -> Result<MqttOptions, MqttError> {
     // QoS 1 sensor readings while firelane reconnects or restarts.
     opts.set_clean_start(false);
     opts.set_session_expiry_interval(Some(SESSION_EXPIRY_S));
+    // ... and keeps a reading until it is recorded: the tracker acknowledges it.
+    opts.set_manual_acks(true);
     opts.set_last_will(LastWill::new(
         crate::base::topics::availability(config.prefix()),
         "offline",
@@ -150,7 +153,7 @@ async fn subscribe(client: AsyncClient, topics: Vec<Subscription>) {
 /// Where parsed input goes.
 pub struct Sinks {
     pub frames: Arc<super::FrameSlots>,
-    pub readings: mpsc::Sender<crate::base::input::SensorReading>,
+    pub readings: mpsc::Sender<super::receipt::Queued>,
     /// The rolling recording, when configured.
     pub recorder: Option<crate::recording::Recorder>,
 }
@@ -241,6 +244,9 @@ pub async fn run_event_loop(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 metrics.messages.fetch_add(1, Ordering::Relaxed);
+                // Every message is acknowledged exactly once: a reading by
+                // the tracker once recorded, anything else here.
+                let receipt = Receipt::of(&client, &p);
                 let topic = String::from_utf8_lossy(&p.topic).to_string();
                 let props: Vec<(String, String)> = p
                     .properties
@@ -257,6 +263,7 @@ pub async fn run_event_loop(
                 match parsed {
                     // Never waits: the event loop must keep up with the broker.
                     Ok(Inbound::Frame(frame)) => {
+                        receipt.ack_later();
                         if let Some(r) = &recorder {
                             r.frame(&frame);
                         }
@@ -266,12 +273,15 @@ pub async fn run_event_loop(
                         if let Some(r) = &recorder {
                             r.reading(&reading);
                         }
-                        if readings.try_send(reading).is_err() {
+                        tracing::debug!(sensor = %reading.sensor, measured_at = reading.measured_at, "sensor reading queued");
+                        if let Err(e) = readings.try_send(Queued { reading, receipt }) {
+                            e.into_inner().receipt.ack_later();
                             metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(%topic, "sensor queue full; reading dropped");
                         }
                     }
                     Err(e) => {
+                        receipt.ack_later();
                         metrics.rejected.fetch_add(1, Ordering::Relaxed);
                         // A wrong clock is logged when it goes wrong (by the
                         // book), not once per frame.

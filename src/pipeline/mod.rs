@@ -6,6 +6,8 @@
 //!   (pure);
 //! - [`commit`]: the one place that writes a decision, in one transaction;
 //!   the zone adopts its new state only once that committed;
+//! - [`sensors`]: presence-sensor readings, and time passing for zones
+//!   whose camera is silent;
 //! - [`lifecycle`]: resuming from the database and switching configs;
 //! - [`live`], [`metrics`]: what the API and logs read.
 //!
@@ -19,12 +21,13 @@ pub mod live;
 pub mod metrics;
 mod ownership;
 pub mod scorer;
+mod sensors;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use crate::base::input::{Frame, SensorReading, Source};
+use crate::base::input::{Frame, SensorReading};
 use crate::base::time::{Millis, format_rfc3339};
 use crate::config::Zone;
 use crate::evidence::EvidenceError;
@@ -82,6 +85,15 @@ pub enum PipelineError {
     Input(#[from] InputError),
     #[error("not recorded yet, retried on the zone's next input: {0}")]
     Record(#[from] RecordError),
+}
+
+/// What became of a sensor reading that was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorOutcome {
+    /// Recorded, and its zone stepped.
+    Applied,
+    /// The sensor's latest reading again (a redelivery): nothing to do.
+    Repeated,
 }
 
 /// One zone: its configuration, its decided state, its camera's score.
@@ -226,7 +238,10 @@ impl Pipeline {
     }
 
     /// Applies a presence-sensor reading to its zone.
-    pub async fn on_sensor(&mut self, reading: SensorReading) -> Result<(), PipelineError> {
+    pub async fn on_sensor(
+        &mut self,
+        reading: SensorReading,
+    ) -> Result<SensorOutcome, PipelineError> {
         let result = self.sensor_inner(reading).await;
         self.count_error(&result);
         result
@@ -344,73 +359,6 @@ impl Pipeline {
             Some(e) => Err(e.into()),
             None => Ok(outcome),
         }
-    }
-
-    async fn sensor_inner(&mut self, reading: SensorReading) -> Result<(), PipelineError> {
-        let Some((zone, last)) = self.sensors.get_mut(&reading.sensor) else {
-            return Err(InputError::UnknownSensor(reading.sensor).into());
-        };
-        if let Some(prev) = last
-            && reading.measured_at < prev.measured_at
-        {
-            return Err(InputError::Backwards {
-                what: format!("sensor \"{}\" reading", reading.sensor),
-                at: format_rfc3339(reading.measured_at),
-                previous: format_rfc3339(prev.measured_at),
-            }
-            .into());
-        }
-        // The reading is a fact whether or not the step below commits.
-        *last = Some(SensorVote {
-            occupied: reading.occupied,
-            measured_at: reading.measured_at,
-        });
-        let zone = *zone;
-        Metrics::inc(&self.metrics.sensor_readings, 1);
-        self.step_zone(zone, reading.measured_at, None, Some(&reading))
-            .await?;
-        self.update_live(zone, reading.measured_at);
-        Ok(())
-    }
-
-    /// Advances zones that sensors speak for while their camera is silent,
-    /// so time passing alone can confirm or end a violation, every source
-    /// at event time `at` (a replay's clock).
-    pub async fn tick(&mut self, at: Millis) -> Result<(), PipelineError> {
-        self.tick_by(|_| Some(at)).await
-    }
-
-    /// As [`Self::tick`], with each zone at the latest time of its own
-    /// sources (`clock` gives a source's time now, `None` if it never
-    /// spoke): one camera's clock never moves another camera's zones.
-    pub async fn tick_by(
-        &mut self,
-        clock: impl Fn(Source<'_>) -> Option<Millis>,
-    ) -> Result<(), PipelineError> {
-        let mut first_error = None;
-        for i in 0..self.zones.len() {
-            let z = &self.zones[i];
-            if z.zone.sensors.is_empty() {
-                continue;
-            }
-            let sources = std::iter::once(Source::Camera(&z.zone.camera))
-                .chain(z.zone.sensors.iter().map(|s| Source::Sensor(s)));
-            let Some(at) = sources.filter_map(&clock).max() else {
-                continue;
-            };
-            let camera_fresh = z
-                .camera_score
-                .is_some_and(|(_, t)| at - t <= z.zone.params.camera_stale_ms);
-            if camera_fresh || z.state.tracker.last_at.is_some_and(|l| l >= at) {
-                continue;
-            }
-            if let Err(e) = self.step_zone(i, at, None, None).await {
-                first_error.get_or_insert(e);
-            }
-        }
-        let result = first_error.map_or(Ok(()), |e| Err(e.into()));
-        self.count_error(&result);
-        result
     }
 
     /// Decides zone `i`'s step and commits it; the zone moves on only if

@@ -18,15 +18,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::base::input::{SensorReading, Source};
+use crate::base::input::Source;
 use crate::base::time::Millis;
 use crate::config::Config;
 use crate::ingest::FrameSlots;
-use crate::pipeline::{Metrics, Pipeline, PipelineError};
+use crate::ingest::receipt::Queued;
+use crate::pipeline::{Metrics, Pipeline, PipelineError, SensorOutcome};
+
+use super::held::Held;
 
 pub struct Engine {
     pub frames: Arc<FrameSlots>,
-    pub readings: mpsc::Sender<SensorReading>,
+    pub readings: mpsc::Sender<Queued>,
     pub metrics: Arc<Metrics>,
     tracker: JoinHandle<()>,
 }
@@ -62,10 +65,12 @@ async fn next_owned(
     std::future::pending().await
 }
 
-/// The tracker task's state: the pipeline and each source's clock.
+/// The tracker task's state: the pipeline, each source's clock and the
+/// readings applied but not recorded yet.
 struct Tracker {
     pipeline: Pipeline,
     clocks: SourceClocks,
+    held: Held,
 }
 
 impl Tracker {
@@ -92,14 +97,55 @@ impl Tracker {
         }
     }
 
-    async fn reading(&mut self, r: SensorReading) {
+    /// Applies a reading, then acknowledges it to the broker once recorded
+    /// (with any held for its sensor); a reading not recorded is held.
+    async fn reading(&mut self, q: Queued) {
+        let Queued {
+            reading: r,
+            receipt,
+        } = q;
         let (sensor, at) = (r.sensor.clone(), r.measured_at);
-        match self.pipeline.on_sensor(r).await {
-            Ok(()) => self.clocks.seen(false, &sensor, at),
-            Err(PipelineError::Input(e)) => tracing::warn!(reason = %e, "input skipped"),
+        match self.pipeline.on_sensor(r.clone()).await {
+            Ok(SensorOutcome::Applied) => {
+                self.clocks.seen(false, &sensor, at);
+                for owed in self.held.recorded(&sensor) {
+                    owed.ack().await;
+                }
+                receipt.ack().await;
+            }
+            // Recorded before, unless its first delivery is still held.
+            Ok(SensorOutcome::Repeated) if self.held.holds(&sensor) => {
+                self.held.hold(r, receipt);
+            }
+            Ok(SensorOutcome::Repeated) => receipt.ack().await,
+            Err(PipelineError::Input(e)) => {
+                tracing::warn!(reason = %e, "input skipped");
+                receipt.ack().await;
+            }
             Err(e @ PipelineError::Record(_)) => {
                 self.clocks.seen(false, &sensor, at);
                 tracing::error!(error = %e, "sensor reading kept, its step not recorded yet");
+                self.held.hold(r, receipt);
+            }
+        }
+    }
+
+    /// Stores each held sensor's latest reading again; what is stored is
+    /// acknowledged.
+    async fn record_held(&mut self) {
+        for r in self.held.pending() {
+            match self.pipeline.record_sensor_state(&r).await {
+                Ok(()) => {
+                    tracing::info!(sensor = %r.sensor, "held sensor reading recorded");
+                    for owed in self.held.recorded(&r.sensor) {
+                        owed.ack().await;
+                    }
+                }
+                // The database is still away: the rest would fail alike.
+                Err(e) => {
+                    tracing::debug!(sensor = %r.sensor, error = %e, "held sensor reading not recorded yet");
+                    break;
+                }
             }
         }
     }
@@ -185,7 +231,7 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Engine {
         let frames = Arc::new(FrameSlots::default());
-        let (readings_tx, mut readings_rx) = mpsc::channel::<SensorReading>(queue_readings.max(1));
+        let (readings_tx, mut readings_rx) = mpsc::channel::<Queued>(queue_readings.max(1));
         let (scored_tx, mut scored_rx) = mpsc::channel(workers * 2);
         let metrics = pipeline.metrics.clone();
         for _ in 0..workers {
@@ -213,6 +259,7 @@ impl Engine {
             let mut t = Tracker {
                 pipeline,
                 clocks: SourceClocks::default(),
+                held: Held::default(),
             };
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             let mut ticks: u64 = 0;
@@ -244,7 +291,7 @@ impl Engine {
                         let mut later = None;
                         if readings_open {
                             while let Ok(r) = readings_rx.try_recv() {
-                                if r.measured_at <= frame_at {
+                                if r.reading.measured_at <= frame_at {
                                     t.reading(r).await;
                                 } else {
                                     later = Some(r);
@@ -270,9 +317,12 @@ impl Engine {
                         {
                             retry_owned = Some(owned);
                         }
-                        let Tracker { pipeline, clocks } = &mut t;
+                        let Tracker { pipeline, clocks, .. } = &mut t;
                         if let Err(e) = pipeline.tick_by(|s| clocks.now(s)).await {
                             tracing::error!(error = %e, "tick");
+                        }
+                        if !t.held.is_empty() {
+                            t.record_held().await;
                         }
                         ticks += 1;
                         if ticks.is_multiple_of(CAMERA_TIMES_EVERY_TICKS) {

@@ -6,4 +6,5 @@
 pub mod assemble;
 pub mod daemon;
 pub mod engine;
+mod held;
 pub mod systemd;

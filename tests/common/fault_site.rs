@@ -116,8 +116,16 @@ impl Site {
 
     /// Starts the daemon again and waits until it says it is online.
     pub async fn restart(&mut self) {
+        self.restart_with_env(None).await
+    }
+
+    /// As [`Self::restart`], with `env` set from now on when given.
+    pub async fn restart_with_env(&mut self, env: Option<&[(&str, &str)]>) {
         let before = self.heard.online.load(Ordering::SeqCst);
-        self.daemon.spawn();
+        match env {
+            Some(env) => self.daemon.spawn_with_env(env),
+            None => self.daemon.spawn(),
+        }
         wait_port(self.mqtt.port()).await;
         let (heard, daemon) = (&self.heard, &self.daemon);
         wait_for(

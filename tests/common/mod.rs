@@ -273,6 +273,29 @@ impl Postgres {
         run(self.pg_ctl().args(["-m", "immediate", "-w", "stop"]));
     }
 
+    /// A stall: the server and its backends stop (SIGSTOP) with their
+    /// connections open, answering nothing until [`Postgres::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pidfile = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = text
+            .lines()
+            .next()
+            .expect("postmaster.pid has a pid")
+            .trim();
+        // The backends first: a stopped postmaster still lets them answer.
+        let _ = Command::new("pkill").args([sig, "-P", pid]).status();
+        run(Command::new("kill").arg(sig).arg(pid));
+    }
+
     /// The server back on the same port with the same data.
     pub fn restart(&self) {
         run(self
