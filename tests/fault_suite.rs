@@ -425,15 +425,7 @@ async fn updates_go_to_machines_and_reminders_only_where_asked() {
 async fn sigterm_while_the_database_is_down_stops_in_seconds() {
     let pg = common::Postgres::start();
     let url = pg.url();
-    let data = tempfile::tempdir().unwrap();
-    let mut site = Site::start_with(data, false, "", "", |t| {
-        t.replacen(
-            "[storage]\n",
-            &format!("[storage]\ndatabase_url = \"{url}\"\n"),
-            1,
-        )
-    })
-    .await;
+    let mut site = site_on(&url).await;
     let bases = bases();
     let steps = steps_of(&bases);
     site.feed(&steps[0][..9]).await;
@@ -446,23 +438,39 @@ async fn sigterm_while_the_database_is_down_stops_in_seconds() {
     pg.restart();
     site.restart().await;
     site.feed(&steps[0][12..]).await;
+    ends_as_fault_free(&mut site, &url, bases[0]).await;
+}
+
+/// A site whose store is the PostgreSQL at `url`.
+async fn site_on(url: &str) -> Site {
+    let data = tempfile::tempdir().unwrap();
+    Site::start_with(data, false, "", "", |t| {
+        t.replacen(
+            "[storage]\n",
+            &format!("[storage]\ndatabase_url = \"{url}\"\n"),
+            1,
+        )
+    })
+    .await
+}
+
+/// Waits for the end, stops the daemon and checks that the database at
+/// `url` holds one violation, the fault-free run's first.
+async fn ends_as_fault_free(site: &mut Site, url: &str, base: i64) {
     let heard = &site.heard;
     wait_for(
-        "the end after the restart",
+        "the end",
         60,
         || heard.count("lane-1", "end") == 1,
         || site.daemon.log(),
     )
     .await;
     site.daemon.term();
-    let store = firelane::store::Store::open(&url).await.unwrap();
+    let store = firelane::store::Store::open(url).await.unwrap();
     let v = store.violations().await.unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
-    assert_eq!(v[0].start_ms - bases[0], reference()[0].start);
-    assert_eq!(
-        v[0].cleared_ms.map(|c| c - bases[0]),
-        reference()[0].cleared
-    );
+    assert_eq!(v[0].start_ms - base, reference()[0].start);
+    assert_eq!(v[0].cleared_ms.map(|c| c - base), reference()[0].cleared);
 }
 
 /// PostgreSQL stalls (SIGSTOP, its connections open) while a sensor
@@ -474,15 +482,7 @@ async fn sigterm_while_the_database_is_down_stops_in_seconds() {
 async fn a_reading_taken_during_a_database_stall_survives_a_sigkill() {
     let pg = common::Postgres::start();
     let url = pg.url();
-    let data = tempfile::tempdir().unwrap();
-    let mut site = Site::start_with(data, false, "", "", |t| {
-        t.replacen(
-            "[storage]\n",
-            &format!("[storage]\ndatabase_url = \"{url}\"\n"),
-            1,
-        )
-    })
-    .await;
+    let mut site = site_on(&url).await;
     // Each reading taken is logged (debug), for the wait below.
     site.daemon.term();
     site.restart_with_env(Some(&[("FIRELANE_LOG", "info,firelane::ingest=debug")]))
@@ -493,19 +493,8 @@ async fn a_reading_taken_during_a_database_stall_survives_a_sigkill() {
         panic!("the feed changed: step 6 is the sensor's occupied reading")
     };
     site.feed(&steps[0][..6]).await;
-    let store = firelane::store::Store::open(&url).await.unwrap();
-    let recorded = |occupied: bool, at: i64| {
-        let store = store.clone();
-        async move { store.sensor_states().await.unwrap() == [("loop-1".to_string(), occupied, at)] }
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !recorded(false, bases[0]).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the free reading never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The database answers until now: the free reading before is stored.
+    sensor_stored(&site, &url, (false, bases[0])).await;
     pg.pause();
     site.camera.sensor(at, true).await;
     let daemon = &site.daemon;
@@ -523,30 +512,60 @@ async fn a_reading_taken_during_a_database_stall_survives_a_sigkill() {
     site.daemon.kill9();
     pg.resume();
     site.restart().await;
+    sensor_stored(&site, &url, (true, at)).await;
+    site.feed(&steps[0][7..]).await;
+    ends_as_fault_free(&mut site, &url, bases[0]).await;
+}
+
+/// PostgreSQL down when the sensor reports: the reading is applied in
+/// memory, held unacknowledged, and stored once the database is back with
+/// no other input to prompt it (the tracker retries every second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_while_the_database_is_down_is_stored_when_it_is_back() {
+    let pg = common::Postgres::start();
+    let url = pg.url();
+    let mut site = site_on(&url).await;
+    let bases = bases();
+    let steps = steps_of(&bases);
+    let Step::Sensor(at, true) = steps[0][6] else {
+        panic!("the feed changed: step 6 is the sensor's occupied reading")
+    };
+    site.feed(&steps[0][..6]).await;
+    sensor_stored(&site, &url, (false, bases[0])).await;
+    pg.stop();
+    site.camera.sensor(at, true).await;
+    let daemon = &site.daemon;
+    wait_for(
+        "the reading applied but not recorded",
+        30,
+        || {
+            daemon
+                .log()
+                .contains("sensor reading kept, its step not recorded yet")
+        },
+        || daemon.log(),
+    )
+    .await;
+    pg.restart();
+    sensor_stored(&site, &url, (true, at)).await;
+    site.feed(&steps[0][7..]).await;
+    ends_as_fault_free(&mut site, &url, bases[0]).await;
+}
+
+/// Waits (up to 30 s) until loop-1's stored state is `(occupied, at)`.
+async fn sensor_stored(site: &Site, url: &str, want: (bool, i64)) {
+    let store = firelane::store::Store::open(url).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !recorded(true, at).await {
+    loop {
+        let states = store.sensor_states().await.unwrap();
+        if states == [("loop-1".to_string(), want.0, want.1)] {
+            return;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the occupied reading was lost: {}",
+            "loop-1 stored as {states:?}, not {want:?}: {}",
             site.daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    site.feed(&steps[0][7..]).await;
-    let heard = &site.heard;
-    wait_for(
-        "the end",
-        60,
-        || heard.count("lane-1", "end") == 1,
-        || site.daemon.log(),
-    )
-    .await;
-    site.daemon.term();
-    let v = store.violations().await.unwrap();
-    assert_eq!(v.len(), 1, "{v:?}");
-    assert_eq!(v[0].start_ms - bases[0], reference()[0].start);
-    assert_eq!(
-        v[0].cleared_ms.map(|c| c - bases[0]),
-        reference()[0].cleared
-    );
 }
