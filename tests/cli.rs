@@ -155,13 +155,15 @@ fn logs_as_json_lines_for_shippers() {
     )
     .unwrap();
     let log = dir.path().join("log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("FIRELANE_LOG_FORMAT", "json")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("FIRELANE_LOG_FORMAT", "json")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !std::fs::read_to_string(&log)
         .unwrap()

@@ -172,15 +172,18 @@ async fn sigkill_run(database_url: Option<String>) -> (Recorded, String) {
     let logs: Vec<std::path::PathBuf> = (0..2)
         .map(|k| data.path().join(format!("daemon-{k}.log")))
         .collect();
+    // Killed when the test ends, whatever the outcome.
     let spawn = |k: usize| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
-            .args(["run", "--config"])
-            .arg(&cfg_path)
-            .current_dir(repo_root())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&logs[k]).unwrap())
-            .spawn()
-            .unwrap()
+        common::Reaped(
+            std::process::Command::new(env!("CARGO_BIN_EXE_firelane"))
+                .args(["run", "--config"])
+                .arg(&cfg_path)
+                .current_dir(repo_root())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&logs[k]).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     };
     let mut child = spawn(0);
     wait_event(&mut rx, &mut seen, "site/available", |p| p == b"online").await;

@@ -13,16 +13,18 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
     let here = tempfile::tempdir().unwrap();
     let data = here.path().join("demo-data");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firelane"))
-        .args(["demo", "--seconds", "20", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(&data)
-        .current_dir(here.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped(
+        Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .args(["demo", "--seconds", "20", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .current_dir(here.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut link = None;
     let mut token = None;

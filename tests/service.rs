@@ -74,14 +74,16 @@ fn tells_systemd_ready_watchdog_reload_and_stopping() {
         )
     };
     std::fs::write(&config, toml(60)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firelane"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::Reaped(
+        Command::new(env!("CARGO_BIN_EXE_firelane"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "1000000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut heard: Vec<String> = Vec::new();
     let wait_for = |what: &str, within: Duration, heard: &mut Vec<String>| {
         let deadline = Instant::now() + within;

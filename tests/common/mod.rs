@@ -192,6 +192,30 @@ pub fn test_ca(d: &std::path::Path) {
     ]);
 }
 
+/// A child process killed (and reaped) when the test ends, by success or
+/// by a failed assertion: a panicking test must not leave a daemon running.
+pub struct Reaped(pub Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A PostgreSQL server of this test's own (binaries in /usr/local/bin or
 /// $PG_BIN), run as the `postgres` user since initdb refuses root.
 pub struct Postgres {
