@@ -20,7 +20,7 @@ use crate::config::Config;
 
 use super::clocks::ClockRule;
 use super::payload::{Inbound, Limits, PayloadError, Subscription, TopicRouter};
-use super::receipt::{Queued, Receipt};
+use super::receipt::{Acks, Queued};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -182,6 +182,7 @@ pub async fn run_event_loop(
     };
     let prefix = config.prefix().to_string();
     let mut backoff = Duration::from_millis(250);
+    let acks = Acks::new(client.clone());
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -221,8 +222,11 @@ pub async fn run_event_loop(
                 continue;
             }
         };
+        // Acknowledgements the client's queue had no room for go now.
+        acks.flush();
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                acks.connected();
                 backoff = Duration::from_millis(250);
                 metrics.connected.store(true, Ordering::Relaxed);
                 tracing::info!(url = %crate::base::redact::url(&config.mqtt.url), "MQTT connected");
@@ -246,7 +250,7 @@ pub async fn run_event_loop(
                 metrics.messages.fetch_add(1, Ordering::Relaxed);
                 // Every message is acknowledged exactly once: a reading by
                 // the tracker once recorded, anything else here.
-                let receipt = Receipt::of(&client, &p);
+                let receipt = acks.receipt(&p);
                 let topic = String::from_utf8_lossy(&p.topic).to_string();
                 let props: Vec<(String, String)> = p
                     .properties
@@ -263,7 +267,7 @@ pub async fn run_event_loop(
                 match parsed {
                     // Never waits: the event loop must keep up with the broker.
                     Ok(Inbound::Frame(frame)) => {
-                        receipt.ack_later();
+                        receipt.ack();
                         if let Some(r) = &recorder {
                             r.frame(&frame);
                         }
@@ -274,14 +278,19 @@ pub async fn run_event_loop(
                             r.reading(&reading);
                         }
                         tracing::debug!(sensor = %reading.sensor, measured_at = reading.measured_at, "sensor reading queued");
-                        if let Err(e) = readings.try_send(Queued { reading, receipt }) {
-                            e.into_inner().receipt.ack_later();
-                            metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%topic, "sensor queue full; reading dropped");
+                        match readings.try_send(Queued { reading, receipt }) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(q)) => {
+                                q.receipt.ack();
+                                metrics.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%topic, "sensor queue full; reading dropped");
+                            }
+                            // Stopping: the broker keeps it for the next start.
+                            Err(mpsc::error::TrySendError::Closed(q)) => drop(q),
                         }
                     }
                     Err(e) => {
-                        receipt.ack_later();
+                        receipt.ack();
                         metrics.rejected.fetch_add(1, Ordering::Relaxed);
                         // A wrong clock is logged when it goes wrong (by the
                         // book), not once per frame.

@@ -126,6 +126,14 @@ impl Committer {
                 .await?;
         }
         let mut files = files.into_iter();
+        // A violation's row before the change is read only when an alert
+        // of this decision reports it (a checkpoint's progress has none).
+        let alerted = |v: &str| {
+            decision
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::Alert { violation, .. } if violation == v))
+        };
         let mut before: HashMap<&str, ViolationRow> = HashMap::new();
         let mut messages = Vec::new();
         let mut save = false;
@@ -180,8 +188,11 @@ impl Committer {
                     last_obstructed,
                     peak,
                 } => {
-                    if let Some(row) = tx.violation(violation).await? {
-                        before.entry(violation).or_insert(row);
+                    if alerted(violation)
+                        && !before.contains_key(violation.as_str())
+                        && let Some(row) = tx.violation(violation).await?
+                    {
+                        before.insert(violation, row);
                     }
                     tx.update_progress(violation, *last_obstructed, *peak)
                         .await?;
@@ -193,8 +204,11 @@ impl Committer {
                     peak,
                     reason,
                 } => {
-                    if let Some(row) = tx.violation(violation).await? {
-                        before.entry(violation).or_insert(row);
+                    if alerted(violation)
+                        && !before.contains_key(violation.as_str())
+                        && let Some(row) = tx.violation(violation).await?
+                    {
+                        before.insert(violation, row);
                     }
                     tx.end_violation(violation, *cleared_at, *last_obstructed, *peak, *reason)
                         .await?;

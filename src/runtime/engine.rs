@@ -109,23 +109,26 @@ impl Tracker {
             Ok(SensorOutcome::Applied) => {
                 self.clocks.seen(false, &sensor, at);
                 for owed in self.held.recorded(&sensor) {
-                    owed.ack().await;
+                    owed.ack();
                 }
-                receipt.ack().await;
-            }
-            // Recorded before, unless its first delivery is still held.
-            Ok(SensorOutcome::Repeated) if self.held.holds(&sensor) => {
-                self.held.hold(r, receipt);
-            }
-            Ok(SensorOutcome::Repeated) => receipt.ack().await,
-            Err(PipelineError::Input(e)) => {
-                tracing::warn!(reason = %e, "input skipped");
-                receipt.ack().await;
+                receipt.ack();
             }
             Err(e @ PipelineError::Record(_)) => {
                 self.clocks.seen(false, &sensor, at);
                 tracing::error!(error = %e, "sensor reading kept, its step not recorded yet");
                 self.held.hold(r, receipt);
+            }
+            // Not applied (a copy, or older than the sensor's last): it
+            // waits with a reading of its sensor not stored yet, else done.
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(reason = %e, "input skipped");
+                }
+                if self.held.holds(&sensor) {
+                    self.held.hold(r, receipt);
+                } else {
+                    receipt.ack();
+                }
             }
         }
     }
@@ -138,7 +141,7 @@ impl Tracker {
                 Ok(()) => {
                     tracing::info!(sensor = %r.sensor, "held sensor reading recorded");
                     for owed in self.held.recorded(&r.sensor) {
-                        owed.ack().await;
+                        owed.ack();
                     }
                 }
                 // The database is still away: the rest would fail alike.
