@@ -286,7 +286,10 @@ pub async fn run_event_loop(
                                 tracing::warn!(%topic, "sensor queue full; reading dropped");
                             }
                             // Stopping: the broker keeps it for the next start.
-                            Err(mpsc::error::TrySendError::Closed(q)) => drop(q),
+                            Err(mpsc::error::TrySendError::Closed(q)) => {
+                                tracing::info!(sensor = %q.reading.sensor, "stopping; reading left with the broker");
+                                drop(q);
+                            }
                         }
                     }
                     Err(e) => {
@@ -304,6 +307,10 @@ pub async fn run_event_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                // rumqttc cleared its queue of acknowledgements when the
+                // connection failed; any the tracker queued since go too.
+                acks.disconnected();
+                eventloop.clean();
                 metrics.connected.store(false, Ordering::Relaxed);
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");

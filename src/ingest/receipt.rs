@@ -24,8 +24,13 @@ pub struct Acks {
 
 #[derive(Default)]
 struct Book {
-    /// Counts connections: a receipt from an earlier one is void.
+    /// Counts connections and losses of one: a receipt from an earlier
+    /// count is void.
     connection: u64,
+    /// Between a ConnAck and the loss of that connection: only then are
+    /// acknowledgements sent (one queued while down would reach the next
+    /// connection, where its packet id means another message).
+    live: bool,
     /// The sequence number of the next message to arrive.
     next: u64,
     /// Contiguous sequence numbers from the oldest unacknowledged.
@@ -53,11 +58,22 @@ impl Acks {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new connection: what was owed on the last one is void.
+    /// A new connection (its ConnAck): what was owed before is void.
     pub fn connected(&self) {
         let mut b = self.book();
         b.connection += 1;
         b.owed.clear();
+        b.live = true;
+    }
+
+    /// The connection is lost: nothing owed on it is sent any more. The
+    /// caller then clears acknowledgements already in the client's queue
+    /// (`EventLoop::clean`), which the broker must not see on the next one.
+    pub fn disconnected(&self) {
+        let mut b = self.book();
+        b.connection += 1;
+        b.owed.clear();
+        b.live = false;
     }
 
     /// The receipt of `p`, just received: for QoS 0, nothing is owed.
@@ -86,7 +102,7 @@ impl Acks {
     /// event).
     pub fn flush(&self) {
         let mut b = self.book();
-        while b.owed.front().is_some_and(|o| o.done) {
+        while b.live && b.owed.front().is_some_and(|o| o.done) {
             let ack = &b.owed[0].ack;
             if self.client.try_ack(ack).is_err() {
                 break;
@@ -180,6 +196,7 @@ mod tests {
     fn acknowledgements_leave_in_arrival_order_and_never_across_connections() {
         let (tx, rx) = flume::bounded(8);
         let acks = Acks::new(AsyncClient::from_senders(tx));
+        acks.connected();
         assert!(acks.receipt(&publish(QoS::AtMostOnce, 0)).0.is_none());
         let (r1, r2, r3) = (
             acks.receipt(&publish(QoS::AtLeastOnce, 11)),
@@ -197,12 +214,27 @@ mod tests {
         let again = acks.receipt(&publish(QoS::AtLeastOnce, 1));
         again.ack();
         assert_eq!(sent(&rx), [1]);
+        // Lost: nothing dealt with while down is sent, now or on the next
+        // connection (its packet ids start again and name other messages).
+        let (late, during) = (
+            acks.receipt(&publish(QoS::AtLeastOnce, 2)),
+            acks.receipt(&publish(QoS::AtLeastOnce, 3)),
+        );
+        acks.disconnected();
+        late.ack();
+        acks.flush();
+        let early = acks.receipt(&publish(QoS::AtLeastOnce, 4));
+        acks.connected();
+        during.ack();
+        early.ack();
+        assert_eq!(sent(&rx), [0u16; 0]);
     }
 
     #[test]
     fn an_acknowledgement_the_queue_has_no_room_for_goes_on_the_next_flush() {
         let (tx, rx) = flume::bounded(1);
         let acks = Acks::new(AsyncClient::from_senders(tx));
+        acks.connected();
         let (a, b) = (
             acks.receipt(&publish(QoS::AtLeastOnce, 1)),
             acks.receipt(&publish(QoS::AtLeastOnce, 2)),

@@ -12,6 +12,9 @@ use crate::ingest::receipt::Receipt;
 #[derive(Debug, Default)]
 pub struct Held {
     sensors: BTreeMap<String, (SensorReading, Vec<Receipt>)>,
+    /// Where the next retry starts: one sensor that cannot be stored must
+    /// not keep the others waiting.
+    turn: usize,
 }
 
 impl Held {
@@ -41,9 +44,16 @@ impl Held {
             .unwrap_or_default()
     }
 
-    /// Each held sensor's latest reading, to store again.
-    pub fn pending(&self) -> Vec<SensorReading> {
-        self.sensors.values().map(|(r, _)| r.clone()).collect()
+    /// Each held sensor's latest reading, to store again, starting one
+    /// sensor further on each call.
+    pub fn pending(&mut self) -> Vec<SensorReading> {
+        let mut all: Vec<SensorReading> = self.sensors.values().map(|(r, _)| r.clone()).collect();
+        if !all.is_empty() {
+            let by = self.turn % all.len();
+            all.rotate_left(by);
+            self.turn = self.turn.wrapping_add(1);
+        }
+        all
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,6 +85,7 @@ mod tests {
         h.hold(reading("b", 5), Receipt::none());
         assert!(h.holds("a") && h.holds("b") && !h.holds("c"));
         assert_eq!(h.pending(), vec![reading("a", 30), reading("b", 5)]);
+        assert_eq!(h.pending(), vec![reading("b", 5), reading("a", 30)]);
         assert_eq!(h.recorded("a").len(), 3);
         assert!(!h.holds("a"));
         assert!(h.recorded("a").is_empty(), "nothing owed twice");
