@@ -502,28 +502,11 @@ async fn a_reading_taken_during_a_database_stall_survives_a_sigkill() {
     site.daemon.term();
     site.restart_with_env(Some(&[("FIRELANE_LOG", "info,firelane::ingest=debug")]))
         .await;
-    let bases = bases();
-    let steps = steps_of(&bases);
-    let Step::Sensor(at, true) = steps[0][6] else {
-        panic!("the feed changed: step 6 is the sensor's occupied reading")
-    };
-    site.feed(&steps[0][..6]).await;
-    // The database answers until now: the free reading before is stored.
-    sensor_stored(&site, &url, (false, bases[0])).await;
+    let (bases, steps, at) = up_to_the_occupied_reading(&site, &url).await;
     pg.pause();
     site.camera.sensor(at, true).await;
-    let daemon = &site.daemon;
-    wait_for(
-        "the occupied reading taken by firelane",
-        30,
-        || {
-            daemon.log().contains(&format!(
-                "sensor reading queued sensor=loop-1 measured_at={at}"
-            ))
-        },
-        || daemon.log(),
-    )
-    .await;
+    let queued = format!("sensor reading queued sensor=loop-1 measured_at={at}");
+    logged(&site, &queued).await;
     site.daemon.kill9();
     pg.resume();
     site.restart().await;
@@ -540,31 +523,34 @@ async fn a_reading_while_the_database_is_down_is_stored_when_it_is_back() {
     let pg = common::Postgres::start();
     let url = pg.url();
     let mut site = site_on(&url).await;
+    let (bases, steps, at) = up_to_the_occupied_reading(&site, &url).await;
+    pg.stop();
+    site.camera.sensor(at, true).await;
+    logged(&site, "sensor reading kept, its step not recorded yet").await;
+    pg.restart();
+    sensor_stored(&site, &url, (true, at)).await;
+    site.feed(&steps[0][7..]).await;
+    ends_as_fault_free(&mut site, &url, bases[0]).await;
+}
+
+/// Feeds the first violation up to the sensor's occupied reading, and
+/// waits until the free reading before it is stored (the database answered
+/// until now): the feed's bases and steps, and the occupied reading's time.
+async fn up_to_the_occupied_reading(site: &Site, url: &str) -> (Vec<i64>, Vec<Vec<Step>>, i64) {
     let bases = bases();
     let steps = steps_of(&bases);
     let Step::Sensor(at, true) = steps[0][6] else {
         panic!("the feed changed: step 6 is the sensor's occupied reading")
     };
     site.feed(&steps[0][..6]).await;
-    sensor_stored(&site, &url, (false, bases[0])).await;
-    pg.stop();
-    site.camera.sensor(at, true).await;
+    sensor_stored(site, url, (false, bases[0])).await;
+    (bases, steps, at)
+}
+
+/// Waits (up to 30 s) until the daemon's log has `line`.
+async fn logged(site: &Site, line: &str) {
     let daemon = &site.daemon;
-    wait_for(
-        "the reading applied but not recorded",
-        30,
-        || {
-            daemon
-                .log()
-                .contains("sensor reading kept, its step not recorded yet")
-        },
-        || daemon.log(),
-    )
-    .await;
-    pg.restart();
-    sensor_stored(&site, &url, (true, at)).await;
-    site.feed(&steps[0][7..]).await;
-    ends_as_fault_free(&mut site, &url, bases[0]).await;
+    wait_for(line, 30, || daemon.log().contains(line), || daemon.log()).await;
 }
 
 /// Waits (up to 30 s) until loop-1's stored state is `(occupied, at)`.

@@ -171,29 +171,43 @@ pub(super) async fn holders(
 /// passed on again.
 const FORWARDED: &str = "x-firelane-forwarded";
 
+/// Who serves a camera's latest frame.
+pub(super) enum FrameSource {
+    /// Another instance holds the camera: its frame, as it answered.
+    Holder(axum::response::Response),
+    /// This instance holds it (cluster mode): the frame kept here, named
+    /// as this instance's.
+    Here(String),
+    /// Not cluster mode, a forwarded request, or no live holder: the frame
+    /// kept here, if any.
+    Local,
+}
+
 /// Cluster mode: camera `id`'s latest frame from the instance holding it,
 /// asked with the caller's own token (tokens live in the shared database).
-/// `None` when there is no other live holder to ask.
 pub(super) async fn frame_from_holder(
     state: &ApiState,
     id: &str,
     headers: &axum::http::HeaderMap,
-) -> Result<Option<axum::response::Response>, ApiError> {
+) -> Result<FrameSource, ApiError> {
     use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse;
     let config = state.config.current();
     let Some(cluster) = &config.cluster else {
-        return Ok(None);
+        return Ok(FrameSource::Local);
     };
     if headers.contains_key(FORWARDED) {
-        return Ok(None);
+        return Ok(FrameSource::Local);
     }
-    let Some((holder, Some(url))) = holders(state, &config).await?.remove(id) else {
-        return Ok(None);
+    let Some((holder, url)) = holders(state, &config).await?.remove(id) else {
+        return Ok(FrameSource::Local);
     };
     if holder == cluster.instance {
-        return Ok(None);
+        return Ok(FrameSource::Here(holder));
     }
+    let Some(url) = url else {
+        return Ok(FrameSource::Local);
+    };
     let gateway = |why: String| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -217,8 +231,11 @@ pub(super) async fn frame_from_holder(
     }
     let res = req.send().await.map_err(|e| gateway(e.to_string()))?;
     let status = res.status();
+    // A frame kept here predates the handover: not the live picture.
     if status == StatusCode::NOT_FOUND {
-        return Ok(None);
+        return Err(ApiError::not_found(format!(
+            "camera {id:?} is held by instance {holder}, which has no frame from it yet"
+        )));
     }
     if !status.is_success() {
         return Err(gateway(format!("HTTP {status}")));
@@ -238,5 +255,5 @@ pub(super) async fn frame_from_holder(
     if let Ok(v) = HeaderValue::from_str(&holder) {
         h.insert("x-firelane-holder", v);
     }
-    Ok(Some(out))
+    Ok(FrameSource::Holder(out))
 }

@@ -239,9 +239,12 @@ pub async fn latest_frame(
     let id = path_param(id)?;
     // Cluster mode: another instance holding the camera has its newest
     // frame; one kept here may predate a handover.
-    if let Some(res) = super::cluster::frame_from_holder(&state, &id, &headers).await? {
-        return Ok(res);
-    }
+    use super::cluster::FrameSource;
+    let holder = match super::cluster::frame_from_holder(&state, &id, &headers).await? {
+        FrameSource::Holder(res) => return Ok(res),
+        FrameSource::Here(me) => Some(me),
+        FrameSource::Local => None,
+    };
     let frame = state
         .live
         .read()
@@ -263,6 +266,9 @@ pub async fn latest_frame(
     );
     if let Ok(v) = HeaderValue::from_str(&format_rfc3339(frame.captured_at)) {
         h.insert("x-captured-at", v);
+    }
+    if let Some(v) = holder.and_then(|me| HeaderValue::from_str(&me).ok()) {
+        h.insert("x-firelane-holder", v);
     }
     Ok(res)
 }
