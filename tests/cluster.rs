@@ -603,10 +603,21 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
         }
     }
 
-    // kill -9 the instance holding the first camera, mid-violation.
-    let victim = before[&city.cameras[0]].clone();
+    // kill -9 the instance holding the first camera, mid-violation. Who
+    // holds what is read now: the spread may have moved cameras since
+    // `before` (CI saw a lost camera that its instance no longer held).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holders = loop {
+        let now = city.owners(0).await;
+        if now.len() == CAMERAS {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not every camera held: {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let victim = holders[&city.cameras[0]].clone();
     let v = INSTANCES.iter().position(|i| *i == victim).unwrap();
-    let lost: Vec<String> = before
+    let lost: Vec<String> = holders
         .iter()
         .filter(|(_, o)| **o == victim)
         .map(|(c, _)| c.clone())

@@ -206,7 +206,9 @@ pub(super) async fn frame_from_holder(
         return Ok(FrameSource::Here(holder));
     }
     let Some(url) = url else {
-        return Ok(FrameSource::Local);
+        return Err(ApiError::not_found(format!(
+            "camera {id:?} is held by instance {holder}, which advertises no HTTP API to fetch its frame from ([http] off and FIRELANE_ADVERTISE_URL unset)"
+        )));
     };
     let gateway = |why: String| {
         ApiError::new(

@@ -308,10 +308,14 @@ pub async fn run_event_loop(
             Ok(_) => {}
             Err(e) => {
                 // rumqttc cleared its queue of acknowledgements when the
-                // connection failed; any the tracker queued since go too.
+                // live connection failed; any the tracker queued since go
+                // too (none can follow: the book is no longer live). Not
+                // after a failed connect, where cleaning would move the
+                // bounded request queue into rumqttc's unbounded one.
                 acks.disconnected();
-                eventloop.clean();
-                metrics.connected.store(false, Ordering::Relaxed);
+                if metrics.connected.swap(false, Ordering::Relaxed) {
+                    eventloop.clean();
+                }
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
                 tokio::select! {

@@ -423,9 +423,12 @@
         if (src && src !== this.frame.src) URL.revokeObjectURL(src);
         if (!this.alive || err.name === 'AbortError') return;
         if (err.status === 404) {
-          // The camera has not sent a frame since start: draw on the placeholder.
+          // No frame since start, or (cluster) none yet at a new holder: a
+          // frame shown before is no longer the live picture.
           this.frame.capturedAt = capturedAt;
-          if (!this.frame.src) this.showPlaceholder('no frame yet');
+          if (this.frame.src) URL.revokeObjectURL(this.frame.src);
+          this.frame.src = null;
+          this.showPlaceholder('no frame yet');
         } else if (!this.frame.src) {
           this.frame.capturedAt = capturedAt; // don't retry a broken frame every poll
           this.showPlaceholder(err instanceof Error && err.status ? `frame unavailable (${err.message})` : 'frame could not be decoded');
