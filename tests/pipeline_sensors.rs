@@ -58,14 +58,11 @@ zone = "lane"
         measured_at: t0,
         occupied: true,
     };
-    assert_eq!(
-        p.on_sensor(first.clone()).await.unwrap(),
-        SensorOutcome::Applied
-    );
+    assert_eq!(p.on_sensor(&first).await.unwrap(), SensorOutcome::Applied);
     assert!(matches!(p.zone_phases()[0].1, Phase::Obstructed { start, .. } if start == t0));
     // The broker's redelivery of the same reading (its acknowledgement
     // lost) is recognised and changes nothing.
-    assert_eq!(p.on_sensor(first).await.unwrap(), SensorOutcome::Repeated);
+    assert_eq!(p.on_sensor(&first).await.unwrap(), SensorOutcome::Repeated);
     assert_eq!(p.metrics.snapshot().sensor_readings, 1);
     p.tick(t0 + 4 * MIN).await.unwrap();
     assert!(
@@ -99,7 +96,7 @@ zone = "lane"
     p.tick(t0 + 11 * MIN).await.unwrap();
 
     // Sensor says free; two ticks a minute apart end it, cleared at the reading.
-    p.on_sensor(SensorReading {
+    p.on_sensor(&SensorReading {
         sensor: "loop".into(),
         measured_at: t0 + 20 * MIN,
         occupied: false,
@@ -133,7 +130,7 @@ zone = "lane"
 
     // Unknown sensors and readings from the past are refused with a reason.
     let err = p
-        .on_sensor(SensorReading {
+        .on_sensor(&SensorReading {
             sensor: "ghost".into(),
             measured_at: t0,
             occupied: true,
@@ -142,7 +139,7 @@ zone = "lane"
         .unwrap_err();
     assert_eq!(err.to_string(), "unknown sensor \"ghost\"");
     let err = p
-        .on_sensor(SensorReading {
+        .on_sensor(&SensorReading {
             sensor: "loop".into(),
             measured_at: t0,
             occupied: true,

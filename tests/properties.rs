@@ -203,7 +203,7 @@ fn bundle() -> &'static (Vec<u8>, String) {
                 .unwrap();
             let mut p = parts.pipeline;
             let t0 = 1_700_000_000_000;
-            p.on_sensor(firelane::base::input::SensorReading {
+            p.on_sensor(&firelane::base::input::SensorReading {
                 sensor: "loop".into(),
                 measured_at: t0,
                 occupied: true,

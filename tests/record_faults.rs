@@ -59,7 +59,7 @@ async fn frame(p: &mut Pipeline, at: i64) -> Result<(), PipelineError> {
 }
 
 async fn sensor(p: &mut Pipeline, at: i64, occupied: bool) -> Result<(), PipelineError> {
-    p.on_sensor(SensorReading {
+    p.on_sensor(&SensorReading {
         sensor: "loop".into(),
         measured_at: at,
         occupied,

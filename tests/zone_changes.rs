@@ -53,7 +53,7 @@ async fn frame(p: &mut Pipeline, at: i64) {
 }
 
 async fn sensor(p: &mut Pipeline, id: &str, at: i64, occupied: bool) {
-    p.on_sensor(SensorReading {
+    p.on_sensor(&SensorReading {
         sensor: id.into(),
         measured_at: at,
         occupied,

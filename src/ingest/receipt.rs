@@ -60,20 +60,22 @@ impl Acks {
 
     /// A new connection (its ConnAck): what was owed before is void.
     pub fn connected(&self) {
-        let mut b = self.book();
-        b.connection += 1;
-        b.owed.clear();
-        b.live = true;
+        self.reset(true);
     }
 
     /// The connection is lost: nothing owed on it is sent any more. The
     /// caller then clears acknowledgements already in the client's queue
     /// (`EventLoop::clean`), which the broker must not see on the next one.
     pub fn disconnected(&self) {
+        self.reset(false);
+    }
+
+    /// A new connection epoch: receipts of the old one are void.
+    fn reset(&self, live: bool) {
         let mut b = self.book();
         b.connection += 1;
         b.owed.clear();
-        b.live = false;
+        b.live = live;
     }
 
     /// The receipt of `p`, just received: for QoS 0, nothing is owed.

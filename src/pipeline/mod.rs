@@ -240,7 +240,7 @@ impl Pipeline {
     /// Applies a presence-sensor reading to its zone.
     pub async fn on_sensor(
         &mut self,
-        reading: SensorReading,
+        reading: &SensorReading,
     ) -> Result<SensorOutcome, PipelineError> {
         let result = self.sensor_inner(reading).await;
         self.count_error(&result);

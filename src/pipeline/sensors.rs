@@ -10,10 +10,10 @@ use super::{InputError, Metrics, Pipeline, PipelineError, RecordError, SensorOut
 impl Pipeline {
     pub(super) async fn sensor_inner(
         &mut self,
-        reading: SensorReading,
+        reading: &SensorReading,
     ) -> Result<SensorOutcome, PipelineError> {
         let Some((zone, last)) = self.sensors.get_mut(&reading.sensor) else {
-            return Err(InputError::UnknownSensor(reading.sensor).into());
+            return Err(InputError::UnknownSensor(reading.sensor.clone()).into());
         };
         // The broker delivers a reading again when its acknowledgement was
         // lost (a crash after the commit): the same fact is applied once.
@@ -42,7 +42,7 @@ impl Pipeline {
         });
         let zone = *zone;
         Metrics::inc(&self.metrics.sensor_readings, 1);
-        self.step_zone(zone, reading.measured_at, None, Some(&reading))
+        self.step_zone(zone, reading.measured_at, None, Some(reading))
             .await?;
         self.update_live(zone, reading.measured_at);
         Ok(SensorOutcome::Applied)

@@ -181,7 +181,7 @@ pub async fn run(scenario: &Scenario, opts: &ReplayOptions) -> Result<Report, Re
                         measured_at: s.measured_at,
                         occupied: s.occupied,
                     };
-                    if let Err(e) = pipeline.on_sensor(r).await {
+                    if let Err(e) = pipeline.on_sensor(&r).await {
                         tracing::warn!(error = %e, "sensor reading skipped");
                     }
                 }

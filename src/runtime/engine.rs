@@ -104,17 +104,16 @@ impl Tracker {
             reading: r,
             receipt,
         } = q;
-        let (sensor, at) = (r.sensor.clone(), r.measured_at);
-        match self.pipeline.on_sensor(r.clone()).await {
+        match self.pipeline.on_sensor(&r).await {
             Ok(SensorOutcome::Applied) => {
-                self.clocks.seen(false, &sensor, at);
-                for owed in self.held.recorded(&sensor) {
+                self.clocks.seen(false, &r.sensor, r.measured_at);
+                for owed in self.held.recorded(&r.sensor) {
                     owed.ack();
                 }
                 receipt.ack();
             }
             Err(e @ PipelineError::Record(_)) => {
-                self.clocks.seen(false, &sensor, at);
+                self.clocks.seen(false, &r.sensor, r.measured_at);
                 tracing::error!(error = %e, "sensor reading kept, its step not recorded yet");
                 self.held.hold(r, receipt);
             }
@@ -124,7 +123,7 @@ impl Tracker {
                 if let Err(e) = other {
                     tracing::warn!(reason = %e, "input skipped");
                 }
-                if self.held.holds(&sensor) {
+                if self.held.holds(&r.sensor) {
                     self.held.hold(r, receipt);
                 } else {
                     receipt.ack();

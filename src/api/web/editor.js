@@ -235,12 +235,17 @@
       this.api.onDispose(() => {
         clearTimeout(this.pollTimer);
         this.pollTimer = null;
-        if (this.frame.src) URL.revokeObjectURL(this.frame.src);
-        this.frame.src = null;
+        this.dropFrame();
       });
 
       this.renderForm();
       this.updateControls();
+    }
+
+    // Frees the shown frame's object URL and forgets it.
+    dropFrame() {
+      if (this.frame.src) URL.revokeObjectURL(this.frame.src);
+      this.frame.src = null;
     }
 
     async start() {
@@ -426,8 +431,7 @@
           // No frame since start, or (cluster) none yet at a new holder: a
           // frame shown before is no longer the live picture.
           this.frame.capturedAt = capturedAt;
-          if (this.frame.src) URL.revokeObjectURL(this.frame.src);
-          this.frame.src = null;
+          this.dropFrame();
           this.showPlaceholder('no frame yet');
         } else if (!this.frame.src) {
           this.frame.capturedAt = capturedAt; // don't retry a broken frame every poll
