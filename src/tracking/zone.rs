@@ -316,6 +316,17 @@ fn evidence(zone: &Zone, id: &str, kind: EvidenceKind, frame: EvidenceFrame) -> 
     }
 }
 
+/// Stores the open violation's progress; its id, if one is open.
+fn progress(d: &mut Decision, last_obstructed: Millis, peak: f64) -> Option<String> {
+    let id = d.next.violation_id.clone()?;
+    d.effects.push(Effect::Progress {
+        violation: id.clone(),
+        last_obstructed,
+        peak,
+    });
+    Some(id)
+}
+
 fn publish(d: &mut Decision, reading: &Reading) {
     let since = match d.next.tracker.phase {
         Phase::Clear => reading.at,
@@ -388,13 +399,7 @@ fn apply(zone: &Zone, d: &mut Decision, t: &Transition, reading: &Reading, obs: 
             last_obstructed,
             peak,
         } => {
-            if let Some(id) = d.next.violation_id.clone() {
-                d.effects.push(Effect::Progress {
-                    violation: id,
-                    last_obstructed,
-                    peak,
-                });
-            }
+            progress(d, last_obstructed, peak);
         }
         Transition::Reminder {
             at,
@@ -402,12 +407,7 @@ fn apply(zone: &Zone, d: &mut Decision, t: &Transition, reading: &Reading, obs: 
             peak,
             ..
         } => {
-            if let Some(id) = d.next.violation_id.clone() {
-                d.effects.push(Effect::Progress {
-                    violation: id.clone(),
-                    last_obstructed,
-                    peak,
-                });
+            if let Some(id) = progress(d, last_obstructed, peak) {
                 d.effects.push(Effect::Alert {
                     kind: ViolationEventKind::Update,
                     violation: id,
