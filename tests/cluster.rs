@@ -256,21 +256,38 @@ impl City {
             sent: Vec::new(),
             _dir: dir,
         };
-        // Every camera held, by all three instances.
-        let started = Instant::now();
+        city.until_owners(
+            1,
+            Duration::from_secs(120),
+            "cameras spread over three",
+            |o| o.len() == CAMERAS && o.values().collect::<HashSet<_>>().len() == 3,
+        )
+        .await;
+        city
+    }
+
+    /// Polls instance `i`'s camera → holder map until `holds` is true of
+    /// it, and returns it; fails naming `what` after `timeout`.
+    async fn until_owners(
+        &self,
+        i: usize,
+        timeout: Duration,
+        what: &str,
+        holds: impl Fn(&BTreeMap<String, String>) -> bool,
+    ) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + timeout;
         loop {
-            let o = city.owners(1).await;
-            if o.len() == CAMERAS && o.values().collect::<HashSet<_>>().len() == 3 {
-                break;
+            let o = self.owners(i).await;
+            if holds(&o) {
+                return o;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "cameras not spread over three: {o:?}\n{}",
-                city.logs()
+                Instant::now() < deadline,
+                "not {what} in {timeout:?}: {o:?}\n{}",
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        city
     }
 
     /// Every instance serves `zone` and has it in its own file within 10 s;
@@ -611,15 +628,11 @@ async fn three_instances_spread_the_cameras_and_take_over_a_killed_one() {
     // kill -9 the instance holding the first camera, mid-violation. Who
     // holds what is read now: the spread may have moved cameras since
     // `before` (CI saw a lost camera that its instance no longer held).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let holders = loop {
-        let now = city.owners(0).await;
-        if now.len() == CAMERAS {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "not every camera held: {now:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let holders = city
+        .until_owners(0, Duration::from_secs(30), "every camera held", |o| {
+            o.len() == CAMERAS
+        })
+        .await;
     let victim = holders[&city.cameras[0]].clone();
     let v = INSTANCES.iter().position(|i| *i == victim).unwrap();
     let lost: Vec<String> = holders

@@ -201,6 +201,20 @@ async fn postgres_leases_record_every_unjudged_span() {
         .unwrap()
         .unwrap();
     assert!(first.unwatched.is_none());
+    // The API's view: who holds it, and where that holder's API is.
+    store
+        .heartbeat("a", Some("http://a.example:8080"), 0)
+        .await
+        .unwrap();
+    let holder = |owner: &str, api_url: Option<&str>| firelane::store::Holder {
+        camera: "cam".into(),
+        owner: owner.into(),
+        api_url: api_url.map(String::from),
+    };
+    assert_eq!(
+        store.live_holders().await.unwrap(),
+        [holder("a", Some("http://a.example:8080"))]
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = store.db_now().await.unwrap();
     assert_eq!(store.renew_leases("a", 3_000).await.unwrap().len(), 1);
@@ -231,7 +245,13 @@ async fn postgres_leases_record_every_unjudged_span() {
     // owner is not held off); b, restarted under the same name, takes it
     // again and the span it was let go is recorded; then b falls silent
     // under a short lease.
+    assert_eq!(
+        store.live_holders().await.unwrap(),
+        [holder("b", None)],
+        "b advertises no API"
+    );
     store.release_lease("cam", "b").await.unwrap();
+    assert!(store.live_holders().await.unwrap().is_empty(), "released");
     assert!(store.renew_leases("b", 200).await.unwrap().is_empty());
     let again = store.acquire_lease("cam", "b", 200).await.unwrap().unwrap();
     assert_eq!(again.epoch, taken.epoch + 1);

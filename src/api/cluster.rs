@@ -146,24 +146,12 @@ pub(super) async fn holders(
     if config.cluster.is_none() {
         return Ok(Default::default());
     }
-    let now = state.store.db_now().await?;
-    let urls: std::collections::HashMap<String, Option<String>> = state
-        .store
-        .members()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m.api_url))
-        .collect();
     Ok(state
         .store
-        .leases()
+        .live_holders()
         .await?
         .into_iter()
-        .filter(|l| l.expires_ms >= now)
-        .map(|l| {
-            let url = urls.get(&l.owner).cloned().flatten();
-            (l.camera, (l.owner, url))
-        })
+        .map(|h| (h.camera, (h.owner, h.api_url)))
         .collect())
 }
 

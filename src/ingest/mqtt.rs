@@ -312,8 +312,8 @@ pub async fn run_event_loop(
                 // too (none can follow: the book is no longer live). Not
                 // after a failed connect, where cleaning would move the
                 // bounded request queue into rumqttc's unbounded one.
-                acks.disconnected();
-                if metrics.connected.swap(false, Ordering::Relaxed) {
+                metrics.connected.store(false, Ordering::Relaxed);
+                if acks.disconnected() {
                     eventloop.clean();
                 }
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);

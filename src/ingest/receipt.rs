@@ -60,22 +60,26 @@ impl Acks {
 
     /// A new connection (its ConnAck): what was owed before is void.
     pub fn connected(&self) {
-        self.reset(true);
+        let _ = self.reset(true);
     }
 
     /// The connection is lost: nothing owed on it is sent any more. The
     /// caller then clears acknowledgements already in the client's queue
     /// (`EventLoop::clean`), which the broker must not see on the next one.
-    pub fn disconnected(&self) {
-        self.reset(false);
+    /// Returns whether a connection was live: after a failed connect there
+    /// is nothing to clear.
+    #[must_use]
+    pub fn disconnected(&self) -> bool {
+        self.reset(false)
     }
 
-    /// A new connection epoch: receipts of the old one are void.
-    fn reset(&self, live: bool) {
+    /// A new connection epoch: receipts of the old one are void. Returns
+    /// whether the previous epoch was live.
+    fn reset(&self, live: bool) -> bool {
         let mut b = self.book();
         b.connection += 1;
         b.owed.clear();
-        b.live = live;
+        std::mem::replace(&mut b.live, live)
     }
 
     /// The receipt of `p`, just received: for QoS 0, nothing is owed.
@@ -222,7 +226,8 @@ mod tests {
             acks.receipt(&publish(QoS::AtLeastOnce, 2)),
             acks.receipt(&publish(QoS::AtLeastOnce, 3)),
         );
-        acks.disconnected();
+        assert!(acks.disconnected(), "a live connection was lost");
+        assert!(!acks.disconnected(), "a failed connect: nothing was live");
         late.ack();
         acks.flush();
         let early = acks.receipt(&publish(QoS::AtLeastOnce, 4));

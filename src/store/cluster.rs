@@ -32,6 +32,14 @@ pub struct LeaseRow {
     pub taken_ms: Millis,
 }
 
+/// Who holds a camera now, and where its API is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    pub camera: String,
+    pub owner: String,
+    pub api_url: Option<String>,
+}
+
 /// A lease just taken.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Taken {
@@ -198,6 +206,29 @@ impl Store {
                     epoch: r.try_get("epoch")?,
                     expires_ms: r.try_get("expires_ms")?,
                     taken_ms: r.try_get("taken_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Each camera whose lease is live by the database's clock, with its
+    /// holder and the holder's advertised API (when it has one): one query,
+    /// as the API asks it on every camera list and frame request.
+    pub async fn live_holders(&self) -> Result<Vec<Holder>, StoreError> {
+        let sql = format!(
+            "SELECT l.camera, l.owner, m.api_url FROM camera_leases l
+             LEFT JOIN cluster_members m ON m.id = l.owner
+             WHERE l.expires_ms >= {DB_NOW} ORDER BY l.camera"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Holder {
+                    camera: r.try_get("camera")?,
+                    owner: r.try_get("owner")?,
+                    api_url: r.try_get("api_url")?,
                 })
             })
             .collect()

@@ -18,7 +18,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 pub use audit::{AuditDraft, AuditRow, GENESIS, entry_hash};
-pub use cluster::{Fence, LeaseRow, MemberRow, Taken, UnwatchedCause, UnwatchedRow};
+pub use cluster::{Fence, Holder, LeaseRow, MemberRow, Taken, UnwatchedCause, UnwatchedRow};
 pub use config_versions::ConfigVersionRow;
 pub use enforcement::{ReviewRow, TokenRow, ViolationFilter};
 pub use outbox::OutboxRow;
