@@ -179,6 +179,14 @@ def haze(img, a, level):
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
 
 
+def foliage_share(img):
+    """Share of saturated green pixels (hue 60-150 degrees, saturation and value above 80 and 50 of
+    255): leaves and lit grass, not this camera's green-tinted asphalt."""
+    h = np.asarray(img.convert("HSV"), dtype=np.int16)
+    hue = h[..., 0] * 360 / 255
+    return float(((hue > 60) & (hue < 150) & (h[..., 1] > 80) & (h[..., 2] > 50)).mean())
+
+
 def scene_occluder(img, rng, free_pick):
     """Paste a soft-edged blob (15-45% of the patch) cut from a random *clear* training patch:
     foliage, trunks, grass, kerbs or asphalt from a free bay are not evidence of a vehicle."""
@@ -501,9 +509,18 @@ def train_model(arch, size, train, val, images, args, log_prefix="", teacher=Non
         return images[train_paths[int(rng.integers(0, len(train_paths)))]]
 
     free_paths = [s[0] for s in train if s[1] == 0]
+    # With --foliage, occluder sources are drawn in proportion to
+    # 1 + foliage * (share of saturated green pixels): clear bays seen
+    # through leaves are few, and leaves are not evidence of a vehicle.
+    pick_p = None
+    if args.foliage > 0:
+        w = np.array([1.0 + args.foliage * foliage_share(images[p_]) for p_ in free_paths])
+        pick_p = w / w.sum()
 
     def free_pick(rng):
-        return images[free_paths[int(rng.integers(0, len(free_paths)))]]
+        if pick_p is None:
+            return images[free_paths[int(rng.integers(0, len(free_paths)))]]
+        return images[free_paths[int(rng.choice(len(free_paths), p=pick_p))]]
 
     best = (float("inf"), -1, None)
     for epoch in range(args.epochs):
@@ -598,7 +615,7 @@ def run_proxy(args):
     aucs = [v1.roc_auc(np.concatenate([a[0], a[2]]), np.concatenate([a[1], a[3]])) for a in per_fold]
     cam_only = np.mean([v1.roc_auc(a[2], a[3]) for a in per_fold])
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
-           "epochs": args.epochs, "kind": "proxy", "occluder": args.occluder,
+           "epochs": args.epochs, "kind": "proxy", "occluder": args.occluder, "foliage": args.foliage,
            "proxy_accuracy": res["threshold_val_mixed"]["accuracy"],
            "proxy_auc": round(float(np.mean(aucs)), 5),
            "proxy_camera_only_auc": round(float(cam_only), 5),
@@ -728,6 +745,7 @@ def run_final(args):
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
            "teacher_sha256": v1.sha256(args.teacher.format(fold="final")) if args.teacher else None,
            "epochs": args.epochs, "kind": "final", "threshold": thr, "occluder": args.occluder,
+           "foliage": args.foliage,
            "command": "python training/train_v2.py " + " ".join(sys.argv[1:]),
            "macs": macs, "params": nparams, "metrics": m, **info,
            "minutes": round((time.time() - t_start) / 60, 1)}
@@ -776,6 +794,7 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "ort_ms_per_crop": f["ort_latency_ms"],
             "distilled_from": os.path.basename(f["teacher"]) if f.get("teacher") else None,
             "scene_occluder_p": f.get("occluder", 0.0),
+            "occluder_foliage_weight": f.get("foliage", 0.0),
             **{k: v for k, v in tract.items() if k in ("tract_ms_per_crop", "tract_vs_v1")}})
     have = {c["candidate"] for c in candidates}
     for fn in sorted(glob.glob(os.path.join(RESULTS, "proxy-*.json"))):
@@ -833,12 +852,15 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
                 "teacher_file": out["teacher"], "teacher_sha256": out.get("teacher_sha256"),
                 "loss": f"(1-{out['kd']}) * BCE(label, pos_weight) + {out['kd']} * BCE(teacher probability)"},
             "scene_occluder_p": out.get("occluder", 0.0),
+            "occluder_foliage_weight": out.get("foliage", 0.0),
             "onnx_opset": 17, "onnx_ops": out["onnx_ops"],
             "onnx_note": "TF SAME padding of stride-2 convs folded into Conv pads (no Pad nodes)",
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
             "augmentations": TRAIN_AUGMENTATIONS + ([
                 f"scene occluder (p={out.get('occluder')}, applied first): a soft-edged blob of 15-45% of the "
-                "patch cut from a random clear training patch (foliage, trunks, grass, kerbs, asphalt)"]
+                "patch cut from a random clear training patch (foliage, trunks, grass, kerbs, asphalt)"
+                + (f", patches drawn with weight 1 + {out.get('foliage')} x their share of saturated green "
+                   "pixels (leaves)" if out.get("foliage") else "")]
                 if out.get("occluder") else []),
             "unseen_camera_proxy": {
                 "folds": FOLDS, "row_rule": "row = (SLOT-1)//9 (zone rows of ../shared/scenarios/cnrpark-a)",
@@ -920,6 +942,8 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the candidate name (results file)")
     ap.add_argument("--occluder", type=float, default=0.0,
                     help="probability of the scene-occluder augmentation (blob cut from a clear training patch)")
+    ap.add_argument("--foliage", type=float, default=0.0,
+                    help="occluder sources weighted 1 + FOLIAGE * foliage share (0 = uniform)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
