@@ -60,7 +60,7 @@ impl Acks {
 
     /// A new connection (its ConnAck): what was owed before is void.
     pub fn connected(&self) {
-        let _ = self.reset(true);
+        self.reset(true);
     }
 
     /// The connection is lost: nothing owed on it is sent any more. The
