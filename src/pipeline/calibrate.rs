@@ -90,14 +90,14 @@ impl Pipeline {
         }
         learner.fresh = 0;
         let samples = learner.len();
-        let Some(threshold) = learner.suggest(configured) else {
-            return;
-        };
         let current = self
             .calibration
             .applied
             .get(camera)
             .map_or(configured, |c| c.threshold);
+        let Some(threshold) = learner.suggest(configured, current) else {
+            return;
+        };
         if (threshold - current).abs() < 0.005 {
             return;
         }
