@@ -215,7 +215,7 @@ def scene_occluder(img, rng, free_pick):
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
 
 
-def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None):
+def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None, clean=0.0):
     w, h = img.size
     hard = rng.random() < 0.30
     if occluder > 0 and rng.random() < occluder:
@@ -227,6 +227,11 @@ def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None):
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     if rng.random() < 0.15:
         img = img.transpose(Image.ROTATE_90 if rng.random() < 0.5 else Image.ROTATE_270)
+    # --clean: a share of samples keeps the camera's own light and sharpness,
+    # so the model also fits how this camera really looks (dusk shadows on
+    # a clear bay). Drawn only when asked, so older runs replay unchanged.
+    if clean > 0 and rng.random() < clean:
+        return img
     if rng.random() < 0.3:
         img = low_res(img, rng.uniform(18, 60))
     ops = []
@@ -532,7 +537,7 @@ def train_model(arch, size, train, val, images, args, log_prefix="", teacher=Non
             idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
             xb = torch.from_numpy(np.stack([
                 preprocess(train_augment_v2(images[train[i][0]], np.random.default_rng([args.seed, epoch, int(i)]),
-                                            neighbour, args.occluder, free_pick), size) for i in idx]))
+                                            neighbour, args.occluder, free_pick, args.clean), size) for i in idx]))
             yb = torch.from_numpy(ytr[idx]).unsqueeze(1)
             logit = net(xb)
             loss = F.binary_cross_entropy_with_logits(logit, yb, pos_weight=pos_weight)
@@ -616,6 +621,7 @@ def run_proxy(args):
     cam_only = np.mean([v1.roc_auc(a[2], a[3]) for a in per_fold])
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
            "epochs": args.epochs, "kind": "proxy", "occluder": args.occluder, "foliage": args.foliage,
+           "clean": args.clean,
            "proxy_accuracy": res["threshold_val_mixed"]["accuracy"],
            "proxy_auc": round(float(np.mean(aucs)), 5),
            "proxy_camera_only_auc": round(float(cam_only), 5),
@@ -745,7 +751,7 @@ def run_final(args):
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
            "teacher_sha256": v1.sha256(args.teacher.format(fold="final")) if args.teacher else None,
            "epochs": args.epochs, "kind": "final", "threshold": thr, "occluder": args.occluder,
-           "foliage": args.foliage,
+           "foliage": args.foliage, "clean": args.clean,
            "command": "python training/train_v2.py " + " ".join(sys.argv[1:]),
            "macs": macs, "params": nparams, "metrics": m, **info,
            "minutes": round((time.time() - t_start) / 60, 1)}
@@ -795,6 +801,7 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "distilled_from": os.path.basename(f["teacher"]) if f.get("teacher") else None,
             "scene_occluder_p": f.get("occluder", 0.0),
             "occluder_foliage_weight": f.get("foliage", 0.0),
+            "clean_share": f.get("clean", 0.0),
             **{k: v for k, v in tract.items() if k in ("tract_ms_per_crop", "tract_vs_v1")}})
     have = {c["candidate"] for c in candidates}
     for fn in sorted(glob.glob(os.path.join(RESULTS, "proxy-*.json"))):
@@ -853,6 +860,7 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
                 "loss": f"(1-{out['kd']}) * BCE(label, pos_weight) + {out['kd']} * BCE(teacher probability)"},
             "scene_occluder_p": out.get("occluder", 0.0),
             "occluder_foliage_weight": out.get("foliage", 0.0),
+            "clean_share": out.get("clean", 0.0),
             "onnx_opset": 17, "onnx_ops": out["onnx_ops"],
             "onnx_note": "TF SAME padding of stride-2 convs folded into Conv pads (no Pad nodes)",
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
@@ -861,7 +869,9 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
                 "patch cut from a random clear training patch (foliage, trunks, grass, kerbs, asphalt)"
                 + (f", patches drawn with weight 1 + {out.get('foliage')} x their share of saturated green "
                    "pixels (leaves)" if out.get("foliage") else "")]
-                if out.get("occluder") else []),
+                if out.get("occluder") else [])
+            + ([f"a share {out.get('clean')} of the samples skips everything after the flips and 90-degree "
+                "rotations (low resolution, photometric, blur, noise, JPEG, erasing)"] if out.get("clean") else []),
             "unseen_camera_proxy": {
                 "folds": FOLDS, "row_rule": "row = (SLOT-1)//9 (zone rows of ../shared/scenarios/cnrpark-a)",
                 "bays": "even SLOT only (odd test bays never used)", "camera_profile": CAMERA_PROFILE},
@@ -944,6 +954,8 @@ def main():
                     help="probability of the scene-occluder augmentation (blob cut from a clear training patch)")
     ap.add_argument("--foliage", type=float, default=0.0,
                     help="occluder sources weighted 1 + FOLIAGE * foliage share (0 = uniform)")
+    ap.add_argument("--clean", type=float, default=0.0,
+                    help="share of samples that skip the photometric and degradation augmentations")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
