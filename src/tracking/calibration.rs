@@ -11,8 +11,7 @@
 //! itself and one bad sensor cannot drag it far. It moves only when that
 //! separates the samples clearly better than the threshold in force: one
 //! that already separates them is not pushed about by a few borderline
-//! scores. Pure: the pipeline feeds it
-//! and applies what it suggests.
+//! scores. Pure: the pipeline feeds it and applies what it suggests.
 
 use std::collections::VecDeque;
 
