@@ -159,7 +159,7 @@ mod tests {
         }
         assert_eq!(c.suggest(0.5, 0.5), None, "no empty-lane samples yet");
         // Empty lanes scoring 0.55-0.85 (a camera far off the model, or
-        // a bad sensor) call for about 0.89; the bound stops it at 0.8.
+        // a bad sensor) call for about 0.87; the bound stops it at 0.8.
         for s in scores(100, 0.7, 0.3) {
             c.observe(s, false);
         }
