@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::faults::smtp_receiver;
 use common::mqtt::*;
-use common::{Mosquitto, free_port, jpeg_frame};
+use common::{Mosquitto, jpeg_frame};
 use firelane::store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +27,18 @@ struct Hook {
     body: String,
 }
 
-/// A webhook receiver on `port`, started when called.
-async fn webhook_receiver(port: u16) -> Arc<Mutex<Vec<Hook>>> {
+/// A loopback port held for the webhook receiver: bound but not listening,
+/// so a connection to it is refused (the receiver is down) and no other
+/// test's free port can be this one meanwhile.
+fn hook_socket() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+/// A webhook receiver on the held `socket`, up from when this is called.
+async fn webhook_receiver(socket: tokio::net::TcpSocket) -> Arc<Mutex<Vec<Hook>>> {
     let seen: Arc<Mutex<Vec<Hook>>> = Arc::default();
     let store = seen.clone();
     let app = axum::Router::new().route(
@@ -45,9 +55,7 @@ async fn webhook_receiver(port: u16) -> Arc<Mutex<Vec<Hook>>> {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let listener = socket.listen(64).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     seen
 }
@@ -150,7 +158,7 @@ async fn drain(
 async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
     let broker = Mosquitto::start();
     let data = tempfile::tempdir().unwrap();
-    let hook_port = free_port();
+    let (hook, hook_port) = hook_socket();
     let (smtp_port, mails) = smtp_receiver().await;
     let cfg = data.path().join("site.toml");
     std::fs::write(
@@ -198,7 +206,7 @@ async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
         "{pending:?}"
     );
 
-    let hooks = webhook_receiver(hook_port).await;
+    let hooks = webhook_receiver(hook).await;
     let (shutdown, daemon) = start(&cfg).await;
     wait_until("the held webhooks", || hooks.lock().unwrap().len() >= 2).await;
     for k in 10..=12 {
@@ -330,8 +338,8 @@ async fn each_channel_gets_each_alert_once_through_an_outage_and_a_restart() {
 async fn quiet_hours_hold_people_channels_but_not_mqtt() {
     let broker = Mosquitto::start();
     let data = tempfile::tempdir().unwrap();
-    let hook_port = free_port();
-    let hooks = webhook_receiver(hook_port).await;
+    let (hook, hook_port) = hook_socket();
+    let hooks = webhook_receiver(hook).await;
     let (smtp_port, mails) = smtp_receiver().await;
     let now = firelane::base::time::wall_clock_ms();
     let t0 = now - 600_000;
