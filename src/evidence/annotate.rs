@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::base::geometry::ZonePolygon;
+use crate::base::geometry::{PixelRect, ZonePolygon};
 use crate::base::time::{Millis, format_rfc3339};
 
 use super::EvidenceError;
@@ -61,30 +61,44 @@ pub fn annotate(
     Ok(out)
 }
 
-/// The zone's outline and, for a tiled zone, each tile with its score.
+/// The zone's outline and, for a tiled zone, each tile with its score; the
+/// tile that gave the zone its score is outlined twice as thick.
 pub(super) fn draw_zone(img: &mut RgbImage, polygon: &ZonePolygon, tiles: &[f32], thickness: i64) {
     let (w, h) = img.dimensions();
     let rects = polygon.tiles(w, h);
     if tiles.len() > 1 && tiles.len() == rects.len() {
-        let scale = (w / 640).clamp(1, 4);
-        for (r, score) in rects.iter().zip(tiles) {
+        let best = tiles
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, s)| if *s > tiles[b] { i } else { b });
+        for (i, r) in rects.iter().enumerate() {
             let corners = [
                 (r.x0 as f64, r.y0 as f64),
                 (r.x1 as f64 - 1.0, r.y0 as f64),
                 (r.x1 as f64 - 1.0, r.y1 as f64 - 1.0),
                 (r.x0 as f64, r.y1 as f64 - 1.0),
             ];
-            for i in 0..4 {
-                draw_line(img, corners[i], corners[(i + 1) % 4], 1, YELLOW);
+            let line = if i == best { 2 } else { 1 };
+            for k in 0..4 {
+                draw_line(img, corners[k], corners[(k + 1) % 4], line, YELLOW);
             }
-            draw_text(
-                img,
-                r.x0 + 2,
-                r.y0 + 2,
-                &format!("{score:.2}"),
-                scale,
-                YELLOW,
-            );
+        }
+        let labels: Vec<String> = tiles.iter().map(|s| format!("{s:.2}")).collect();
+        let (scale, at) = tile_labels(&rects, 4, (w / 640).clamp(1, 4), best);
+        for ((x, y), text) in at
+            .into_iter()
+            .zip(&labels)
+            .filter_map(|(a, t)| Some((a?, t)))
+        {
+            let (tw, th) = (text.len() as u32 * 8 * scale, 8 * scale);
+            // A dark backing so the score reads on a bright car or sky.
+            for py in y.saturating_sub(1)..(y + th + 1).min(h) {
+                for px in x.saturating_sub(1)..(x + tw + 1).min(w) {
+                    let p = img.get_pixel_mut(px, py);
+                    p.0 = p.0.map(|v| v / 3);
+                }
+            }
+            draw_text(img, x, y, text, scale, YELLOW);
         }
     }
     let pts = polygon.to_pixels(w, h);
@@ -92,6 +106,88 @@ pub(super) fn draw_zone(img: &mut RgbImage, polygon: &ZonePolygon, tiles: &[f32]
         let (a, b) = (pts[i], pts[(i + 1) % pts.len()]);
         draw_line(img, a, b, thickness, RED);
     }
+}
+
+/// Where each tile's score label of `chars` characters goes, and at what
+/// text scale (at most `scale`). Tiles overlap by half, so labels in their
+/// corners ran into each other ("0.010.010.92"): each label is centred on
+/// its tile along the strip, and when neighbours' labels would touch they
+/// alternate between the tile's two long edges; the scale shrinks until
+/// they fit. Tiles too small for that keep only the label of `best`, the
+/// tile that gave the zone its score.
+fn tile_labels(
+    rects: &[PixelRect],
+    chars: u32,
+    scale: u32,
+    best: usize,
+) -> (u32, Vec<Option<(u32, u32)>>) {
+    let (first, last) = (rects[0], rects[rects.len() - 1]);
+    let horizontal = last.x0.abs_diff(first.x0) >= last.y0.abs_diff(first.y0);
+    let along = |r: &PixelRect| {
+        if horizontal {
+            (r.x0, r.x1)
+        } else {
+            (r.y0, r.y1)
+        }
+    };
+    let across = |r: &PixelRect| {
+        if horizontal {
+            (r.y0, r.y1)
+        } else {
+            (r.x0, r.x1)
+        }
+    };
+    let step = rects
+        .windows(2)
+        .map(|p| along(&p[1]).0.abs_diff(along(&p[0]).0))
+        .min()
+        .unwrap_or(u32::MAX);
+    let thick = rects
+        .iter()
+        .map(|r| across(r).1 - across(r).0)
+        .min()
+        .unwrap_or(0);
+    let size = |s: u32| {
+        let (tw, th) = (chars * 8 * s, 8 * s);
+        if horizontal { (tw, th) } else { (th, tw) }
+    };
+    let gap = 4;
+    let mut s = scale.max(1);
+    // (labels alternate between edges, every tile labelled, scale)
+    let (alternate, all, s) = loop {
+        // Along the strip a label takes `len`, across it `wide`.
+        let (len, wide) = size(s);
+        if step >= len + gap {
+            break (false, true, s);
+        }
+        if step * 2 >= len + gap && thick >= 2 * wide + 3 * gap {
+            break (true, true, s);
+        }
+        if s == 1 {
+            break (false, false, s);
+        }
+        s -= 1;
+    };
+    let at = rects
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if !all && i != best {
+                return None;
+            }
+            let (a0, a1) = along(r);
+            let (c0, c1) = across(r);
+            let (len, wide) = size(s);
+            let a = ((a0 + a1) / 2).saturating_sub(len / 2);
+            let c = if alternate && i % 2 == 1 {
+                c1.saturating_sub(gap + wide)
+            } else {
+                c0 + gap
+            };
+            Some(if horizontal { (a, c) } else { (c, a) })
+        })
+        .collect();
+    (s, at)
 }
 
 pub(super) fn draw_line(
@@ -184,5 +280,107 @@ mod tests {
             inside[1] > 90 && inside[0] < 90,
             "inside untouched, got {inside:?}"
         );
+    }
+
+    /// Each tile with its label's box, if it has one, at the scale chosen.
+    fn boxes(
+        zone: &ZonePolygon,
+        w: u32,
+        h: u32,
+        scale: u32,
+        best: usize,
+    ) -> Vec<(PixelRect, Option<PixelRect>)> {
+        let rects = zone.tiles(w, h);
+        let (s, at) = tile_labels(&rects, 4, scale, best);
+        let (tw, th) = (32 * s, 8 * s);
+        rects
+            .iter()
+            .zip(at)
+            .map(|(r, a)| {
+                let label = a.map(|(x, y)| PixelRect {
+                    x0: x,
+                    y0: y,
+                    x1: x + tw,
+                    y1: y + th,
+                });
+                (*r, label)
+            })
+            .collect()
+    }
+
+    /// Labels clear of each other and centred in their own tiles; every
+    /// tile labelled where the strip has room (cnrpark-a-lanes3's strips at
+    /// the full frame's and the close-up's sizes, an upright strip), else
+    /// at least the tile that decided (a strip 29 pixels thick).
+    #[test]
+    fn tile_labels_stay_in_their_tiles_and_apart() {
+        let strip = |x0: f64, y0: f64, x1: f64, y1: f64| {
+            ZonePolygon::new(vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]).unwrap()
+        };
+        let lanes3 = strip(0.0035, 0.0052, 0.3299, 0.1615);
+        let cases = [
+            ("lanes3 at 1440x960", &lanes3, 1440, 960, 2, true),
+            ("lanes3 at 640x427", &lanes3, 640, 427, 1, true),
+            (
+                "upright strip",
+                &strip(0.4, 0.05, 0.5, 0.95),
+                1440,
+                960,
+                2,
+                true,
+            ),
+            ("six-to-one", &strip(0.1, 0.2, 0.7, 0.35), 640, 480, 1, true),
+            (
+                "thin strip",
+                &strip(0.1, 0.5, 0.9, 0.53),
+                1440,
+                960,
+                2,
+                false,
+            ),
+        ];
+        for (name, zone, w, h, scale, every) in cases {
+            for best in [0, 1, zone.tiles(w, h).len() - 1] {
+                let b = boxes(zone, w, h, scale, best);
+                assert!(b.len() > 1, "{name}: tiled");
+                assert!(
+                    b[best].1.is_some(),
+                    "{name}: the deciding tile {best} is labelled"
+                );
+                assert_eq!(
+                    b.iter().all(|(_, l)| l.is_some()),
+                    every,
+                    "{name}: every tile labelled"
+                );
+                for (i, (tile, label)) in b.iter().enumerate() {
+                    let Some(label) = label else { continue };
+                    let (cx, cy) = ((label.x0 + label.x1) / 2, (label.y0 + label.y1) / 2);
+                    assert!(
+                        (tile.x0..tile.x1).contains(&cx) && (tile.y0..tile.y1).contains(&cy),
+                        "{name}: label {i} {label:?} not centred in its tile {tile:?}"
+                    );
+                    if every {
+                        assert!(
+                            label.x0 >= tile.x0
+                                && label.x1 <= tile.x1
+                                && label.y0 >= tile.y0
+                                && label.y1 <= tile.y1,
+                            "{name}: label {i} {label:?} outside its tile {tile:?}"
+                        );
+                    }
+                    for (j, (_, other)) in b.iter().enumerate().skip(i + 1) {
+                        let Some(other) = other else { continue };
+                        let apart = label.x1 <= other.x0
+                            || other.x1 <= label.x0
+                            || label.y1 <= other.y0
+                            || other.y1 <= label.y0;
+                        assert!(
+                            apart,
+                            "{name}: labels {i} {label:?} and {j} {other:?} overlap"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
