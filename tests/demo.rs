@@ -13,6 +13,8 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
     let here = tempfile::tempdir().unwrap();
     let data = here.path().join("demo-data");
     let port = free_port();
+    // Its log, kept for the failure message: an exit code alone says little.
+    let log = here.path().join("demo.log");
     let mut child = common::Reaped(
         Command::new(env!("CARGO_BIN_EXE_firelane"))
             .args(["demo", "--seconds", "20", "--listen"])
@@ -21,7 +23,7 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
             .arg(&data)
             .current_dir(here.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -84,5 +86,11 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+    assert!(
+        status.success(),
+        "{status:?}; its log ends:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
 }
