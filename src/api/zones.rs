@@ -40,9 +40,10 @@ pub struct ZoneJson {
     effective: Effective,
     sensors: Vec<String>,
     schedule: Option<ScheduleConfig>,
-    /// A long zone's tiles on the camera's latest frame, as fractions
-    /// `[x0, y0, x1, y1]` (empty for a zone scored whole, or no frame yet).
-    tiles: Vec<[f64; 4]>,
+    /// A long zone's tiles on the camera's latest frame, each its four
+    /// corners as `[x, y]` fractions, turned with a slanted strip (empty
+    /// for a zone scored whole, or no frame yet).
+    tiles: Vec<[[f64; 2]; 4]>,
     live: ZoneLive,
 }
 
@@ -132,8 +133,8 @@ fn zone_json(state: &ApiState, config: &Config, id: &str) -> Option<ZoneJson> {
     })
 }
 
-/// The zone's tiles on its camera's latest frame, as fractions.
-fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
+/// The zone's tiles on its camera's latest frame, as corner fractions.
+fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[[f64; 2]; 4]> {
     let live = state.live.read().expect("live lock");
     let Some(f) = live.frames.get(&zone.camera) else {
         return Vec::new();
@@ -145,14 +146,7 @@ fn tiles_of(state: &ApiState, zone: &crate::config::Zone) -> Vec<[f64; 4]> {
     }
     tiles
         .iter()
-        .map(|t| {
-            [
-                f64::from(t.x0) / w,
-                f64::from(t.y0) / h,
-                f64::from(t.x1) / w,
-                f64::from(t.y1) / h,
-            ]
-        })
+        .map(|t| t.corners().map(|(x, y)| [x / w, y / h]))
         .collect()
 }
 

@@ -168,6 +168,19 @@ impl ZonePolygon {
     }
 }
 
+/// Whether point `p` lies inside the polygon `pts` (both in the same
+/// units; even-odd rule, as [`ZonePolygon::mask`]).
+pub fn inside(pts: &[(f64, f64)], p: (f64, f64)) -> bool {
+    let mut odd = false;
+    for (i, a) in pts.iter().enumerate() {
+        let b = pts[(i + 1) % pts.len()];
+        if (a.1 > p.1) != (b.1 > p.1) && p.0 < a.0 + (p.1 - a.1) * (b.0 - a.0) / (b.1 - a.1) {
+            odd = !odd;
+        }
+    }
+    odd
+}
+
 /// Whether all points lie on one line (or coincide).
 fn collinear(points: &[[f64; 2]]) -> bool {
     let a = points[0];

@@ -3,6 +3,7 @@
 use image::{Rgb, RgbImage};
 
 use crate::base::geometry::{PixelRect, ZonePolygon};
+use crate::base::tiles::Tile;
 use crate::base::time::{Millis, format_rfc3339};
 
 use super::EvidenceError;
@@ -65,25 +66,30 @@ pub fn annotate(
 /// tile that gave the zone its score is outlined twice as thick.
 pub(super) fn draw_zone(img: &mut RgbImage, polygon: &ZonePolygon, tiles: &[f32], thickness: i64) {
     let (w, h) = img.dimensions();
-    let rects = polygon.tiles(w, h);
-    if tiles.len() > 1 && tiles.len() == rects.len() {
+    let shapes = polygon.tiles(w, h);
+    if tiles.len() > 1 && tiles.len() == shapes.len() {
         let best = tiles
             .iter()
             .enumerate()
             .fold(0, |b, (i, s)| if *s > tiles[b] { i } else { b });
-        for (i, r) in rects.iter().enumerate() {
-            let corners = [
-                (r.x0 as f64, r.y0 as f64),
-                (r.x1 as f64 - 1.0, r.y0 as f64),
-                (r.x1 as f64 - 1.0, r.y1 as f64 - 1.0),
-                (r.x0 as f64, r.y1 as f64 - 1.0),
-            ];
+        for (i, tile) in shapes.iter().enumerate() {
+            let corners = match tile {
+                // On the tile's outer pixels, not beyond them.
+                Tile::Upright(r) => [
+                    (r.x0 as f64, r.y0 as f64),
+                    (r.x1 as f64 - 1.0, r.y0 as f64),
+                    (r.x1 as f64 - 1.0, r.y1 as f64 - 1.0),
+                    (r.x0 as f64, r.y1 as f64 - 1.0),
+                ],
+                Tile::Turned(c) => *c,
+            };
             let line = if i == best { 2 } else { 1 };
             for k in 0..4 {
                 draw_line(img, corners[k], corners[(k + 1) % 4], line, YELLOW);
             }
         }
         let labels: Vec<String> = tiles.iter().map(|s| format!("{s:.2}")).collect();
+        let rects: Vec<PixelRect> = shapes.iter().map(Tile::label_box).collect();
         let (scale, at) = tile_labels(&rects, 4, (w / 640).clamp(1, 4), best);
         for ((x, y), text) in at
             .into_iter()
@@ -290,7 +296,7 @@ mod tests {
         scale: u32,
         best: usize,
     ) -> Vec<(PixelRect, Option<PixelRect>)> {
-        let rects = zone.tiles(w, h);
+        let rects: Vec<PixelRect> = zone.tiles(w, h).iter().map(Tile::label_box).collect();
         let (s, at) = tile_labels(&rects, 4, scale, best);
         let (tw, th) = (32 * s, 8 * s);
         rects
@@ -318,6 +324,17 @@ mod tests {
             ZonePolygon::new(vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]).unwrap()
         };
         let lanes3 = strip(0.0035, 0.0052, 0.3299, 0.1615);
+        // lanes3's strip turned 20 degrees about its centre (tiles turned
+        // with it; labels in the upright square inside each).
+        let slanted = {
+            let (s, c) = 20f64.to_radians().sin_cos();
+            let (cx, cy, hl, ht) = (300.0, 160.0, 235.0, 75.0);
+            let p = |i: f64, j: f64| {
+                let (x, y) = (cx + i * hl * c - j * ht * s, cy + i * hl * s + j * ht * c);
+                [x / 1440.0, y / 960.0]
+            };
+            ZonePolygon::new(vec![p(-1.0, -1.0), p(1.0, -1.0), p(1.0, 1.0), p(-1.0, 1.0)]).unwrap()
+        };
         let cases = [
             ("lanes3 at 1440x960", &lanes3, 1440, 960, 2, true),
             ("lanes3 at 640x427", &lanes3, 640, 427, 1, true),
@@ -330,6 +347,7 @@ mod tests {
                 true,
             ),
             ("six-to-one", &strip(0.1, 0.2, 0.7, 0.35), 640, 480, 1, true),
+            ("lanes3 at 20 degrees", &slanted, 1440, 960, 2, true),
             (
                 "thin strip",
                 &strip(0.1, 0.5, 0.9, 0.53),

@@ -4,6 +4,7 @@ use fast_image_resize as fir;
 use image::RgbImage;
 
 use crate::base::geometry::{PixelRect, ZonePolygon};
+use crate::base::tiles::Tile;
 
 use super::card::CardInput;
 
@@ -16,7 +17,12 @@ pub fn crop_len(input: &CardInput) -> usize {
 /// polygon's outside filled with the mean colour when the card says so).
 pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> RgbImage {
     let (fw, fh) = frame.dimensions();
-    tile_crop(frame, polygon, polygon.bounding_box(fw, fh), input)
+    tile_crop(
+        frame,
+        polygon,
+        Tile::Upright(polygon.bounding_box(fw, fh)),
+        input,
+    )
 }
 
 /// One tile of a zone (see [`ZonePolygon::tiles`]), resized to the model's
@@ -24,24 +30,81 @@ pub fn zone_crop(frame: &RgbImage, polygon: &ZonePolygon, input: &CardInput) -> 
 pub fn tile_crop(
     frame: &RgbImage,
     polygon: &ZonePolygon,
-    rect: PixelRect,
+    tile: Tile,
     input: &CardInput,
 ) -> RgbImage {
     let (fw, fh) = frame.dimensions();
-    // Copied out first: resizing with a crop box would let the filter read
-    // the frame's pixels beyond the tile's edge.
-    let mut crop = copy_rect(frame, rect);
-    if !input.mask_outside_polygon {
-        return resize(&crop, input);
-    }
     let mean = [0, 1, 2].map(|c| (input.mean[c] / input.scale).round().clamp(0.0, 255.0) as u8);
-    let mask = polygon.mask(rect, fw, fh);
-    for (px, inside) in crop.pixels_mut().zip(mask) {
-        if !inside {
-            px.0 = mean;
+    match tile {
+        Tile::Upright(rect) => {
+            // Copied out first: resizing with a crop box would let the
+            // filter read the frame's pixels beyond the tile's edge.
+            let mut crop = copy_rect(frame, rect);
+            if input.mask_outside_polygon {
+                let mask = polygon.mask(rect, fw, fh);
+                for (px, inside) in crop.pixels_mut().zip(mask) {
+                    if !inside {
+                        px.0 = mean;
+                    }
+                }
+            }
+            resize(&crop, input)
+        }
+        Tile::Turned(corners) => {
+            let mut crop = turned_copy(frame, corners);
+            if input.mask_outside_polygon {
+                let pts = polygon.to_pixels(fw, fh);
+                let size = crop.dimensions();
+                for (i, px) in crop.pixels_mut().enumerate() {
+                    let (col, row) = (i as u32 % size.0, i as u32 / size.0);
+                    if !crate::base::geometry::inside(&pts, sample_at(corners, size, col, row)) {
+                        px.0 = mean;
+                    }
+                }
+            }
+            resize(&crop, input)
         }
     }
-    resize(&crop, input)
+}
+
+/// Where pixel (`col`, `row`) of a `w` x `h` turned crop takes its centre
+/// from, in frame pixel coordinates.
+fn sample_at(c: [(f64, f64); 4], (w, h): (u32, u32), col: u32, row: u32) -> (f64, f64) {
+    let (u, v) = ((col as f64 + 0.5) / w as f64, (row as f64 + 0.5) / h as f64);
+    (
+        c[0].0 + (c[1].0 - c[0].0) * u + (c[3].0 - c[0].0) * v,
+        c[0].1 + (c[1].1 - c[0].1) * u + (c[3].1 - c[0].1) * v,
+    )
+}
+
+/// A turned tile sampled into an upright image at the frame's own pixel
+/// size (bilinear; beyond the frame's edge its edge pixels repeat), so the
+/// same antialiased resize as an upright tile's brings it to the input.
+fn turned_copy(frame: &RgbImage, corners: [(f64, f64); 4]) -> RgbImage {
+    let (fw, fh) = frame.dimensions();
+    let len = |a: (f64, f64), b: (f64, f64)| ((b.0 - a.0).hypot(b.1 - a.1).round() as u32).max(1);
+    let size = (len(corners[0], corners[1]), len(corners[0], corners[3]));
+    let src = frame.as_raw();
+    let stride = fw as usize * 3;
+    let mut out = Vec::with_capacity((size.0 * size.1) as usize * 3);
+    for row in 0..size.1 {
+        for col in 0..size.0 {
+            let (x, y) = sample_at(corners, size, col, row);
+            // Pixel centres sit at +0.5.
+            let x = (x - 0.5).clamp(0.0, (fw - 1) as f64);
+            let y = (y - 0.5).clamp(0.0, (fh - 1) as f64);
+            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+            let (x1, y1) = ((x0 + 1).min(fw as usize - 1), (y0 + 1).min(fh as usize - 1));
+            let (ax, ay) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+            for ch in 0..3 {
+                let at = |xx: usize, yy: usize| src[yy * stride + xx * 3 + ch] as f32;
+                let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * ax;
+                let bottom = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * ax;
+                out.push((top + (bottom - top) * ay).round() as u8);
+            }
+        }
+    }
+    RgbImage::from_raw(size.0, size.1, out).expect("w x h x 3 bytes")
 }
 
 /// `rect` of `frame` as its own image, row by row (`SubImage::to_image`
@@ -176,6 +239,45 @@ pub(crate) mod tests {
             let theirs = image::imageops::crop_imm(&frame, x0, y0, x1 - x0, y1 - y0).to_image();
             assert_eq!(copy_rect(&frame, rect), theirs, "{x0},{y0}..{x1},{y1}");
         }
+    }
+
+    /// A strip at 30 degrees, red on blue: its turned tiles see the strip
+    /// and hardly anything beside it, its bounding box mostly the blue.
+    #[test]
+    fn a_slanted_strips_turned_tiles_see_the_strip() {
+        let (s, c) = 30f64.to_radians().sin_cos();
+        let p = |i: f64, j: f64| {
+            (
+                200.0 + i * 150.0 * c - j * 25.0 * s,
+                200.0 + i * 150.0 * s + j * 25.0 * c,
+            )
+        };
+        let pts = [p(-1.0, -1.0), p(1.0, -1.0), p(1.0, 1.0), p(-1.0, 1.0)];
+        let zone =
+            ZonePolygon::new(pts.iter().map(|q| [q.0 / 400.0, q.1 / 400.0]).collect()).unwrap();
+        let frame = RgbImage::from_fn(400, 400, |x, y| {
+            if crate::base::geometry::inside(&pts, (x as f64 + 0.5, y as f64 + 0.5)) {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let red = |img: &RgbImage| {
+            let n = img
+                .pixels()
+                .filter(|px| px.0[0] > 200 && px.0[2] < 55)
+                .count();
+            n as f64 / (img.width() * img.height()) as f64
+        };
+        let tiles = zone.tiles(400, 400);
+        assert_eq!(tiles.len(), 11, "{tiles:?}");
+        for (k, t) in tiles.iter().enumerate() {
+            assert!(matches!(t, Tile::Turned(_)), "{t:?}");
+            let crop = tile_crop(&frame, &zone, *t, &input(false));
+            assert_eq!(crop.dimensions(), (8, 8));
+            assert!(red(&crop) >= 0.75, "tile {k}: {:.2} red", red(&crop));
+        }
+        assert!(red(&zone_crop(&frame, &zone, &input(false))) < 0.4);
     }
 
     #[test]

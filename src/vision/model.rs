@@ -281,10 +281,10 @@ impl Classifier {
             let tiles = zone.tiles(fw, fh);
             per_zone.push(tiles.len());
             let count = tiles.len();
-            for (t, rect) in tiles.into_iter().enumerate() {
+            for (t, tile) in tiles.into_iter().enumerate() {
                 let start = data.len();
                 data.resize(start + len, 0.0);
-                let c = crop::tile_crop(frame, zone, rect, &self.card.input);
+                let c = crop::tile_crop(frame, zone, tile, &self.card.input);
                 let sig = reuse.as_ref().map(|_| Signature::of(&c));
                 let kept = reuse
                     .as_ref()

@@ -552,8 +552,11 @@
     }
 
     /**
-     * A long zone is scored as overlapping tiles (the server sends them as
-     * frame fractions): each drawn as a thin box with its own live score.
+     * A long zone is scored as overlapping tiles (the server sends each as
+     * its four corners in frame fractions, turned with a slanted strip):
+     * each drawn as a thin outline with its own live score at its centre,
+     * alternating above and below the centre so neighbours' scores do not
+     * run into each other.
      */
     tileShapes(g, zone) {
       const tiles = Array.isArray(zone.tiles) ? zone.tiles : [];
@@ -561,11 +564,16 @@
       const { w, h } = this.dims();
       const u = this.unit;
       return tiles.map((t, i) => {
-        const box = svg('rect', {
-          class: 'zone-tile', x: t[0] * w, y: t[1] * h, width: (t[2] - t[0]) * w, height: (t[3] - t[1]) * h,
+        const pts = t.map((p) => [p[0] * w, p[1] * h]);
+        const box = svg('polygon', {
+          class: 'zone-tile', points: pts.map((p) => p.join(',')).join(' '),
           'data-testid': `tile-${zone.id}-${i}`,
         });
-        const text = svg('text', { class: 'zone-tile-score', x: t[0] * w + 3 * u, y: t[1] * h + 12 * u, 'font-size': 11 * u });
+        const cx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
+        const cy = pts.reduce((a, p) => a + p[1], 0) / pts.length + (i % 2 ? 8 : -4) * u;
+        const text = svg('text', {
+          class: 'zone-tile-score', x: cx, y: cy, 'text-anchor': 'middle', 'font-size': 11 * u,
+        });
         g.append(box, text);
         return text;
       });
