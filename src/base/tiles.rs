@@ -24,6 +24,10 @@ pub const MAX_ASPECT: f64 = 1.5;
 pub const MAX_UPRIGHT_DEG: f64 = 10.0;
 /// Tiles overlap by half, so a car on a tile boundary is whole in one.
 const STRIDE: f64 = 0.5;
+/// A strip whose thickest stretch is this much thicker than its thinnest
+/// (a kerb seen in perspective, wide near the camera, thin far off) gets
+/// tiles as thick as the strip where each lies, not all its mean.
+const TAPER: f64 = 1.4;
 
 /// One square of a zone to score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +108,23 @@ impl ZonePolygon {
             return vec![bbox];
         }
         let pts = self.to_pixels(width, height);
+        let along0 = if horizontal { bbox.x0 } else { bbox.y0 } as f64;
+        if let Some(squares) = tapered(&pts, horizontal, along0, long, short) {
+            return squares
+                .into_iter()
+                .map(|(a, c, side)| {
+                    let (x, y) = if horizontal { (a, c) } else { (c, a) };
+                    let x0 = (x.floor().max(0.0) as u32).min(width - 1);
+                    let y0 = (y.floor().max(0.0) as u32).min(height - 1);
+                    PixelRect {
+                        x0,
+                        y0,
+                        x1: ((x + side).ceil() as u32).clamp(x0 + 1, width),
+                        y1: ((y + side).ceil() as u32).clamp(y0 + 1, height),
+                    }
+                })
+                .collect();
+        }
         // The strip's mean thickness across its long axis: its area over
         // its length (a diagonal strip is thinner than its bounding box).
         let thickness = (shoelace(&pts) / long).clamp(1.0, short);
@@ -204,15 +225,22 @@ fn turned_tiles(pts: &[(f64, f64)], turn: f64) -> Vec<Tile> {
     } else {
         (bv, bu, lo.1)
     };
-    let side = (shoelace(&local) / long).clamp(1.0, short.max(1.0));
-    // Turned coordinates carry rounding: 4.000000001 strides are 4.
-    let n = (((long - side) / (side * STRIDE) - 1e-9).ceil() as usize + 1).max(2);
-    let step = (long - side) / (n - 1) as f64;
-    (0..n)
-        .map(|k| {
-            let a = along0 + k as f64 * step;
-            let (c_lo, c_hi) = extent_across(&local, horizontal, a, a + side);
-            let c = (c_lo + c_hi) / 2.0 - side / 2.0;
+    let squares = tapered(&local, horizontal, along0, long, short).unwrap_or_else(|| {
+        let side = (shoelace(&local) / long).clamp(1.0, short.max(1.0));
+        // Turned coordinates carry rounding: 4.000000001 strides are 4.
+        let n = (((long - side) / (side * STRIDE) - 1e-9).ceil() as usize + 1).max(2);
+        let step = (long - side) / (n - 1) as f64;
+        (0..n)
+            .map(|k| {
+                let a = along0 + k as f64 * step;
+                let (c_lo, c_hi) = extent_across(&local, horizontal, a, a + side);
+                (a, (c_lo + c_hi) / 2.0 - side / 2.0, side)
+            })
+            .collect()
+    });
+    squares
+        .into_iter()
+        .map(|(a, c, side)| {
             let (u0, v0) = if horizontal { (a, c) } else { (c, a) };
             Tile::Turned([
                 back((u0, v0)),
@@ -222,6 +250,82 @@ fn turned_tiles(pts: &[(f64, f64)], turn: f64) -> Vec<Tile> {
             ])
         })
         .collect()
+}
+
+/// For a strip whose thickness changes along it by more than [`TAPER`]
+/// (`pts` running along the first axis if `horizontal`, else the second,
+/// from `along0` for `long`): squares as thick as the strip where each
+/// lies, overlapping by half, as (start along, start across, side). `None`
+/// for a strip of even thickness.
+fn tapered(
+    pts: &[(f64, f64)],
+    horizontal: bool,
+    along0: f64,
+    long: f64,
+    short: f64,
+) -> Option<Vec<(f64, f64, f64)>> {
+    let thick = |a: f64, len: f64| slice_area(pts, horizontal, a, a + len) / len;
+    // Eight stretches, the two ends left out: a strip cut square to a
+    // slanted kerb is thin at its ends without tapering.
+    let eighth = long / 8.0;
+    let inner: Vec<f64> = (1..7)
+        .map(|k| thick(along0 + k as f64 * eighth, eighth))
+        .collect();
+    let (thin, thickest) = inner.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &t| {
+        (lo.min(t), hi.max(t))
+    });
+    if thin <= 0.0 || thickest < thin * TAPER {
+        return None;
+    }
+    let mean = shoelace(pts) / long;
+    let end = along0 + long;
+    let mut out = Vec::new();
+    let mut a = along0;
+    while out.len() < 1000 {
+        // As thick as the strip over the tile's own length.
+        let mut side = mean;
+        for _ in 0..4 {
+            let len = side.min(end - a).max(1.0);
+            side = thick(a, len).clamp((mean / 4.0).max(1.0), short.max(1.0));
+        }
+        let last = a + side >= end;
+        if last {
+            a = (end - side).max(along0);
+        }
+        let (lo, hi) = extent_across(pts, horizontal, a, a + side);
+        out.push((a, (lo + hi) / 2.0 - side / 2.0, side));
+        if last {
+            break;
+        }
+        a += side * STRIDE;
+    }
+    Some(out)
+}
+
+/// The polygon's area between `a0` and `a1` along its long axis (clipped
+/// to that slice: Sutherland-Hodgman against its two borders).
+fn slice_area(pts: &[(f64, f64)], horizontal: bool, a0: f64, a1: f64) -> f64 {
+    let along = |p: (f64, f64)| if horizontal { p.0 } else { p.1 };
+    let mut poly = pts.to_vec();
+    for (border, above) in [(a0, true), (a1, false)] {
+        let keep = |p: (f64, f64)| (along(p) >= border) == above || along(p) == border;
+        let mut out = Vec::with_capacity(poly.len() + 2);
+        for i in 0..poly.len() {
+            let (p, q) = (poly[i], poly[(i + 1) % poly.len()]);
+            if keep(p) {
+                out.push(p);
+            }
+            if keep(p) != keep(q) {
+                let t = (border - along(p)) / (along(q) - along(p));
+                out.push((p.0 + (q.0 - p.0) * t, p.1 + (q.1 - p.1) * t));
+            }
+        }
+        if out.len() < 3 {
+            return 0.0;
+        }
+        poly = out;
+    }
+    shoelace(&poly)
 }
 
 /// Twice-signed area halved: the polygon's area in pixels.
@@ -264,191 +368,5 @@ fn extent_across(pts: &[(f64, f64)], horizontal: bool, a0: f64, a1: f64) -> (f64
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn zone(points: &[[f64; 2]]) -> ZonePolygon {
-        ZonePolygon::new(points.to_vec()).unwrap()
-    }
-
-    /// The tiles as pixel rectangles; every one must be upright.
-    fn upright(tiles: Vec<Tile>) -> Vec<PixelRect> {
-        tiles
-            .into_iter()
-            .map(|t| match t {
-                Tile::Upright(r) => r,
-                Tile::Turned(c) => panic!("turned tile {c:?}"),
-            })
-            .collect()
-    }
-
-    fn turned(tiles: Vec<Tile>) -> Vec<[(f64, f64); 4]> {
-        tiles
-            .into_iter()
-            .map(|t| match t {
-                Tile::Turned(c) => c,
-                Tile::Upright(r) => panic!("upright tile {r:?}"),
-            })
-            .collect()
-    }
-
-    /// A strip `long` x `thick` px centred at (500, 500) of a 1000 px
-    /// frame, its long axis at `deg` degrees (y down).
-    fn strip(long: f64, thick: f64, deg: f64) -> ZonePolygon {
-        let (s, c) = deg.to_radians().sin_cos();
-        let (a, n) = (
-            (c * long / 2.0, s * long / 2.0),
-            (-s * thick / 2.0, c * thick / 2.0),
-        );
-        let p = |i: f64, j: f64| {
-            [
-                (500.0 + i * a.0 + j * n.0) / 1000.0,
-                (500.0 + i * a.1 + j * n.1) / 1000.0,
-            ]
-        };
-        zone(&[p(-1.0, -1.0), p(1.0, -1.0), p(1.0, 1.0), p(-1.0, 1.0)])
-    }
-
-    #[test]
-    fn a_bay_is_one_tile_its_bounding_box() {
-        let z = zone(&[[0.1, 0.1], [0.2, 0.1], [0.2, 0.25], [0.1, 0.25]]);
-        assert_eq!(
-            z.tiles(1000, 1000),
-            vec![Tile::Upright(z.bounding_box(1000, 1000))]
-        );
-    }
-
-    /// A bay at a slant is one tile too: its own rectangle turned back
-    /// square to the frame, not a bounding box with its neighbours' corners.
-    #[test]
-    fn a_slanted_bay_is_one_tile_turned_with_it() {
-        let z = strip(120.0, 100.0, 30.0);
-        let tiles = turned(z.tiles(1000, 1000));
-        assert_eq!(tiles.len(), 1, "{tiles:?}");
-        let t = tiles[0];
-        let side = |a: (f64, f64), b: (f64, f64)| (b.0 - a.0).hypot(b.1 - a.1);
-        assert!((side(t[0], t[1]) - 120.0).abs() < 1e-6, "{t:?}");
-        assert!((side(t[0], t[3]) - 100.0).abs() < 1e-6, "{t:?}");
-        let (dx, dy) = (t[1].0 - t[0].0, t[1].1 - t[0].1);
-        assert!((dy.atan2(dx).to_degrees() - 30.0).abs() < 1e-6, "{t:?}");
-    }
-
-    #[test]
-    fn a_strip_three_times_longer_than_wide_is_cut_into_overlapping_squares() {
-        // 300 x 100 px.
-        let z = zone(&[[0.1, 0.5], [0.4, 0.5], [0.4, 0.6], [0.1, 0.6]]);
-        let tiles = upright(z.tiles(1000, 1000));
-        assert_eq!(tiles.len(), 5, "{tiles:?}");
-        for t in &tiles {
-            assert_eq!((t.width(), t.height()), (100, 100), "{t:?}");
-            assert_eq!((t.y0, t.y1), (500, 600));
-        }
-        assert_eq!(tiles[0].x0, 100);
-        assert_eq!(tiles[4].x1, 400);
-        // Neighbours overlap by half a tile.
-        assert_eq!(tiles[1].x0, 150);
-    }
-
-    #[test]
-    fn a_vertical_strip_is_cut_along_its_height() {
-        let z = zone(&[[0.5, 0.1], [0.55, 0.1], [0.55, 0.4], [0.5, 0.4]]);
-        let tiles = upright(z.tiles(1000, 1000));
-        assert!(tiles.len() >= 6);
-        assert!(tiles.iter().all(|t| t.x0 == 500 && t.width() == 50));
-    }
-
-    #[test]
-    fn a_strip_at_a_slight_slant_is_followed_by_upright_tiles() {
-        // A band falling 0.15 px per px (8.5 degrees), 60 px thick.
-        let z = zone(&[[0.1, 0.1], [0.7, 0.19], [0.7, 0.25], [0.1, 0.16]]);
-        let tiles = upright(z.tiles(1000, 1000));
-        assert!(tiles.len() >= 3, "{tiles:?}");
-        // Each tile sits on the band where it passes, lower to the right.
-        for w in tiles.windows(2) {
-            assert!(w[1].y0 >= w[0].y0, "{tiles:?}");
-        }
-        for t in &tiles {
-            let x = (t.x0 + t.x1) as f64 / 2.0;
-            let middle = 130.0 + (x - 100.0) * 0.15;
-            assert!(
-                (t.y0 as f64) < middle && middle < t.y1 as f64,
-                "{t:?} misses the band at x {x}"
-            );
-        }
-    }
-
-    /// Slanted strips (table: angle, expected turn of the tiles) get
-    /// squares turned with them, as thick as the strip, along its middle,
-    /// overlapping by half.
-    #[test]
-    fn a_slanted_strip_gets_tiles_turned_with_it() {
-        for (deg, turn) in [
-            (20.0, 20.0),
-            (-30.0, -30.0),
-            (40.0, 40.0),
-            (70.0, -20.0),
-            (125.0, 35.0),
-        ] {
-            let z = strip(300.0, 100.0, deg);
-            let tiles = turned(z.tiles(1000, 1000));
-            assert_eq!(tiles.len(), 5, "{deg}: {tiles:?}");
-            let (s, c) = f64::to_radians(deg).sin_cos();
-            for (k, t) in tiles.iter().enumerate() {
-                let (dx, dy) = (t[1].0 - t[0].0, t[1].1 - t[0].1);
-                assert!((dx.hypot(dy) - 100.0).abs() < 1e-6, "{deg}: side {t:?}");
-                let got = dy.atan2(dx).to_degrees();
-                assert!(
-                    (got - turn).abs() < 1e-6,
-                    "{deg}: rows turned {got}, want {turn}"
-                );
-                // Centres on the strip's middle line, 50 px apart.
-                let (cx, cy) = ((t[0].0 + t[2].0) / 2.0, (t[0].1 + t[2].1) / 2.0);
-                let along = (cx - 500.0) * c + (cy - 500.0) * s;
-                let across = -(cx - 500.0) * s + (cy - 500.0) * c;
-                assert!(
-                    across.abs() < 1e-6,
-                    "{deg}: tile {k} off the middle by {across}"
-                );
-                let want = (k as f64 - 2.0) * 50.0;
-                assert!(
-                    (along.abs() - want.abs()).abs() < 1e-6,
-                    "{deg}: tile {k} at {along}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_turned_tiles_label_box_is_inside_it() {
-        let z = strip(300.0, 100.0, 30.0);
-        for t in z.tiles(1000, 1000) {
-            let b = t.label_box();
-            let c = t.corners();
-            let (cx, cy) = ((c[0].0 + c[2].0) / 2.0, (c[0].1 + c[2].1) / 2.0);
-            // 100 / (cos 30 + sin 30) = 73.2 px, centred on the tile.
-            assert!(
-                (72..=74).contains(&b.width()) && (72..=74).contains(&b.height()),
-                "{b:?}"
-            );
-            assert!(
-                ((b.x0 + b.x1) as f64 / 2.0 - cx).abs() <= 1.0,
-                "{b:?} vs {cx}"
-            );
-            assert!(
-                ((b.y0 + b.y1) as f64 / 2.0 - cy).abs() <= 1.0,
-                "{b:?} vs {cy}"
-            );
-        }
-    }
-
-    #[test]
-    fn tiles_stay_inside_the_frame() {
-        let z = zone(&[[0.0, 0.95], [1.0, 0.95], [1.0, 1.0], [0.0, 1.0]]);
-        for t in upright(z.tiles(640, 480)) {
-            assert!(
-                t.x1 <= 640 && t.y1 <= 480 && t.x0 < t.x1 && t.y0 < t.y1,
-                "{t:?}"
-            );
-        }
-    }
-}
+#[path = "tiles_tests.rs"]
+mod tests;
