@@ -518,6 +518,19 @@ async fn zone_editor_in_headless_chromium_draws_saves_and_sees_it_applied() {
     assert_eq!(zone.name.as_deref(), Some("Browser zone"));
     let z = site.get("/api/zones/browser-zone", &operator).await;
     assert!(z["live"]["score"].is_number(), "{z}");
+    // The slanted strip's tiles, as the page drew them: squares turned
+    // with it, each given by its four corners.
+    let tiles = z["tiles"].as_array().unwrap();
+    assert_eq!(result["tiles"].as_u64(), Some(tiles.len() as u64), "{z}");
+    for t in tiles {
+        let c: [[f64; 2]; 4] = serde_json::from_value(t.clone()).unwrap();
+        let (dx, dy) = ((c[1][0] - c[0][0]) * 640.0, (c[1][1] - c[0][1]) * 480.0);
+        let turn = dy.atan2(dx).to_degrees();
+        assert!(
+            (10.0..25.0).contains(&turn),
+            "tile turned {turn:.1} degrees: {t}"
+        );
+    }
     site.stop().await;
 }
 

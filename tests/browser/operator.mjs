@@ -23,7 +23,9 @@ const OVERALL_TIMEOUT_MS = 150_000;
 const STEP_TIMEOUT_MS = 20_000;
 const SCORE_TIMEOUT_MS = 30_000;
 // Where the corners go, as fractions of the frame element's box (clockwise).
-const CORNERS = [[0.2, 0.2], [0.6, 0.2], [0.6, 0.7], [0.2, 0.7]];
+// A strip along a kerb at a slant (about 17 degrees, five times longer than
+// thick): the server cuts it into tiles turned with it, drawn on the frame.
+const CORNERS = [[0.1, 0.3], [0.7, 0.55], [0.7, 0.7], [0.1, 0.45]];
 
 const log = logger('operator');
 
@@ -133,6 +135,22 @@ async function run() {
   const state = await page.locator(tid(`zone-${zone}`)).getAttribute('data-state');
   log(`live score ${score} (${state})`);
 
+  // 8. The strip's tiles: turned outlines on the frame, each with its live score.
+  const tileSel = `[data-testid^="tile-${zone}-"]`;
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length >= 3, tileSel,
+    { timeout: SCORE_TIMEOUT_MS, polling: 250 });
+  const tileShapes = await page.locator(tileSel).evaluateAll((els) => els.map((e) => e.getAttribute('points')));
+  for (const pts of tileShapes) {
+    const p = (pts || '').trim().split(/\s+/).map((xy) => xy.split(',').map(Number));
+    if (p.length !== 4) throw new Error(`tile drawn with ${p.length} points: ${pts}`);
+    if (Math.abs(p[1][1] - p[0][1]) < 1) throw new Error(`tile not turned with the strip: ${pts}`);
+  }
+  await page.waitForFunction((n) => {
+    const t = [...document.querySelectorAll('.zone-tile-score')].map((e) => e.textContent.trim());
+    return t.filter((x) => /^\d+(\.\d+)?$/.test(x)).length >= n;
+  }, tileShapes.length, { timeout: SCORE_TIMEOUT_MS, polling: 250 });
+  log(`${tileShapes.length} turned tiles drawn, each scored`);
+
   const historyRows = await page.locator(tid('history-row')).count();
   log(`config history shows ${historyRows} version(s)`);
 
@@ -141,7 +159,7 @@ async function run() {
     log(`screenshot saved to ${screenshotPath}`);
   }
 
-  return { ok: true, zone, points, problem_seen: true, score, version };
+  return { ok: true, zone, points, problem_seen: true, score, version, tiles: tileShapes.length };
 }
 
 await main('operator.mjs', OVERALL_TIMEOUT_MS, run);

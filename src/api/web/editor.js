@@ -504,7 +504,13 @@
       if (!d) { this.draftLayer.replaceChildren(); return; }
       const label = d.isNew ? (d.id.trim() || 'new zone') : d.origId;
       const parts = this.zoneShape(d.isNew ? null : d.origId, d.name, d.polygon, true, label);
-      this.paintLive(parts, d.isNew ? null : this.zones.get(d.origId) || null);
+      const saved = d.isNew ? null : this.zones.get(d.origId) || null;
+      // The saved tiles while the outline is as saved; a moved outline is
+      // tiled anew when it is saved.
+      if (saved && JSON.stringify(saved.polygon) === JSON.stringify(d.polygon)) {
+        parts.tiles = this.tileShapes(parts.g, saved);
+      }
+      this.paintLive(parts, saved);
       if (!d.isNew) this.draftNodes = parts;
       const { w, h } = this.dims();
       const u = this.unit;
