@@ -22,6 +22,9 @@ use super::geometry::{PixelRect, ZonePolygon};
 pub const MAX_ASPECT: f64 = 1.5;
 /// Strips up to this many degrees off the frame's axes get upright tiles.
 pub const MAX_UPRIGHT_DEG: f64 = 10.0;
+/// A slanted zone scored whole is turned only when it fills this much of
+/// its smallest enclosing rectangle.
+const MIN_FILL: f64 = 0.85;
 /// Tiles overlap by half, so a car on a tile boundary is whole in one.
 const STRIDE: f64 = 0.5;
 /// A strip whose thickest stretch is this much thicker than its thinnest
@@ -84,11 +87,19 @@ impl ZonePolygon {
         let pts = self.to_pixels(width, height);
         match slant(&pts) {
             Some((turn, long, short)) if turn.abs() > MAX_UPRIGHT_DEG.to_radians() => {
-                if long <= short * MAX_ASPECT {
-                    vec![turned_whole(&pts, turn)]
-                } else {
-                    turned_tiles(&pts, turn)
+                if long > short * MAX_ASPECT {
+                    return turned_tiles(&pts, turn);
                 }
+                // A bay is turned only when it is a rectangle at a slant (a
+                // rolled camera): one sheared by perspective keeps its
+                // bounding box, where its car stands upright.
+                if shoelace(&pts) >= MIN_FILL * long * short {
+                    return vec![turned_whole(&pts, turn)];
+                }
+                self.upright_tiles(width, height)
+                    .into_iter()
+                    .map(Tile::Upright)
+                    .collect()
             }
             _ => self
                 .upright_tiles(width, height)

@@ -68,6 +68,30 @@ fn a_slanted_bay_is_one_tile_turned_with_it() {
     assert!((dy.atan2(dx).to_degrees() - 30.0).abs() < 1e-6, "{t:?}");
 }
 
+/// A bay narrowing sharply away from the camera (front 120 px, back 60)
+/// at a slant is no rectangle turned by a rolled camera: it keeps its
+/// bounding box, where its car stands as the camera sees it.
+#[test]
+fn a_slanted_bay_in_strong_perspective_keeps_its_bounding_box() {
+    let (s, c) = 30f64.to_radians().sin_cos();
+    let p = |x: f64, y: f64| {
+        [
+            (500.0 + x * c - y * s) / 1000.0,
+            (500.0 + x * s + y * c) / 1000.0,
+        ]
+    };
+    let z = zone(&[
+        p(-30.0, -50.0),
+        p(30.0, -50.0),
+        p(60.0, 50.0),
+        p(-60.0, 50.0),
+    ]);
+    assert_eq!(
+        z.tiles(1000, 1000),
+        vec![Tile::Upright(z.bounding_box(1000, 1000))]
+    );
+}
+
 #[test]
 fn a_strip_three_times_longer_than_wide_is_cut_into_overlapping_squares() {
     // 300 x 100 px.
