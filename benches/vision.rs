@@ -87,6 +87,36 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    // One strip of 3:1 (a third of the frame's width) as upright tiles,
+    // and the same strip turned 30 degrees: what sampling turned tiles costs.
+    let mut g = c.benchmark_group("tiles_of_a_strip");
+    let strip = |deg: f64| {
+        let (s, c) = deg.to_radians().sin_cos();
+        let (fw, fh) = (full.width() as f64, full.height() as f64);
+        let p = |i: f64, j: f64| {
+            let (x, y) = (
+                960.0 + i * 320.0 * c - j * 107.0 * s,
+                540.0 + i * 320.0 * s + j * 107.0 * c,
+            );
+            [x / fw, y / fh]
+        };
+        ZonePolygon::new(vec![p(-1.0, -1.0), p(1.0, -1.0), p(1.0, 1.0), p(-1.0, 1.0)]).unwrap()
+    };
+    for (name, zone) in [("upright", strip(0.0)), ("turned_30", strip(30.0))] {
+        let tiles = zone.tiles(full.width(), full.height());
+        g.bench_function(format!("{name}_{}_tiles", tiles.len()), |b| {
+            let mut out = vec![0.0f32; len];
+            b.iter(|| {
+                for t in &tiles {
+                    let crop = firelane::vision::crop::tile_crop(&full, &zone, *t, input);
+                    firelane::vision::crop::normalise_into(&crop, input, &mut out);
+                }
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("inference");
     for batch in [1usize, 6, 32] {
         let data = vec![0.1f32; batch * len];

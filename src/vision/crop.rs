@@ -51,7 +51,8 @@ pub fn tile_crop(
             resize(&crop, input)
         }
         Tile::Turned(corners) => {
-            let mut crop = turned_copy(frame, corners);
+            let cap = 2 * input.width.max(input.height);
+            let mut crop = turned_copy(frame, corners, cap);
             if input.mask_outside_polygon {
                 let pts = polygon.to_pixels(fw, fh);
                 let size = crop.dimensions();
@@ -77,31 +78,46 @@ fn sample_at(c: [(f64, f64); 4], (w, h): (u32, u32), col: u32, row: u32) -> (f64
     )
 }
 
-/// A turned tile sampled into an upright image at the frame's own pixel
-/// size (bilinear; beyond the frame's edge its edge pixels repeat), so the
-/// same antialiased resize as an upright tile's brings it to the input.
-fn turned_copy(frame: &RgbImage, corners: [(f64, f64); 4]) -> RgbImage {
+/// A turned tile sampled into an upright image (bilinear; beyond the
+/// frame's edge its edge pixels repeat), at the frame's own pixel size up
+/// to `cap` a side, so the same antialiased resize as an upright tile's
+/// brings it to the input. The cap (twice the input) keeps a big tile from
+/// costing more than it can add: the resize halves it anyway.
+fn turned_copy(frame: &RgbImage, corners: [(f64, f64); 4], cap: u32) -> RgbImage {
     let (fw, fh) = frame.dimensions();
-    let len = |a: (f64, f64), b: (f64, f64)| ((b.0 - a.0).hypot(b.1 - a.1).round() as u32).max(1);
+    let len = |a: (f64, f64), b: (f64, f64)| {
+        ((b.0 - a.0).hypot(b.1 - a.1).round() as u32).clamp(1, cap.max(1))
+    };
     let size = (len(corners[0], corners[1]), len(corners[0], corners[3]));
     let src = frame.as_raw();
     let stride = fw as usize * 3;
-    let mut out = Vec::with_capacity((size.0 * size.1) as usize * 3);
-    for row in 0..size.1 {
-        for col in 0..size.0 {
-            let (x, y) = sample_at(corners, size, col, row);
-            // Pixel centres sit at +0.5.
-            let x = (x - 0.5).clamp(0.0, (fw - 1) as f64);
-            let y = (y - 0.5).clamp(0.0, (fh - 1) as f64);
-            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-            let (x1, y1) = ((x0 + 1).min(fw as usize - 1), (y0 + 1).min(fh as usize - 1));
-            let (ax, ay) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+    let (xmax, ymax) = ((fw - 1) as f32, (fh - 1) as f32);
+    // Affine steps per output column and row; pixel centres sit at +0.5.
+    let (o, step_col, step_row) = {
+        let (x, y) = sample_at(corners, size, 0, 0);
+        let (x1, y1) = sample_at(corners, size, 1, 0);
+        let (x2, y2) = sample_at(corners, size, 0, 1);
+        ((x - 0.5, y - 0.5), (x1 - x, y1 - y), (x2 - x, y2 - y))
+    };
+    let mut out = vec![0u8; (size.0 * size.1) as usize * 3];
+    for (row, line) in out.chunks_exact_mut(size.0 as usize * 3).enumerate() {
+        let (mut x, mut y) = (o.0 + step_row.0 * row as f64, o.1 + step_row.1 * row as f64);
+        for px in line.chunks_exact_mut(3) {
+            let (cx, cy) = ((x as f32).clamp(0.0, xmax), (y as f32).clamp(0.0, ymax));
+            let (x0, y0) = (cx as usize, cy as usize);
+            let (ax, ay) = (cx - x0 as f32, cy - y0 as f32);
+            let dx = if x0 + 1 < fw as usize { 3 } else { 0 };
+            let dy = if y0 + 1 < fh as usize { stride } else { 0 };
+            let at = y0 * stride + x0 * 3;
+            let (top, bottom) = (&src[at..at + dx + 3], &src[at + dy..at + dy + dx + 3]);
             for ch in 0..3 {
-                let at = |xx: usize, yy: usize| src[yy * stride + xx * 3 + ch] as f32;
-                let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * ax;
-                let bottom = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * ax;
-                out.push((top + (bottom - top) * ay).round() as u8);
+                let t = f32::from(top[ch]) + (f32::from(top[dx + ch]) - f32::from(top[ch])) * ax;
+                let b = f32::from(bottom[ch])
+                    + (f32::from(bottom[dx + ch]) - f32::from(bottom[ch])) * ax;
+                px[ch] = (t + (b - t) * ay + 0.5) as u8;
             }
+            x += step_col.0;
+            y += step_col.1;
         }
     }
     RgbImage::from_raw(size.0, size.1, out).expect("w x h x 3 bytes")
