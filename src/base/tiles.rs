@@ -85,28 +85,22 @@ impl ZonePolygon {
     /// The tiles to score for this zone in a `width` x `height` frame.
     pub fn tiles(&self, width: u32, height: u32) -> Vec<Tile> {
         let pts = self.to_pixels(width, height);
-        match slant(&pts) {
-            Some((turn, long, short)) if turn.abs() > MAX_UPRIGHT_DEG.to_radians() => {
-                if long > short * MAX_ASPECT {
-                    return turned_tiles(&pts, turn);
-                }
-                // A bay is turned only when it is a rectangle at a slant (a
-                // rolled camera): one sheared by perspective keeps its
-                // bounding box, where its car stands upright.
-                if shoelace(&pts) >= MIN_FILL * long * short {
-                    return vec![turned_whole(&pts, turn)];
-                }
-                self.upright_tiles(width, height)
-                    .into_iter()
-                    .map(Tile::Upright)
-                    .collect()
+        let slanted = slant(&pts).filter(|(turn, ..)| turn.abs() > MAX_UPRIGHT_DEG.to_radians());
+        if let Some((turn, long, short)) = slanted {
+            if long > short * MAX_ASPECT {
+                return turned_tiles(&pts, turn);
             }
-            _ => self
-                .upright_tiles(width, height)
-                .into_iter()
-                .map(Tile::Upright)
-                .collect(),
+            // A bay is turned only when it is a rectangle at a slant (a
+            // rolled camera): one sheared by perspective keeps its
+            // bounding box, where its car stands upright.
+            if shoelace(&pts) >= MIN_FILL * long * short {
+                return vec![turned_whole(&pts, turn)];
+            }
         }
+        self.upright_tiles(width, height)
+            .into_iter()
+            .map(Tile::Upright)
+            .collect()
     }
 
     /// Upright tiles: pixel rectangles along the strip's bounding box.
@@ -195,40 +189,61 @@ fn slant(pts: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     Some((turn, long, short))
 }
 
+/// A point in pixels, in the frame or in a strip's own axes.
+type Point = (f64, f64);
+
+/// A slanted strip's own axes: the frame turned back by `turn` radians.
+#[derive(Clone, Copy)]
+struct Axes {
+    sin: f64,
+    cos: f64,
+}
+
+impl Axes {
+    fn new(turn: f64) -> Self {
+        let (sin, cos) = turn.sin_cos();
+        Axes { sin, cos }
+    }
+
+    /// Frame pixels to the strip's axes.
+    fn to_local(self, (x, y): (f64, f64)) -> (f64, f64) {
+        (x * self.cos + y * self.sin, -x * self.sin + y * self.cos)
+    }
+
+    /// The strip's axes back to frame pixels.
+    fn to_frame(self, (u, v): (f64, f64)) -> (f64, f64) {
+        (u * self.cos - v * self.sin, u * self.sin + v * self.cos)
+    }
+
+    /// `pts` in the strip's axes and their bounds there (low, high).
+    fn local(self, pts: &[Point]) -> (Vec<Point>, Point, Point) {
+        let local: Vec<(f64, f64)> = pts.iter().map(|&p| self.to_local(p)).collect();
+        let (mut lo, mut hi) = (
+            (f64::INFINITY, f64::INFINITY),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY),
+        );
+        for &(u, v) in &local {
+            lo = (lo.0.min(u), lo.1.min(v));
+            hi = (hi.0.max(u), hi.1.max(v));
+        }
+        (local, lo, hi)
+    }
+}
+
 /// A slanted bay scored whole: its bounding rectangle in the frame turned
 /// back by `turn`, so the bay is seen square to the frame as upright bays
 /// are, without its neighbours' corners.
 fn turned_whole(pts: &[(f64, f64)], turn: f64) -> Tile {
-    let (sin, cos) = turn.sin_cos();
-    let (mut lo, mut hi) = (
-        (f64::INFINITY, f64::INFINITY),
-        (f64::NEG_INFINITY, f64::NEG_INFINITY),
-    );
-    for &(x, y) in pts {
-        let (u, v) = (x * cos + y * sin, -x * sin + y * cos);
-        lo = (lo.0.min(u), lo.1.min(v));
-        hi = (hi.0.max(u), hi.1.max(v));
-    }
-    let back = |(u, v): (f64, f64)| (u * cos - v * sin, u * sin + v * cos);
-    Tile::Turned([back(lo), back((hi.0, lo.1)), back(hi), back((lo.0, hi.1))])
+    let axes = Axes::new(turn);
+    let (_, lo, hi) = axes.local(pts);
+    Tile::Turned([lo, (hi.0, lo.1), hi, (lo.0, hi.1)].map(|p| axes.to_frame(p)))
 }
 
 /// Tiles turned by `turn` radians along a slanted strip: the same cut as
 /// upright tiles, done in the frame turned back by `turn`.
 fn turned_tiles(pts: &[(f64, f64)], turn: f64) -> Vec<Tile> {
-    let (sin, cos) = turn.sin_cos();
-    // Frame -> turned coordinates, and back.
-    let into = |(x, y): (f64, f64)| (x * cos + y * sin, -x * sin + y * cos);
-    let back = |(u, v): (f64, f64)| (u * cos - v * sin, u * sin + v * cos);
-    let local: Vec<(f64, f64)> = pts.iter().map(|&p| into(p)).collect();
-    let (mut lo, mut hi) = (
-        (f64::INFINITY, f64::INFINITY),
-        (f64::NEG_INFINITY, f64::NEG_INFINITY),
-    );
-    for &(u, v) in &local {
-        lo = (lo.0.min(u), lo.1.min(v));
-        hi = (hi.0.max(u), hi.1.max(v));
-    }
+    let axes = Axes::new(turn);
+    let (local, lo, hi) = axes.local(pts);
     let (bu, bv) = (hi.0 - lo.0, hi.1 - lo.1);
     let horizontal = bu >= bv;
     let (long, short, along0) = if horizontal {
@@ -253,12 +268,15 @@ fn turned_tiles(pts: &[(f64, f64)], turn: f64) -> Vec<Tile> {
         .into_iter()
         .map(|(a, c, side)| {
             let (u0, v0) = if horizontal { (a, c) } else { (c, a) };
-            Tile::Turned([
-                back((u0, v0)),
-                back((u0 + side, v0)),
-                back((u0 + side, v0 + side)),
-                back((u0, v0 + side)),
-            ])
+            Tile::Turned(
+                [
+                    (u0, v0),
+                    (u0 + side, v0),
+                    (u0 + side, v0 + side),
+                    (u0, v0 + side),
+                ]
+                .map(|p| axes.to_frame(p)),
+            )
         })
         .collect()
 }
