@@ -104,6 +104,10 @@ fn benches(c: &mut Criterion) {
     };
     for (name, zone) in [("upright", strip(0.0)), ("turned_30", strip(30.0))] {
         let tiles = zone.tiles(full.width(), full.height());
+        // Laying the tiles out alone: done per zone per frame, not cached.
+        g.bench_function(format!("{name}_layout"), |b| {
+            b.iter(|| black_box(zone.tiles(full.width(), full.height())))
+        });
         g.bench_function(format!("{name}_{}_tiles", tiles.len()), |b| {
             let mut out = vec![0.0f32; len];
             b.iter(|| {
