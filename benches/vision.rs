@@ -119,6 +119,22 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // A lane round a corner (an L, 60 px arms, 1080p): its middle is
+    // found on a grid each time, so this is its layout's cost per frame.
+    let (fw, fh) = (full.width() as f64, full.height() as f64);
+    let l = [
+        (400.0, 200.0),
+        (460.0, 200.0),
+        (460.0, 740.0),
+        (1400.0, 740.0),
+        (1400.0, 800.0),
+        (400.0, 800.0),
+    ];
+    let bent = ZonePolygon::new(l.iter().map(|&(x, y)| [x / fw, y / fh]).collect()).unwrap();
+    let n = bent.tiles(full.width(), full.height()).len();
+    g.bench_function(format!("bent_layout_{n}_tiles"), |b| {
+        b.iter(|| black_box(bent.tiles(full.width(), full.height())))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("inference");

@@ -268,3 +268,140 @@ fn tiles_stay_inside_the_frame() {
         );
     }
 }
+
+/// An L of arms `thick` px wide (a lane around a building's corner) in a
+/// 1000 px frame, turned `deg` degrees about (500, 500), and points along
+/// its middle in pixels.
+fn lane_round_a_corner(thick: f64, deg: f64) -> (ZonePolygon, Vec<Point>) {
+    let ring = [
+        (200.0, 200.0),
+        (200.0 + thick, 200.0),
+        (200.0 + thick, 800.0 - thick),
+        (800.0, 800.0 - thick),
+        (800.0, 800.0),
+        (200.0, 800.0),
+    ];
+    let h = thick / 2.0;
+    let middle: Vec<Point> = (0..=20)
+        .map(|k| (200.0 + h, 200.0 + h + (600.0 - thick) * k as f64 / 20.0))
+        .chain((0..=20).map(|k| (200.0 + h + (600.0 - thick) * k as f64 / 20.0, 800.0 - h)))
+        .collect();
+    let axes = Axes::new(-deg.to_radians());
+    let turn = |(x, y): Point| {
+        let (u, v) = axes.to_local((x - 500.0, y - 500.0));
+        (u + 500.0, v + 500.0)
+    };
+    let z = zone(&ring.map(&turn).map(|(x, y)| [x / 1000.0, y / 1000.0]));
+    (z, middle.into_iter().map(turn).collect())
+}
+
+/// Whether the square of side `side` centred on `p` and turned `deg`
+/// degrees lies inside `tile`.
+fn holds(tile: &Tile, p: Point, side: f64, deg: f64) -> bool {
+    let quad = tile.corners();
+    let axes = Axes::new(-deg.to_radians());
+    let h = side / 2.0;
+    [(-h, -h), (h, -h), (h, h), (-h, h)].iter().all(|&c| {
+        let (dx, dy) = axes.to_local(c);
+        super::super::geometry::inside(&quad, (p.0 + dx, p.1 + dy))
+    })
+}
+
+/// A lane bent round a corner gets squares as thick as the lane along
+/// both arms, not one squashed square or tiles straddling the bend: a car
+/// anywhere along its middle (0.4 of the lane's thickness) is whole in
+/// some tile, and each tile is mostly lane.
+#[test]
+fn a_lane_round_a_corner_gets_squares_along_both_arms() {
+    for (thick, deg) in [
+        (60.0, 0.0),
+        (60.0, 5.0),
+        (90.0, 0.0),
+        (60.0, 30.0),
+        (80.0, -40.0),
+    ] {
+        let (z, middle) = lane_round_a_corner(thick, deg);
+        let tiles = z.tiles(1000, 1000);
+        let upright = deg.abs() <= MAX_UPRIGHT_DEG;
+        let pts = z.to_pixels(1000, 1000);
+        for t in &tiles {
+            assert_eq!(
+                matches!(t, Tile::Upright(_)),
+                upright,
+                "{thick} {deg}: {t:?}"
+            );
+            let c = t.corners();
+            let side = (c[1].0 - c[0].0).hypot(c[1].1 - c[0].1);
+            assert!(
+                (0.6 * thick..=1.4 * thick).contains(&side),
+                "{thick} {deg}: side {side} of {t:?}"
+            );
+            // Its share of lane, sampled on a 10 x 10 lattice.
+            let inside = (0..100)
+                .filter(|k| {
+                    let (u, v) = ((k % 10) as f64 + 0.5, (k / 10) as f64 + 0.5);
+                    let at = |d: usize| {
+                        let along = |e: usize| match d {
+                            0 => c[e].0 - c[0].0,
+                            _ => c[e].1 - c[0].1,
+                        };
+                        let origin = if d == 0 { c[0].0 } else { c[0].1 };
+                        origin + along(1) * u / 10.0 + along(3) * v / 10.0
+                    };
+                    super::super::geometry::inside(&pts, (at(0), at(1)))
+                })
+                .count();
+            assert!(inside >= 45, "{thick} {deg}: {t:?} is {inside} % lane");
+        }
+        for p in &middle {
+            assert!(
+                tiles.iter().any(|t| holds(t, *p, 0.4 * thick, deg)),
+                "{thick} {deg}: no tile holds {p:?} with a margin"
+            );
+        }
+        // A straight strip gets two tiles per thickness of its length; a
+        // bend's ridge, stepping on the grid, at most a quarter more.
+        let length = 1200.0 - 2.0 * thick;
+        assert!(
+            tiles.len() as f64 <= 2.5 * length / thick + 6.0,
+            "{thick} {deg}: {} tiles",
+            tiles.len()
+        );
+    }
+}
+
+/// Straight strips, bays and thick blobs fill their rectangle or are not
+/// thin enough: they keep the tiles they had.
+#[test]
+fn only_a_thin_poorly_filled_zone_counts_as_bent() {
+    let (w, h) = (1000, 1000);
+    let triangle = zone(&[[0.1, 0.1], [0.7, 0.1], [0.4, 0.4]]);
+    let plus = zone(&[
+        [0.4, 0.2],
+        [0.6, 0.2],
+        [0.6, 0.4],
+        [0.8, 0.4],
+        [0.8, 0.6],
+        [0.6, 0.6],
+        [0.6, 0.8],
+        [0.4, 0.8],
+        [0.4, 0.6],
+        [0.2, 0.6],
+        [0.2, 0.4],
+        [0.4, 0.4],
+    ]);
+    let pts = |z: &ZonePolygon| z.to_pixels(w, h);
+    for z in [
+        triangle,
+        plus,
+        strip(600.0, 100.0, 0.0),
+        strip(600.0, 100.0, 30.0),
+    ] {
+        let p = pts(&z);
+        let (turn, long, short) = slant(&p).unwrap();
+        assert!(
+            bent::bent_tiles(&p, turn, long * short, w, h).is_none(),
+            "{z:?}"
+        );
+    }
+}

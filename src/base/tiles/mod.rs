@@ -12,11 +12,14 @@
 //! rectangles, copied as they are); a strip at a slant gets tiles turned
 //! with it, so each still holds the strip and little beside it, seen as if
 //! the kerb ran along the frame (the crop turns by the smallest angle that
-//! does that).
+//! does that). A bent zone (a lane around a corner, or a curve) gets
+//! squares along its middle instead (see [`bent`]).
 
 use geo::{Coord, LineString, MinimumRotatedRect, Polygon};
 
 use super::geometry::{PixelRect, ZonePolygon};
+
+mod bent;
 
 /// Zones up to this long-to-short ratio are scored whole.
 pub const MAX_ASPECT: f64 = 1.5;
@@ -85,7 +88,15 @@ impl ZonePolygon {
     /// The tiles to score for this zone in a `width` x `height` frame.
     pub fn tiles(&self, width: u32, height: u32) -> Vec<Tile> {
         let pts = self.to_pixels(width, height);
-        let slanted = slant(&pts).filter(|(turn, ..)| turn.abs() > MAX_UPRIGHT_DEG.to_radians());
+        let rect = slant(&pts);
+        let upright_turn = |turn: f64| turn.abs() <= MAX_UPRIGHT_DEG.to_radians();
+        if let Some((turn, long, short)) = rect {
+            let turn = if upright_turn(turn) { 0.0 } else { turn };
+            if let Some(tiles) = bent::bent_tiles(&pts, turn, long * short, width, height) {
+                return tiles;
+            }
+        }
+        let slanted = rect.filter(|&(turn, ..)| !upright_turn(turn));
         if let Some((turn, long, short)) = slanted {
             if long > short * MAX_ASPECT {
                 return turned_tiles(&pts, turn);
@@ -118,15 +129,8 @@ impl ZonePolygon {
             return squares
                 .into_iter()
                 .map(|(a, c, side)| {
-                    let (x, y) = if horizontal { (a, c) } else { (c, a) };
-                    let x0 = (x.floor().max(0.0) as u32).min(width - 1);
-                    let y0 = (y.floor().max(0.0) as u32).min(height - 1);
-                    PixelRect {
-                        x0,
-                        y0,
-                        x1: ((x + side).ceil() as u32).clamp(x0 + 1, width),
-                        y1: ((y + side).ceil() as u32).clamp(y0 + 1, height),
-                    }
+                    let corner = if horizontal { (a, c) } else { (c, a) };
+                    upright_rect(corner, side, width, height)
                 })
                 .collect();
         }
@@ -162,6 +166,19 @@ impl ZonePolygon {
                 }
             })
             .collect()
+    }
+}
+
+/// The pixels of a square from `corner` (top left) with `side`, kept
+/// inside the `width` x `height` frame and at least one pixel a side.
+fn upright_rect((x, y): Point, side: f64, width: u32, height: u32) -> PixelRect {
+    let x0 = (x.floor().max(0.0) as u32).min(width - 1);
+    let y0 = (y.floor().max(0.0) as u32).min(height - 1);
+    PixelRect {
+        x0,
+        y0,
+        x1: ((x + side).ceil() as u32).clamp(x0 + 1, width),
+        y1: ((y + side).ceil() as u32).clamp(y0 + 1, height),
     }
 }
 
@@ -397,5 +414,4 @@ fn extent_across(pts: &[(f64, f64)], horizontal: bool, a0: f64, a1: f64) -> (f64
 }
 
 #[cfg(test)]
-#[path = "tiles_tests.rs"]
 mod tests;
