@@ -104,9 +104,13 @@ fn benches(c: &mut Criterion) {
     };
     for (name, zone) in [("upright", strip(0.0)), ("turned_30", strip(30.0))] {
         let tiles = zone.tiles(full.width(), full.height());
-        // Laying the tiles out alone: done per zone per frame, not cached.
+        // Laying the tiles out afresh (a new zone, as after an edit); each
+        // frame after that takes the kept copy.
         g.bench_function(format!("{name}_layout"), |b| {
-            b.iter(|| black_box(zone.tiles(full.width(), full.height())))
+            b.iter(|| {
+                let fresh = ZonePolygon::new(zone.points().to_vec()).unwrap();
+                black_box(fresh.tiles(full.width(), full.height()))
+            })
         });
         g.bench_function(format!("{name}_{}_tiles", tiles.len()), |b| {
             let mut out = vec![0.0f32; len];
@@ -120,7 +124,7 @@ fn benches(c: &mut Criterion) {
         });
     }
     // A lane round a corner (an L, 60 px arms, 1080p): its middle is
-    // found on a grid each time, so this is its layout's cost per frame.
+    // found on a grid, once per zone and frame size.
     let (fw, fh) = (full.width() as f64, full.height() as f64);
     let l = [
         (400.0, 200.0),
@@ -133,6 +137,12 @@ fn benches(c: &mut Criterion) {
     let bent = ZonePolygon::new(l.iter().map(|&(x, y)| [x / fw, y / fh]).collect()).unwrap();
     let n = bent.tiles(full.width(), full.height()).len();
     g.bench_function(format!("bent_layout_{n}_tiles"), |b| {
+        b.iter(|| {
+            let fresh = ZonePolygon::new(bent.points().to_vec()).unwrap();
+            black_box(fresh.tiles(full.width(), full.height()))
+        })
+    });
+    g.bench_function("bent_kept", |b| {
         b.iter(|| black_box(bent.tiles(full.width(), full.height())))
     });
     g.finish();

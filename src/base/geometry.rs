@@ -3,9 +3,18 @@
 use geo::{Contains, Coord, LineString, Point, Polygon, Validation};
 
 /// A zone outline as `[x, y]` fractions of the frame (origin top-left).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ZonePolygon {
     points: Vec<[f64; 2]>,
+    /// Its tiles for the last frame size asked (see [`Self::tiles`]).
+    pub(super) tiles: super::tiles::TileMemo,
+}
+
+/// Two zones are equal when their outlines are: the tiles follow.
+impl PartialEq for ZonePolygon {
+    fn eq(&self, other: &Self) -> bool {
+        self.points == other.points
+    }
 }
 
 /// Why a polygon was refused. Messages name the offending point (1-based).
@@ -56,7 +65,10 @@ impl ZonePolygon {
                 });
             }
         }
-        let zone = ZonePolygon { points };
+        let zone = ZonePolygon {
+            points,
+            tiles: Default::default(),
+        };
         let poly = zone.to_geo();
         let area = geo::Area::unsigned_area(&poly);
         if !poly.is_valid() && area > 1e-12 {

@@ -83,11 +83,24 @@ impl Site {
         daemon.spawn();
         wait_port(mqtt.port()).await;
         let heard = Heard::listen(mqtt.port(), "suite-listener").await;
+        // Asked again every 5 s: a retained message is sent on each
+        // subscription, so a first one that crossed it does not stall the
+        // suite (the daemon never publishing it still does).
+        let mut polls = 0u32;
         wait_for(
             "online",
             30,
-            || heard.online.load(Ordering::SeqCst) > 0,
-            || daemon.log(),
+            || {
+                polls += 1;
+                if polls.is_multiple_of(50) {
+                    heard.resubscribe();
+                }
+                heard.online.load(Ordering::SeqCst) > 0
+            },
+            || {
+                let times = heard.connected.load(Ordering::SeqCst);
+                format!("the listener connected {times} times\n{}", daemon.log())
+            },
         )
         .await;
         let camera = Camera::connect(mqtt.port(), "suite-camera").await;

@@ -172,6 +172,9 @@ pub fn mail_events(mails: &[String], zone: &str) -> BTreeSet<(String, String)> {
 pub struct Heard {
     pub events: Arc<Mutex<Vec<serde_json::Value>>>,
     pub online: Arc<AtomicU64>,
+    /// Connections the broker acknowledged, for a timeout's message.
+    pub connected: Arc<AtomicU64>,
+    client: Arc<Mutex<Option<AsyncClient>>>,
 }
 
 impl Heard {
@@ -181,10 +184,12 @@ impl Heard {
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        *heard.client.lock().unwrap() = Some(client.clone());
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        h.connected.fetch_add(1, Ordering::SeqCst);
                         let c = client.clone();
                         tokio::spawn(async move {
                             let _ = c.subscribe("site/violations", QoS::AtLeastOnce).await;
@@ -206,6 +211,18 @@ impl Heard {
             }
         });
         heard
+    }
+
+    /// Subscribes to `site/available` again, so the broker sends its
+    /// retained message anew: once, in a loaded CI run, the listener's
+    /// first subscription and the daemon's first `online` crossed on the
+    /// embedded broker and the listener never heard it.
+    pub fn resubscribe(&self) {
+        if let Some(c) = self.client.lock().unwrap().clone() {
+            tokio::spawn(async move {
+                let _ = c.subscribe("site/available", QoS::AtLeastOnce).await;
+            });
+        }
     }
 
     /// (event, violation) pairs of `zone`, each once.

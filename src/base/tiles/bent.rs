@@ -179,8 +179,8 @@ impl Grid {
                 picked.push((x, y, side));
             }
         }
-        // Every ridge cell in the middle half of some square, so a car on
-        // the middle is whole in one (the greedy pick above leaves wider
+        // Every ridge cell well inside some square (within 0.3 of its side
+        // of the centre), so a car on the middle is whole in one (the greedy pick above leaves wider
         // gaps where the ridge steps, on a lane at a slant).
         for &k in &ridge {
             if picked.len() == MAX_TILES {
@@ -188,7 +188,7 @@ impl Grid {
             }
             let (x, y) = (at(k).0 as f64, at(k).1 as f64);
             let centred = |&(px, py, ps): &(f64, f64, f64)| {
-                (x - px).abs() <= ps / 4.0 + 1.5 && (y - py).abs() <= ps / 4.0 + 1.5
+                (x - px).abs() <= 0.3 * ps && (y - py).abs() <= 0.3 * ps
             };
             if !picked.iter().any(centred) {
                 picked.push((x, y, self.side(k)));

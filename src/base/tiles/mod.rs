@@ -15,6 +15,8 @@
 //! does that). A bent zone (a lane around a corner, or a curve) gets
 //! squares along its middle instead (see [`bent`]).
 
+use std::sync::{Mutex, MutexGuard};
+
 use geo::{Coord, LineString, MinimumRotatedRect, Polygon};
 
 use super::geometry::{PixelRect, ZonePolygon};
@@ -84,9 +86,50 @@ impl Tile {
     }
 }
 
+/// A zone's tiles for one frame size, kept: a camera's frames keep their
+/// size, and a bent zone's layout costs about a millisecond. A zone edit
+/// makes a new [`ZonePolygon`], so tiles never outlive their outline.
+#[derive(Default)]
+pub struct TileMemo(Mutex<Option<(u32, u32, Vec<Tile>)>>);
+
+impl Clone for TileMemo {
+    fn clone(&self) -> Self {
+        TileMemo(Mutex::new(self.kept().clone()))
+    }
+}
+
+impl std::fmt::Debug for TileMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TileMemo")
+    }
+}
+
+impl TileMemo {
+    fn kept(&self) -> MutexGuard<'_, Option<(u32, u32, Vec<Tile>)>> {
+        // A panic elsewhere cannot leave the memo half-written: it is
+        // replaced whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl ZonePolygon {
     /// The tiles to score for this zone in a `width` x `height` frame.
     pub fn tiles(&self, width: u32, height: u32) -> Vec<Tile> {
+        if let Some((_, _, tiles)) = self
+            .tiles
+            .kept()
+            .as_ref()
+            .filter(|(w, h, _)| (*w, *h) == (width, height))
+        {
+            return tiles.clone();
+        }
+        let tiles = self.lay_out(width, height);
+        *self.tiles.kept() = Some((width, height, tiles.clone()));
+        tiles
+    }
+
+    /// The tiles for a `width` x `height` frame, worked out afresh.
+    fn lay_out(&self, width: u32, height: u32) -> Vec<Tile> {
         let pts = self.to_pixels(width, height);
         let rect = slant(&pts);
         let upright_turn = |turn: f64| turn.abs() <= MAX_UPRIGHT_DEG.to_radians();

@@ -269,30 +269,48 @@ fn tiles_stay_inside_the_frame() {
     }
 }
 
-/// An L of arms `thick` px wide (a lane around a building's corner) in a
-/// 1000 px frame, turned `deg` degrees about (500, 500), and points along
-/// its middle in pixels.
-fn lane_round_a_corner(thick: f64, deg: f64) -> (ZonePolygon, Vec<Point>) {
-    let ring = [
-        (200.0, 200.0),
-        (200.0 + thick, 200.0),
-        (200.0 + thick, 800.0 - thick),
-        (800.0, 800.0 - thick),
-        (800.0, 800.0),
-        (200.0, 800.0),
-    ];
-    let h = thick / 2.0;
-    let middle: Vec<Point> = (0..=20)
-        .map(|k| (200.0 + h, 200.0 + h + (600.0 - thick) * k as f64 / 20.0))
-        .chain((0..=20).map(|k| (200.0 + h + (600.0 - thick) * k as f64 / 20.0, 800.0 - h)))
-        .collect();
+/// Points every twentieth of the way along each leg of `path`.
+fn along(path: &[Point]) -> Vec<Point> {
+    path.windows(2)
+        .flat_map(|w| {
+            let (a, b) = (w[0], w[1]);
+            (0..=20).map(move |k| {
+                let t = k as f64 / 20.0;
+                (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t)
+            })
+        })
+        .collect()
+}
+
+/// A bent lane `thick` px wide in a 1000 px frame, turned `deg` degrees
+/// about (500, 500): an L round a building's corner, or a U round three
+/// sides; with points along its middle, in pixels.
+fn bent_lane(u: bool, thick: f64, deg: f64) -> (ZonePolygon, Vec<Point>) {
+    let (lo, hi, h) = (200.0, 800.0, thick / 2.0);
+    let mut ring = vec![(lo, lo), (lo + thick, lo), (lo + thick, hi - thick)];
+    let mut middle = vec![(lo + h, lo + h), (lo + h, hi - h)];
+    if u {
+        ring.extend([(hi - thick, hi - thick), (hi - thick, lo), (hi, lo)]);
+        middle.extend([(hi - h, hi - h), (hi - h, lo + h)]);
+    } else {
+        ring.push((hi, hi - thick));
+        middle.push((hi - h, hi - h));
+    }
+    ring.extend([(hi, hi), (lo, hi)]);
     let axes = Axes::new(-deg.to_radians());
     let turn = |(x, y): Point| {
-        let (u, v) = axes.to_local((x - 500.0, y - 500.0));
-        (u + 500.0, v + 500.0)
+        let (a, b) = axes.to_local((x - 500.0, y - 500.0));
+        (a + 500.0, b + 500.0)
     };
-    let z = zone(&ring.map(&turn).map(|(x, y)| [x / 1000.0, y / 1000.0]));
-    (z, middle.into_iter().map(turn).collect())
+    let points: Vec<[f64; 2]> = ring
+        .into_iter()
+        .map(&turn)
+        .map(|(x, y)| [x / 1000.0, y / 1000.0])
+        .collect();
+    (
+        zone(&points),
+        along(&middle).into_iter().map(turn).collect(),
+    )
 }
 
 /// Whether the square of side `side` centred on `p` and turned `deg`
@@ -307,20 +325,22 @@ fn holds(tile: &Tile, p: Point, side: f64, deg: f64) -> bool {
     })
 }
 
-/// A lane bent round a corner gets squares as thick as the lane along
-/// both arms, not one squashed square or tiles straddling the bend: a car
+/// A lane bent round a corner (an L) or two (a U) gets squares as thick
+/// as the lane along every arm, not one squashed square or tiles straddling the bend: a car
 /// anywhere along its middle (0.4 of the lane's thickness) is whole in
 /// some tile, and each tile is mostly lane.
 #[test]
 fn a_lane_round_a_corner_gets_squares_along_both_arms() {
-    for (thick, deg) in [
-        (60.0, 0.0),
-        (60.0, 5.0),
-        (90.0, 0.0),
-        (60.0, 30.0),
-        (80.0, -40.0),
+    for (u, thick, deg) in [
+        (false, 60.0, 0.0),
+        (false, 60.0, 5.0),
+        (false, 90.0, 0.0),
+        (false, 60.0, 30.0),
+        (false, 80.0, -40.0),
+        (true, 60.0, 0.0),
+        (true, 70.0, 20.0),
     ] {
-        let (z, middle) = lane_round_a_corner(thick, deg);
+        let (z, middle) = bent_lane(u, thick, deg);
         let tiles = z.tiles(1000, 1000);
         let upright = deg.abs() <= MAX_UPRIGHT_DEG;
         let pts = z.to_pixels(1000, 1000);
@@ -361,7 +381,10 @@ fn a_lane_round_a_corner_gets_squares_along_both_arms() {
         }
         // A straight strip gets two tiles per thickness of its length; a
         // bend's ridge, stepping on the grid, at most a quarter more.
-        let length = 1200.0 - 2.0 * thick;
+        let length: f64 = middle
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0).hypot(w[1].1 - w[0].1))
+            .sum();
         assert!(
             tiles.len() as f64 <= 2.5 * length / thick + 6.0,
             "{thick} {deg}: {} tiles",
@@ -404,4 +427,17 @@ fn only_a_thin_poorly_filled_zone_counts_as_bent() {
             "{z:?}"
         );
     }
+}
+
+/// Tiles are kept per frame size: asked again, a zone gives the same; for
+/// another size, those a fresh zone would.
+#[test]
+fn tiles_are_kept_per_frame_size() {
+    let (z, _) = bent_lane(false, 60.0, 30.0);
+    let fresh = || zone(z.points());
+    assert_eq!(z.tiles(1000, 1000), fresh().tiles(1000, 1000));
+    assert_eq!(z.tiles(1000, 1000), fresh().tiles(1000, 1000));
+    assert_eq!(z.tiles(640, 480), fresh().tiles(640, 480));
+    assert_ne!(z.tiles(640, 480), z.tiles(1000, 1000));
+    assert_eq!(z.clone().tiles(640, 480), fresh().tiles(640, 480));
 }
