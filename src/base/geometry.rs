@@ -157,15 +157,7 @@ impl ZonePolygon {
         let mut mask = vec![false; (rect.width() * rect.height()) as usize];
         let mut crossings = Vec::with_capacity(pts.len());
         for (row, y) in (rect.y0..rect.y1).enumerate() {
-            let cy = y as f64 + 0.5;
-            crossings.clear();
-            for (i, a) in pts.iter().enumerate() {
-                let b = pts[(i + 1) % pts.len()];
-                if (a.1 > cy) != (b.1 > cy) {
-                    crossings.push(a.0 + (cy - a.1) * (b.0 - a.0) / (b.1 - a.1));
-                }
-            }
-            crossings.sort_by(f64::total_cmp);
+            row_crossings(&pts, y as f64 + 0.5, &mut crossings);
             let line = &mut mask[row * rect.width() as usize..][..rect.width() as usize];
             for span in crossings.chunks_exact(2) {
                 for (col, x) in (rect.x0..rect.x1).enumerate() {
@@ -178,6 +170,19 @@ impl ZonePolygon {
         }
         mask
     }
+}
+
+/// Where the polygon `pts` crosses the row at height `y`, left to right,
+/// into `out`: each pair bounds a stretch inside (even-odd rule).
+pub fn row_crossings(pts: &[(f64, f64)], y: f64, out: &mut Vec<f64>) {
+    out.clear();
+    for (i, a) in pts.iter().enumerate() {
+        let b = pts[(i + 1) % pts.len()];
+        if (a.1 > y) != (b.1 > y) {
+            out.push(a.0 + (y - a.1) * (b.0 - a.0) / (b.1 - a.1));
+        }
+    }
+    out.sort_by(f64::total_cmp);
 }
 
 /// Whether point `p` lies inside the polygon `pts` (both in the same

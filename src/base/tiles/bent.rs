@@ -6,7 +6,8 @@
 //! thick as the zone is there are laid along it, half a side apart, as a
 //! straight strip's tiles are.
 
-use super::{Axes, Point, Tile, shoelace};
+use super::super::geometry::row_crossings;
+use super::{Axes, Point, STRIDE, Tile, shoelace};
 
 /// A zone filling less than this much of its smallest enclosing rectangle
 /// may be bent (a straight strip or a bay, even in perspective, fills more).
@@ -105,14 +106,7 @@ impl Grid {
         let mut crossings = Vec::with_capacity(pts.len());
         for j in 0..ny {
             let y = origin.1 + (j as f64 + 0.5) * cell;
-            crossings.clear();
-            for (i, a) in pts.iter().enumerate() {
-                let b = pts[(i + 1) % pts.len()];
-                if (a.1 > y) != (b.1 > y) {
-                    crossings.push(a.0 + (y - a.1) * (b.0 - a.0) / (b.1 - a.1));
-                }
-            }
-            crossings.sort_by(f64::total_cmp);
+            row_crossings(pts, y, &mut crossings);
             for span in crossings.chunks_exact(2) {
                 let from = ((span[0] - origin.0) / cell - 0.5).ceil().max(0.0) as usize;
                 let to = ((span[1] - origin.0) / cell - 0.5).floor();
@@ -270,10 +264,6 @@ impl Grid {
         })
     }
 }
-
-/// Tiles' centres are half a side apart along the middle, as a straight
-/// strip's overlap by half.
-const STRIDE: f64 = super::STRIDE;
 
 const SQRT2: f32 = std::f32::consts::SQRT_2;
 const NEIGHBOURS: [(isize, isize, f32); 8] = [
