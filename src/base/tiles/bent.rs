@@ -235,14 +235,9 @@ impl Grid {
     fn side(&self, k: usize) -> f64 {
         // The deepest of the cell and its neighbours: a ridge two cells
         // wide (an even count across) may be picked on either.
-        let (i, j) = ((k % self.nx) as isize, (k / self.nx) as isize);
-        let deepest = NEIGHBOURS
-            .iter()
-            .filter_map(|&(di, dj, _)| {
-                let (x, y) = (i + di, j + dj);
-                let inside = x >= 0 && y >= 0 && x < self.nx as isize && y < self.ny as isize;
-                inside.then(|| self.dist[y as usize * self.nx + x as usize])
-            })
+        let deepest = self
+            .neighbours(k)
+            .map(|(d, _)| d)
             .fold(self.dist[k], f32::max);
         (2.0 * f64::from(deepest) - 1.0).max(1.0)
     }
@@ -250,17 +245,18 @@ impl Grid {
     /// Whether no neighbour lies further inside by nearly a full step:
     /// the cell is not on a slope towards the middle but on its crest.
     fn on_ridge(&self, k: usize) -> bool {
-        let (i, j) = ((k % self.nx) as isize, (k / self.nx) as isize);
         let d = self.dist[k];
-        if d <= 0.0 {
-            return false;
-        }
-        NEIGHBOURS.iter().all(|&(di, dj, step)| {
+        d > 0.0 && self.neighbours(k).all(|(n, step)| n < d + 0.75 * step)
+    }
+
+    /// The depth of each of cell `k`'s eight neighbours that lies on the
+    /// grid, with the step to it.
+    fn neighbours(&self, k: usize) -> impl Iterator<Item = (f32, f32)> + '_ {
+        let (i, j) = ((k % self.nx) as isize, (k / self.nx) as isize);
+        NEIGHBOURS.iter().filter_map(move |&(di, dj, step)| {
             let (x, y) = (i + di, j + dj);
-            if x < 0 || y < 0 || x >= self.nx as isize || y >= self.ny as isize {
-                return true;
-            }
-            self.dist[y as usize * self.nx + x as usize] < d + 0.75 * step
+            let on_grid = x >= 0 && y >= 0 && x < self.nx as isize && y < self.ny as isize;
+            on_grid.then(|| (self.dist[y as usize * self.nx + x as usize], step))
         })
     }
 }
