@@ -66,6 +66,18 @@ fn benches(c: &mut Criterion) {
     g.bench_function("scaled_for_6_zones", |b| {
         b.iter(|| decode_jpeg_for_zones(black_box(&jpeg), &bounds, classifier.input_px()).unwrap())
     });
+    // Zones big enough for a DCT-scaled decode: 480x270 px keeps 64 px at
+    // 1/4, 960x540 at 1/8.
+    for (name, zone) in [
+        ("scaled_quarter", [0.0, 0.0, 0.25, 0.25]),
+        ("scaled_eighth", [0.0, 0.0, 0.5, 0.5]),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                decode_jpeg_for_zones(black_box(&jpeg), &[zone], classifier.input_px()).unwrap()
+            })
+        });
+    }
     g.finish();
 
     let full = decode_jpeg(&jpeg).unwrap();
