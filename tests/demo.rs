@@ -75,8 +75,11 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
     assert!(data.join("firelane.db").exists());
     assert!(!here.path().join("data").exists());
 
-    // The feed's summary, then a clean stop on SIGTERM.
+    // The feed's summary, then a clean stop on SIGTERM. The pipe stays
+    // open until the demo has exited: it prints another line after the
+    // summary, and a closed pipe would fail that write.
     let summary = lines
+        .by_ref()
         .map_while(Result::ok)
         .find(|l| l.starts_with("fed "))
         .expect("a summary line");
@@ -86,6 +89,7 @@ async fn demo_shows_violations_on_the_page_within_a_minute() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
+    drop(lines);
     let tail = std::fs::read_to_string(&log).unwrap_or_default();
     let tail: Vec<&str> = tail.lines().rev().take(15).collect();
     assert!(
