@@ -119,7 +119,8 @@ fn scaled_decode(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeEr
         let (w, h) = (started.width() as u32, started.height() as u32);
         let pixels: Vec<u8> = started.read_scanlines()?;
         started.finish()?;
-        Ok(RgbImage::from_raw(w, h, pixels))
+        let short = || std::io::Error::other("decoded fewer pixels than its size");
+        RgbImage::from_raw(w, h, pixels).ok_or_else(short).map(Some)
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(Some(img))) => Ok(Some(img)),
