@@ -36,6 +36,10 @@ fn check_whole(bytes: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The largest DCT scale decoded as such: at 1/2 a scaled decode costs
+/// what zune-jpeg's full one does (BENCHMARKS.md, *Scaled decodes*).
+const SCALED_AT_MOST: f64 = 0.25;
+
 /// The largest factor any zone needs to keep `min_px` across (at least
 /// 1/8, the smallest DCT scale).
 fn scale_needed(zones: &[[f64; 4]], width: u32, height: u32, min_px: u32) -> f64 {
@@ -54,7 +58,7 @@ fn scale_needed(zones: &[[f64; 4]], width: u32, height: u32, min_px: u32) -> f64
 /// frame at a reduced scale; when not, a full decode into a reused buffer
 /// ([`decode_jpeg_into`]) is the cheaper path.
 pub fn scaled_decode_worth_it(width: u32, height: u32, zones: &[[f64; 4]], min_px: u32) -> bool {
-    scale_needed(zones, width, height, min_px) <= 0.25
+    scale_needed(zones, width, height, min_px) <= SCALED_AT_MOST
 }
 
 /// Decodes at the smallest DCT scale (1/4 or 1/8; else full size) that
@@ -84,12 +88,11 @@ pub fn decode_jpeg_for_zones(
         });
     }
     let need = scale_needed(zones, width, height, min_px);
-    if need > 0.25 {
-        // At 1/2 a scaled decode costs what zune-jpeg's full one does.
+    if need > SCALED_AT_MOST {
         return decode_jpeg(bytes).map(|img| (img, 1));
     }
     // Eighths: 1/8 or 1/4.
-    let eighths = (need * 8.0).ceil().clamp(1.0, 2.0) as u8;
+    let eighths = (need * 8.0).ceil().clamp(1.0, SCALED_AT_MOST * 8.0) as u8;
     match scaled_decode(bytes, eighths)? {
         Some(img) => {
             let denominator = (width / img.width().max(1)).max(1);
