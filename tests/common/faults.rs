@@ -168,23 +168,27 @@ pub fn mail_events(mails: &[String], zone: &str) -> BTreeSet<(String, String)> {
 
 /// Every `site/violations` event heard, subscribing again after each
 /// reconnect (a broker restart forgets a clean session's subscriptions).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Heard {
     pub events: Arc<Mutex<Vec<serde_json::Value>>>,
     pub online: Arc<AtomicU64>,
     /// Connections the broker acknowledged, for a timeout's message.
     pub connected: Arc<AtomicU64>,
-    client: Arc<Mutex<Option<AsyncClient>>>,
+    client: AsyncClient,
 }
 
 impl Heard {
     pub async fn listen(port: u16, id: &str) -> Heard {
-        let heard = Heard::default();
-        let h = heard.clone();
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
-        *heard.client.lock().unwrap() = Some(client.clone());
+        let heard = Heard {
+            events: Default::default(),
+            online: Default::default(),
+            connected: Default::default(),
+            client: client.clone(),
+        };
+        let h = heard.clone();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -218,11 +222,10 @@ impl Heard {
     /// first subscription and the daemon's first `online` crossed on the
     /// embedded broker and the listener never heard it.
     pub fn resubscribe(&self) {
-        if let Some(c) = self.client.lock().unwrap().clone() {
-            tokio::spawn(async move {
-                let _ = c.subscribe("site/available", QoS::AtLeastOnce).await;
-            });
-        }
+        let c = self.client.clone();
+        tokio::spawn(async move {
+            let _ = c.subscribe("site/available", QoS::AtLeastOnce).await;
+        });
     }
 
     /// (event, violation) pairs of `zone`, each once.
