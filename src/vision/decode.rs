@@ -12,10 +12,19 @@ pub enum DecodeError {
     Corrupt(String),
     #[error("frame is {width}x{height}, larger than the {max}-pixel limit")]
     TooLarge { width: u32, height: u32, max: u64 },
+    #[error("JPEG has more than {max} scans (a camera writes at most about a dozen)")]
+    TooManyScans { max: usize },
 }
 
 /// Frames above this many pixels (about 8K) are refused before decoding.
 const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// Scans a frame may have. Each progressive scan is a pass over every
+/// block of the image however few bytes encode it: 50,000 twelve-byte
+/// scans (600 kB) held libjpeg 4.8 s on a 1440x960 frame (BENCHMARKS.md,
+/// *Hostile progressive JPEGs*). zune-jpeg stops at 100; libjpeg has no
+/// bound of its own, so every path is held to this one.
+const MAX_SCANS: usize = 100;
 
 /// Whether the payload looks like a JPEG (what raw frame payloads are).
 pub fn looks_like_jpeg(bytes: &[u8]) -> bool {
@@ -33,7 +42,51 @@ fn check_whole(bytes: &[u8]) -> Result<(), DecodeError> {
     if !bytes[tail_start..].windows(2).any(|w| w == [0xFF, 0xD9]) {
         return Err(DecodeError::Truncated(bytes.len()));
     }
+    if more_scans_than(bytes, MAX_SCANS) {
+        return Err(DecodeError::TooManyScans { max: MAX_SCANS });
+    }
     Ok(())
+}
+
+/// Whether a progressive JPEG has more than `max` scans (SOS markers),
+/// walking its segments by their lengths and the entropy-coded data for
+/// its next marker. A sequential frame stops at its first scan: there a
+/// scan costs what its bytes do, and the walk would cost 45 µs a frame.
+/// What it cannot follow (a length past the end) ends the walk: that is
+/// for the decoders to report.
+fn more_scans_than(bytes: &[u8], max: usize) -> bool {
+    let mut at = 2; // past SOI
+    let mut scans = 0;
+    let mut progressive = false;
+    while let Some(ff) = memchr::memchr(0xFF, bytes.get(at..).unwrap_or_default()) {
+        let mut i = at + ff;
+        while bytes.get(i + 1) == Some(&0xFF) {
+            i += 1; // fill bytes
+        }
+        at = match bytes.get(i + 1) {
+            None | Some(0xD9) => return false,
+            // A stuffed zero, a restart marker, SOI or TEM: no length.
+            Some(0x00 | 0xD0..=0xD8 | 0x01) => i + 2,
+            Some(&marker) => {
+                // SOF2, 6, 10 and 14 are the progressive frame kinds.
+                progressive |= matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                if marker == 0xDA {
+                    scans += 1;
+                    if scans > max {
+                        return true;
+                    }
+                    if !progressive {
+                        return false;
+                    }
+                }
+                match bytes.get(i + 2..i + 4) {
+                    Some(len) => i + 2 + u16::from_be_bytes([len[0], len[1]]) as usize,
+                    None => return false,
+                }
+            }
+        };
+    }
+    false
 }
 
 /// The largest DCT scale decoded as such: at 1/2 a scaled decode costs
@@ -287,6 +340,68 @@ mod tests {
         assert!(from_libjpeg > 0, "no case reached libjpeg");
         // And the next frame decodes.
         assert!(decode_jpeg_for_zones(&bytes, &quarter, 64).is_ok());
+    }
+
+    /// The number of scans the walk finds: the least `max` it keeps to.
+    fn scans(bytes: &[u8]) -> usize {
+        (0..=MAX_SCANS + 1)
+            .find(|&max| !more_scans_than(bytes, max))
+            .unwrap()
+    }
+
+    /// A progressive JPEG (libjpeg's own), `extra` copies of its last scan
+    /// added before EOI, and an APP1 segment full of scan markers that the
+    /// walk must step over by its length.
+    fn progressive(w: usize, h: usize, extra: usize) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i % 3 * 40 + 60) as u8).collect();
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_size(w, h);
+        c.set_progressive_mode();
+        let mut started = c.start_compress(Vec::new()).unwrap();
+        started.write_marker(mozjpeg::Marker::APP(1), &[0xFF, 0xDA, 0, 4].repeat(300));
+        started.write_scanlines(&pixels).unwrap();
+        let out = started.finish().unwrap();
+        let last = out.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let end = out.len() - 2;
+        let mut bad = out[..end].to_vec();
+        for _ in 0..extra {
+            bad.extend_from_slice(&out[last..end]);
+        }
+        bad.extend_from_slice(&[0xFF, 0xD9]);
+        bad
+    }
+
+    /// A frame of many cheap scans, each a pass over the whole image, is
+    /// refused by every path before any decoder sees it; real progressive
+    /// frames and their APP segments pass.
+    #[test]
+    fn refuses_a_jpeg_of_too_many_scans() {
+        assert_eq!(
+            scans(&jpeg(64, 48)),
+            1,
+            "a sequential frame: its first scan"
+        );
+        let real = progressive(512, 256, 0);
+        assert!((2..=12).contains(&scans(&real)), "{}", scans(&real));
+        let big_zone = [[0.0, 0.0, 1.0, 1.0]];
+        let mut buf = Vec::new();
+        assert_eq!(decode_jpeg(&real).unwrap().dimensions(), (512, 256));
+        assert_eq!(decode_jpeg_into(&real, &mut buf).unwrap(), (512, 256));
+        let (img, d) = decode_jpeg_for_zones(&real, &big_zone, 64).unwrap();
+        assert_eq!((img.dimensions(), d), ((128, 64), 4));
+        // Up to the limit, libjpeg decodes repeated scans (it only warns).
+        let at_limit = progressive(512, 256, MAX_SCANS - scans(&real));
+        assert_eq!(scans(&at_limit), MAX_SCANS);
+        assert!(decode_jpeg_for_zones(&at_limit, &big_zone, 64).is_ok());
+        let hostile = progressive(512, 256, MAX_SCANS + 1 - scans(&real));
+        let too_many = |r: Result<(), DecodeError>| {
+            matches!(r, Err(DecodeError::TooManyScans { max: MAX_SCANS }))
+        };
+        assert!(too_many(decode_jpeg(&hostile).map(drop)));
+        assert!(too_many(decode_jpeg_into(&hostile, &mut buf).map(drop)));
+        assert!(too_many(
+            decode_jpeg_for_zones(&hostile, &big_zone, 64).map(drop)
+        ));
     }
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {

@@ -291,6 +291,27 @@ fn pixel_bomb(w: u16, h: u16) -> Vec<u8> {
     bomb
 }
 
+/// A real progressive JPEG (libjpeg's) with 150 more copies of its last
+/// scan: small, and each scan a pass over the whole frame.
+fn scan_bomb() -> Vec<u8> {
+    let (w, h) = (640, 480);
+    let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i % 3 * 40 + 60) as u8).collect();
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_size(w, h);
+    c.set_progressive_mode();
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&pixels).unwrap();
+    let good = started.finish().unwrap();
+    let last = good.windows(2).rposition(|m| m == [0xFF, 0xDA]).unwrap();
+    let end = good.len() - 2; // before EOI
+    let mut bomb = good[..end].to_vec();
+    for _ in 0..150 {
+        bomb.extend_from_slice(&good[last..end]);
+    }
+    bomb.extend_from_slice(&[0xFF, 0xD9]);
+    bomb
+}
+
 /// Bad inputs of every kind a camera, a sensor or a stranger can send:
 /// (what it is, topic, payload).
 pub fn bad_inputs(cam1_last: i64) -> Vec<(&'static str, String, Vec<u8>)> {
@@ -312,6 +333,7 @@ pub fn bad_inputs(cam1_last: i64) -> Vec<(&'static str, String, Vec<u8>)> {
         ("empty frame", frame.clone(), vec![]),
         ("truncated JPEG", frame.clone(), good[..200].to_vec()),
         ("corrupt JPEG", frame.clone(), garbage),
+        ("progressive JPEG of 150 scans", frame.clone(), scan_bomb()),
         (
             "PNG",
             frame.clone(),
