@@ -1,30 +1,43 @@
 //! Criterion micro-benchmarks of the frame path: decode (full, full into a
 //! reused buffer, and at the zones' DCT scale), crop + resize + normalise, and inference per batch
-//! size. `cargo bench --bench vision`. Frames: a real scenario frame
-//! resized to 1920x1080 when `$FIRELANE_SHARED` (or ../shared) has
-//! cnrpark-a, else a synthetic one; zones: six boxes of 1/8 the width.
+//! size. `cargo bench --bench vision`. Frames: the first frame of
+//! cnrpark-a under `$FIRELANE_SHARED` (or ../shared), else a synthetic one
+//! (said on stderr); resized to 1920x1080 with six boxes of 1/8 the width
+//! as zones, and at its own size with the scenario's 51 zones.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use firelane::base::geometry::ZonePolygon;
+use firelane::replay::Scenario;
 use firelane::vision::Classifier;
 use firelane::vision::decode::{decode_jpeg, decode_jpeg_for_zones, decode_jpeg_into};
 use tract_onnx::prelude::*;
 
-fn frame_1080p() -> Vec<u8> {
+/// cnrpark-a's first frame (JPEG) and its camera's zones, when present.
+fn scenario_frame() -> Option<(Vec<u8>, Vec<ZonePolygon>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shared = std::env::var_os("FIRELANE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("../shared"));
-    let dir = shared.join("scenarios/cnrpark-a/frames");
-    let img = std::fs::read_dir(&dir)
-        .ok()
-        .and_then(|mut d| d.next())
-        .and_then(|e| image::open(e.ok()?.path()).ok())
-        .map(|i| i.into_rgb8())
+    let scenario = Scenario::load(&shared.join("scenarios/cnrpark-a")).ok()?;
+    let camera = scenario.file.cameras.first()?;
+    let frame = scenario.frames.iter().find(|f| f.camera == camera.id)?;
+    let jpeg = std::fs::read(scenario.dir.join(&frame.file)).ok()?;
+    let zones = camera
+        .zones
+        .iter()
+        .map(|z| ZonePolygon::new(z.polygon.clone()).unwrap())
+        .collect();
+    Some((jpeg, zones))
+}
+
+fn frame_1080p(scenario: Option<&(Vec<u8>, Vec<ZonePolygon>)>) -> Vec<u8> {
+    let img = scenario
+        .map(|(jpeg, _)| image::load_from_memory(jpeg).unwrap().into_rgb8())
         .unwrap_or_else(|| {
+            eprintln!("cnrpark-a not found: the benchmarks use a synthetic frame");
             image::RgbImage::from_fn(1440, 960, |x, y| {
                 image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 239) as u8])
             })
@@ -49,7 +62,8 @@ fn zones() -> Vec<ZonePolygon> {
 fn benches(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let classifier = Classifier::load(&root.join("models/obstruction-v2.onnx")).unwrap();
-    let jpeg = frame_1080p();
+    let scenario = scenario_frame();
+    let jpeg = frame_1080p(scenario.as_ref());
     let zones = zones();
     let bounds: Vec<[f64; 4]> = zones.iter().map(|z| z.fraction_bounds()).collect();
 
@@ -169,12 +183,13 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // The shipped model at batch 1 as tract plans it, with firelane's pools
-    // only (`vision::pool`), and as the daemon runs it (pools and stem).
+    // only (`vision::pool`), and as the daemon runs it
+    // (`vision::model::optimise`: pools, stem and direct convolutions).
     let mut g = c.benchmark_group("inference_pool");
     for (name, plan) in [
         ("tract_pool", Plan::Tract),
         ("firelane_pool", Plan::Pools),
-        ("firelane_pool_stem", Plan::Daemon),
+        ("daemon_plan", Plan::Daemon),
     ] {
         let plan = shipped_plan(plan);
         let input = Tensor::from_shape(&[1, 3, 64, 64], &vec![0.1f32; len]).unwrap();
@@ -219,6 +234,17 @@ fn benches(c: &mut Criterion) {
         );
     }
     g.finish();
+
+    // A real site's frame: every zone of the scenario's camera, scored
+    // one crop per call as the scoring threads do.
+    if let Some((jpeg, zones)) = &scenario {
+        let mut g = c.benchmark_group(format!("frame_{}_zones", zones.len()));
+        let img = decode_jpeg(jpeg).unwrap();
+        g.bench_function("score", |b| {
+            b.iter(|| classifier.score_zones_timed(&img, zones.iter(), 1).unwrap())
+        });
+        g.finish();
+    }
 }
 
 enum Plan {

@@ -94,12 +94,13 @@ impl std::fmt::Debug for Classifier {
 }
 
 /// A decluttered model with its batch fixed, as firelane runs it: the
-/// activations moved after the pools and the stem swapped
-/// ([`super::pool`], [`super::stem`]), optimised by tract, then its 2×2
-/// pools swapped.
+/// activations moved after the pools, the stem and the wide stride-1
+/// convolutions swapped ([`super::pool`], [`super::stem`],
+/// [`super::direct`]), optimised by tract, then its 2×2 pools swapped.
 pub fn optimise(mut model: TypedModel) -> TractResult<TypedModel> {
     super::pool::clamp_after_pool(&mut model)?;
     super::stem::swap_in(&mut model)?;
+    super::direct::swap_in(&mut model)?;
     let mut model = model.into_optimized()?;
     super::pool::swap_in(&mut model)?;
     model.into_compact()
@@ -275,15 +276,15 @@ impl Classifier {
         let mut known: Vec<Option<f32>> = Vec::new();
         // Where each tile to run came from: (zone key, tile, tiles in zone).
         let mut pending = Vec::new();
-        let mut data = Vec::new();
+        // One input per crop to run: a chunk of one goes to the model as
+        // it is, not copied out of a frame-sized buffer that grows.
+        let mut inputs: Vec<Vec<f32>> = Vec::new();
         let unit = crop::byte_units(&self.card.input);
         for (key, zone) in zones {
             let tiles = zone.tiles(fw, fh);
             per_zone.push(tiles.len());
             let count = tiles.len();
             for (t, tile) in tiles.into_iter().enumerate() {
-                let start = data.len();
-                data.resize(start + len, 0.0);
                 let c = crop::tile_crop(frame, zone, tile, &self.card.input);
                 let sig = reuse.as_ref().map(|_| Signature::of(&c));
                 let kept = reuse
@@ -292,21 +293,25 @@ impl Classifier {
                     .and_then(|((cache, at, rule), sig)| {
                         cache.lookup(*key, t, sig, unit, *at, rule)
                     });
-                if kept.is_some() {
-                    data.truncate(start);
-                } else {
-                    crop::normalise_into(&c, &self.card.input, &mut data[start..]);
+                if kept.is_none() {
+                    let mut input = vec![0.0; len];
+                    crop::normalise_into(&c, &self.card.input, &mut input);
+                    inputs.push(input);
                     pending.push((*key, t, count, sig));
                 }
                 known.push(kept);
             }
         }
         let cropped = std::time::Instant::now();
-        let n = data.len() / len;
+        let n = inputs.len();
         let chunk = chunk.clamp(1, n.max(1));
         let mut flat = Vec::with_capacity(n);
-        for part in data.chunks(chunk * len) {
-            flat.extend(self.score_tensor(part.to_vec(), part.len() / len)?);
+        for part in inputs.chunks_mut(chunk) {
+            let batch = match part {
+                [one] => std::mem::take(one),
+                _ => part.concat(),
+            };
+            flat.extend(self.score_tensor(batch, part.len())?);
         }
         if let Some((cache, at, _)) = reuse.as_mut() {
             for ((key, t, count, sig), score) in pending.into_iter().zip(&flat) {

@@ -1,69 +1,10 @@
 //! Tests of [`super`]: values against tract's own convolution.
 use super::*;
-use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+use crate::vision::conv_tests::{assert_swapped_equal, conv_model, data, run, values};
+use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 
-fn run(model: TypedModel, input: &Tensor) -> Tensor {
-    model
-        .into_runnable()
-        .unwrap()
-        .run(tvec!(input.clone().into()))
-        .unwrap()
-        .remove(0)
-        .into_tensor()
-}
-
-fn data(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 2654435761 + seed) % 1000) as f32 / 250.0 - 2.0)
-        .collect()
-}
-
-/// A one-convolution model: `[n, c, h, w]` in, kernel `[o, c, kh, kw]`.
-fn conv_model(
-    (n, c, h, w): (usize, usize, usize, usize),
-    (o, kh, kw): (usize, usize, usize),
-    padding: PaddingSpec,
-    stride: usize,
-) -> TypedModel {
-    let mut model = TypedModel::default();
-    let x = model.add_source("x", f32::fact([n, c, h, w])).unwrap();
-    let kernel = Tensor::from_shape(&[o, c, kh, kw], &data(o * c * kh * kw, 7)).unwrap();
-    let kernel = model.add_const("k", kernel).unwrap();
-    let bias = model.add_const("b", tensor1(&data(o, 3))).unwrap();
-    let spec = PoolSpec::new(
-        DataFormat::NCHW,
-        tvec![kh, kw],
-        padding,
-        None,
-        Some(tvec![stride, stride]),
-        c,
-        o,
-    );
-    let conv = Conv::new(spec, KernelFormat::OIHW, 1, None);
-    let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
-    model.select_output_outlets(&y).unwrap();
-    model
-}
-
-fn values(t: &Tensor) -> Vec<f32> {
-    t.try_as_plain_ram()
-        .unwrap()
-        .as_slice::<f32>()
-        .unwrap()
-        .to_vec()
-}
-
-fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-    assert_eq!(ours.shape(), theirs.shape(), "{what}");
-    for (i, (x, y)) in values(ours).iter().zip(values(theirs)).enumerate() {
-        // Sums of up to 4×5×5 products of values under 2: only the
-        // order of the additions differs from tract's.
-        assert!(
-            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-            "{what} [{i}]: {x} vs {y}"
-        );
-    }
-}
+/// The largest kernel below: 4×5×5 products per output.
+const MOST_TERMS: usize = 100;
 
 /// The same values as tract's convolution, within rounding, over
 /// kernel sizes, paddings, odd and even sizes, channel counts that do
@@ -86,22 +27,7 @@ fn equals_tracts_convolution() {
         ((1, 2, 5, 5), (3, 3, 2), PaddingSpec::Valid),
         ((1, 3, 3, 3), (1, 3, 3), PaddingSpec::Valid),
     ];
-    for (input_shape, kernel_shape, padding) in cases {
-        let what = format!("{input_shape:?} {kernel_shape:?} {padding:?}");
-        let (n, c, h, w) = input_shape;
-        let theirs = conv_model(input_shape, kernel_shape, padding.clone(), 2);
-        let mut ours = theirs.clone();
-        assert_eq!(swap_in(&mut ours).unwrap(), 1, "{what}");
-        let input = Tensor::from_shape(&[n, c, h, w], &data(n * c * h * w, 11)).unwrap();
-        let expected = run(theirs.into_optimized().unwrap(), &input);
-        assert_close(&run(ours.clone(), &input), &expected, &what);
-        // tract's optimiser leaves the swapped op in place.
-        assert_close(
-            &run(ours.into_optimized().unwrap(), &input),
-            &expected,
-            &what,
-        );
-    }
+    assert_swapped_equal(&cases, 2, MOST_TERMS, swap_in);
 }
 
 /// The portable path (hosts without AVX2 and FMA) gives the same bits
@@ -120,7 +46,7 @@ fn portable_path_equals_the_detected_one() {
     let mut split = vec![0f32; 3 * 2 * stem.split_rows() * stem.split_width()];
     stem.split(&image, &mut split);
     let taps = stem.tap_offsets();
-    let mut detected = vec![0f32; 11 * stem.oh * stem.ow];
+    let mut detected = vec![0f32; 11 * stem.conv.oh * stem.conv.ow];
     let mut portable = detected.clone();
     stem.convolve(&split, &taps, &mut detected);
     stem.convolve_portable(&split, &taps, &mut portable);

@@ -1,0 +1,123 @@
+//! Tests of [`super`]: values against tract's own convolution.
+use super::*;
+use crate::vision::conv_tests::{assert_swapped_equal, conv_model, data, run, values};
+use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
+
+/// The largest kernel below: 32×3×3 products per output.
+const MOST_TERMS: usize = 288;
+
+fn pad(before: usize, after: usize) -> PaddingSpec {
+    PaddingSpec::Explicit(tvec![before, before], tvec![after, after])
+}
+
+/// The same values as tract's convolution, within rounding, over kernel
+/// sizes, paddings, odd and even sizes, channel counts that do and do not
+/// fill a block, and batches; on any machine (the portable path without
+/// AVX-512).
+#[test]
+fn equals_tracts_convolution() {
+    let cases = [
+        // The shipped model's widest convolution.
+        ((1, 32, 16, 16), (64, 3, 3), pad(1, 1)),
+        ((2, 5, 17, 23), (13, 3, 3), PaddingSpec::SameUpper),
+        (
+            (3, 1, 9, 30),
+            (8, 5, 5),
+            PaddingSpec::Explicit(tvec![2, 1], tvec![2, 2]),
+        ),
+        ((1, 4, 10, 31), (40, 1, 1), PaddingSpec::Valid),
+        ((1, 2, 20, 20), (3, 3, 2), PaddingSpec::Valid),
+    ];
+    assert_swapped_equal(&cases, 1, MOST_TERMS, swap_in_always);
+}
+
+/// The portable path gives the same bits as the one this host takes:
+/// both fuse each multiply-add, in the same order.
+#[test]
+fn portable_path_equals_the_detected_one() {
+    let model = conv_model(
+        (1, 6, 13, 21),
+        (19, 3, 3),
+        PaddingSpec::Explicit(tvec![1, 0], tvec![1, 2]),
+        1,
+    );
+    let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
+    let direct = direct_for(&model, node).unwrap().unwrap();
+    let (ph, pw) = direct.padded();
+    let mut padded = vec![0f32; 6 * ph * pw];
+    direct.pad_into(&data(6 * 13 * 21, 13), &mut padded);
+    let taps = direct.tap_offsets();
+    let mut detected = vec![0f32; 19 * direct.conv.oh * pw];
+    let mut portable = detected.clone();
+    direct.convolve(&padded, &taps, &mut detected);
+    direct.convolve_portable(&padded, &taps, &mut portable);
+    assert_eq!(detected, portable);
+}
+
+/// Strides other than 1, groups, and shapes where under 3/4 of the
+/// vector lanes would be outputs stay tract's.
+#[test]
+fn leaves_other_convolutions_alone() {
+    // (input, kernel, padding, stride, why)
+    let cases = [
+        ((1, 32, 16, 16), (64, 3, 3), pad(1, 1), 2, "stride 2"),
+        (
+            (1, 64, 4, 4),
+            (128, 3, 3),
+            pad(1, 1),
+            1,
+            "4x4: half the lanes",
+        ),
+        (
+            (1, 8, 3, 20),
+            (8, 3, 3),
+            PaddingSpec::Valid,
+            1,
+            "one short row",
+        ),
+    ];
+    for (input, kernel, padding, stride, why) in cases {
+        let mut m = conv_model(input, kernel, padding, stride);
+        assert_eq!(swap_in_always(&mut m).unwrap(), 0, "{why}");
+    }
+    let mut grouped = conv_model((1, 4, 16, 16), (4, 3, 3), pad(1, 1), 1);
+    let id = grouped
+        .nodes()
+        .iter()
+        .find(|n| n.op_is::<Conv>())
+        .unwrap()
+        .id;
+    let conv = grouped.node_mut(id).op_as_mut::<Conv>().unwrap();
+    conv.group = 2;
+    assert!(direct_for(&grouped, grouped.node(id)).unwrap().is_none());
+}
+
+/// The shipped model's two wide convolutions are swapped where AVX-512
+/// runs them, and the plan the daemon runs scores as tract's own plan
+/// does, within rounding.
+#[test]
+fn shipped_model_scores_unchanged() {
+    let bytes = crate::vision::model::BUILTIN_MODELS[0].onnx;
+    let typed = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .and_then(|m| m.with_input_fact(0, f32::fact([3, 3, 64, 64]).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .unwrap();
+    // 32→64 at 16x16 and 64→64 at 8x8; not 64→128 at 4x4.
+    assert_eq!(swap_in_always(&mut typed.clone()).unwrap(), 2);
+    let theirs = typed.clone().into_optimized().unwrap();
+    let ours = crate::vision::model::optimise(typed).unwrap();
+    let direct = ours
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<DirectConv>())
+        .count();
+    assert_eq!(direct, if available() { 2 } else { 0 });
+    let input = Tensor::from_shape(&[3, 3, 64, 64], &data(3 * 3 * 64 * 64, 5)).unwrap();
+    let (ours, theirs) = (run(ours, &input), run(theirs, &input));
+    assert_eq!(ours.shape(), &[3, 1]);
+    for (x, y) in values(&ours).iter().zip(values(&theirs)) {
+        assert!((x - y).abs() < 1e-5, "score {x} vs tract's {y}");
+    }
+}
