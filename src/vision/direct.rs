@@ -19,10 +19,32 @@ use super::conv::{self, Blocked, ConvShape};
 /// Output channels per block, and positions per vector.
 const LANES: usize = 16;
 
+/// How output positions are laid along the vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Within each output row (the row a whole number of vectors wide, or
+    /// nearly): stored straight into the output.
+    Rows,
+    /// Along the padded rows as one run of positions (the columns past a
+    /// row's end computed and dropped): stored in a scratch plane of the
+    /// padded width, then copied out.
+    Run,
+}
+
+/// A vector of output positions: where tap (0, 0, 0) reads for its first
+/// lane, where its first lane is stored, and how many lanes are outputs.
+#[derive(Clone, Copy)]
+struct Step {
+    input: usize,
+    output: usize,
+    lanes: usize,
+}
+
 /// A stride-1, group-1, f32 NCHW convolution with its padding built in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DirectConv {
     conv: ConvShape,
+    layout: Layout,
     /// Weights in blocks of [`LANES`] output channels.
     blocked: Blocked,
 }
@@ -30,16 +52,11 @@ pub struct DirectConv {
 /// Shapes only: tract prints ops in plans and errors.
 impl std::fmt::Debug for DirectConv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.conv;
         write!(
             f,
-            "DirectConv {}→{} {}x{} on {}x{} pad {:?}",
-            self.conv.c_in,
-            self.conv.c_out,
-            self.conv.kh,
-            self.conv.kw,
-            self.conv.h,
-            self.conv.w,
-            self.conv.pad
+            "DirectConv {}→{} {}x{} on {}x{} pad {:?} by {:?}",
+            c.c_in, c.c_out, c.kh, c.kw, c.h, c.w, c.pad, self.layout
         )
     }
 }
@@ -53,18 +70,45 @@ impl DirectConv {
         )
     }
 
-    /// Output positions computed per channel: `oh` rows of the padded
-    /// width, the last one cut at `ow`.
-    fn run_len(&self) -> usize {
-        (self.conv.oh - 1) * self.padded().1 + self.conv.ow
+    /// The layout's vectors, in the order they are computed.
+    fn steps(&self) -> Vec<Step> {
+        let (oh, ow, pw) = (self.conv.oh, self.conv.ow, self.padded().1);
+        match self.layout {
+            Layout::Rows => (0..oh)
+                .flat_map(|y| {
+                    (0..ow).step_by(LANES).map(move |x| Step {
+                        input: y * pw + x,
+                        output: y * ow + x,
+                        lanes: (ow - x).min(LANES),
+                    })
+                })
+                .collect(),
+            Layout::Run => {
+                let len = (oh - 1) * pw + ow;
+                (0..len)
+                    .step_by(LANES)
+                    .map(|p| Step {
+                        input: p,
+                        output: p,
+                        lanes: (len - p).min(LANES),
+                    })
+                    .collect()
+            }
+        }
     }
 
-    /// Whether enough of each vector's lanes are outputs for the direct
-    /// loop to beat tract's (measured: with 89 % of lanes 1.6x as fast,
-    /// 80 % 1.2x, 50 % 0.85x; BENCHMARKS.md, *Direct stride-1*).
-    fn lanes_well_used(&self) -> bool {
-        let lanes = self.run_len().div_ceil(LANES) * LANES;
-        4 * self.conv.oh * self.conv.ow >= 3 * lanes
+    /// Values per output channel where [`Self::convolve`] stores.
+    fn plane(&self) -> usize {
+        match self.layout {
+            Layout::Rows => self.conv.oh * self.conv.ow,
+            Layout::Run => self.conv.oh * self.padded().1,
+        }
+    }
+
+    /// The share of the vectors' lanes that are outputs.
+    fn lanes_used(&self) -> f64 {
+        let steps = self.steps();
+        (self.conv.oh * self.conv.ow) as f64 / (steps.len() * LANES) as f64
     }
 
     /// Copies one image's channels into `padded` (zero borders).
@@ -93,71 +137,88 @@ impl DirectConv {
         offsets
     }
 
-    /// The convolution of one padded image into `rows`: per output
-    /// channel `oh` rows of the padded width (see [`Self::run_len`]).
-    fn convolve(&self, padded: &[f32], taps: &[usize], rows: &mut [f32]) {
+    /// The convolution of one padded image into `dst`, [`Self::plane`]
+    /// values per output channel.
+    fn convolve(&self, padded: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
+        // Every read is `tap + step.input .. + step.lanes`, every write
+        // `channel plane + step.output .. + step.lanes`.
+        let reach = |f: fn(&Step) -> usize| steps.iter().map(|s| f(s) + s.lanes).max();
+        let last_tap = taps.iter().max().copied().unwrap_or(0);
+        assert!(
+            reach(|s| s.input).is_none_or(|r| last_tap + r <= padded.len()),
+            "direct conv: padded input too short"
+        );
+        let plane = self.plane();
+        assert!(
+            reach(|s| s.output).is_none_or(|r| (self.conv.c_out - 1) * plane + r <= dst.len()),
+            "direct conv: output too short"
+        );
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was just detected; `convolve_avx512`
-            // reads only within `padded` and `rows` (checked there).
-            unsafe { self.convolve_avx512(padded, taps, rows) };
+            // SAFETY: the feature was just detected; the reads and writes
+            // are in bounds by the assertions above.
+            unsafe { self.convolve_avx512(padded, taps, steps, dst) };
             return;
         }
-        self.convolve_portable(padded, taps, rows);
+        self.convolve_portable(padded, taps, steps, dst);
     }
 
-    fn convolve_portable(&self, padded: &[f32], taps: &[usize], rows: &mut [f32]) {
-        let (len, plane) = (self.run_len(), self.conv.oh * self.padded().1);
+    fn convolve_portable(&self, padded: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
+        let plane = self.plane();
         for block in 0..self.blocked.blocks() {
             let weights = self.blocked.block(block, taps.len());
             for lane in 0..LANES.min(self.conv.c_out - block * LANES) {
                 let co = block * LANES + lane;
-                let out = &mut rows[co * plane..][..len];
-                out.fill(self.blocked.bias[co]);
-                for (t, &off) in taps.iter().enumerate() {
-                    let k = weights[t * LANES + lane];
-                    for (o, &s) in out.iter_mut().zip(&padded[off..off + len]) {
-                        *o = k.mul_add(s, *o);
+                for step in steps {
+                    let out = &mut dst[co * plane + step.output..][..step.lanes];
+                    out.fill(self.blocked.bias[co]);
+                    for (t, &off) in taps.iter().enumerate() {
+                        let k = weights[t * LANES + lane];
+                        let src = &padded[off + step.input..][..step.lanes];
+                        for (o, &s) in out.iter_mut().zip(src) {
+                            *o = k.mul_add(s, *o);
+                        }
                     }
                 }
             }
         }
     }
 
+    /// # Safety
+    /// AVX-512F must be present, and the reads and writes in bounds as
+    /// [`Self::convolve`] asserts.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn convolve_avx512(&self, padded: &[f32], taps: &[usize], rows: &mut [f32]) {
+    unsafe fn convolve_avx512(
+        &self,
+        padded: &[f32],
+        taps: &[usize],
+        steps: &[Step],
+        dst: &mut [f32],
+    ) {
         use std::arch::x86_64::*;
-        let (len, plane) = (self.run_len(), self.conv.oh * self.padded().1);
-        // Every read is `off + p .. + LANES`, masked to p < len; the last
-        // tap's last one ends at the padded image's end.
-        let last = taps.iter().max().copied().unwrap_or(0) + len;
-        assert!(last <= padded.len(), "direct conv: padded input too short");
-        assert!(
-            (self.conv.c_out - 1) * plane + len <= rows.len(),
-            "output too short"
-        );
+        let plane = self.plane();
         for block in 0..self.blocked.blocks() {
             let weights = self.blocked.block(block, taps.len());
             let channels = LANES.min(self.conv.c_out - block * LANES);
-            for p in (0..len).step_by(LANES) {
-                let left = (len - p).min(LANES);
-                let mask: __mmask16 = if left == LANES {
+            for step in steps {
+                let mask: __mmask16 = if step.lanes == LANES {
                     u16::MAX
                 } else {
-                    (1 << left) - 1
+                    (1 << step.lanes) - 1
                 };
                 // SAFETY: AVX-512F is enabled on this function; the masked
-                // reads and writes are in bounds by the assertions above,
+                // reads and writes are in bounds (the caller's assertions),
                 // and `weights` holds LANES per tap. No closures: they
                 // would not inherit the target feature.
                 unsafe {
+                    let src = padded.as_ptr().add(step.input);
                     let mut acc = [_mm512_setzero_ps(); LANES];
                     for (lane, a) in acc.iter_mut().enumerate() {
                         *a = _mm512_set1_ps(self.blocked.bias[block * LANES + lane]);
                     }
                     for (t, &off) in taps.iter().enumerate() {
-                        let s = _mm512_maskz_loadu_ps(mask, padded.as_ptr().add(off + p));
+                        let s = _mm512_maskz_loadu_ps(mask, src.add(off));
                         let k = weights.as_ptr().add(t * LANES);
                         for (lane, a) in acc.iter_mut().enumerate() {
                             *a = _mm512_fmadd_ps(_mm512_set1_ps(*k.add(lane)), s, *a);
@@ -165,7 +226,8 @@ impl DirectConv {
                     }
                     for (lane, a) in acc.iter().enumerate().take(channels) {
                         let co = block * LANES + lane;
-                        _mm512_mask_storeu_ps(rows.as_mut_ptr().add(co * plane + p), mask, *a);
+                        let out = dst.as_mut_ptr().add(co * plane + step.output);
+                        _mm512_mask_storeu_ps(out, mask, *a);
                     }
                 }
             }
@@ -188,17 +250,23 @@ impl EvalOp for DirectConv {
         let input = args_1!(inputs);
         let (ph, pw) = self.padded();
         let mut padded = vec![0f32; self.conv.c_in * ph * pw];
-        let mut rows = vec![0f32; self.conv.c_out * self.conv.oh * pw];
-        let taps = self.tap_offsets();
+        let mut scratch = match self.layout {
+            Layout::Rows => Vec::new(),
+            Layout::Run => vec![0f32; self.conv.c_out * self.plane()],
+        };
+        let (taps, steps) = (self.tap_offsets(), self.steps());
         let out = self.conv.eval_images("DirectConv", &input, |image, out| {
             self.pad_into(image, &mut padded);
-            self.convolve(&padded, &taps, &mut rows);
-            // Keep each row's first `ow` positions.
-            for (o, r) in out
-                .chunks_exact_mut(self.conv.ow)
-                .zip(rows.chunks_exact(pw))
-            {
-                o.copy_from_slice(&r[..self.conv.ow]);
+            match self.layout {
+                Layout::Rows => self.convolve(&padded, &taps, &steps, out),
+                Layout::Run => {
+                    self.convolve(&padded, &taps, &steps, &mut scratch);
+                    // Keep each padded row's first `ow` positions.
+                    let ow = self.conv.ow;
+                    for (o, r) in out.chunks_exact_mut(ow).zip(scratch.chunks_exact(pw)) {
+                        o.copy_from_slice(&r[..ow]);
+                    }
+                }
             }
         })?;
         Ok(tvec!(out.into_tvalue()))
@@ -214,17 +282,31 @@ impl TypedOp for DirectConv {
 }
 
 /// The [`DirectConv`] for a node, if it is a stride-1 convolution
-/// ([`conv::match_conv`]) that op computes well.
+/// ([`conv::match_conv`]) that op computes well: in the layout that uses
+/// more of the vectors' lanes, at least 3/4 of them (measured: with 89 %
+/// of lanes 1.6x as fast as tract, 80 % 1.2x, 50 % 0.85x; BENCHMARKS.md,
+/// *Direct stride-1*).
 fn direct_for(model: &TypedModel, node: &TypedNode) -> TractResult<Option<DirectConv>> {
     let Some((conv, blocked)) = conv::match_conv(model, node, 1, LANES)? else {
         return Ok(None);
     };
-    let direct = DirectConv { conv, blocked };
+    let mut direct = DirectConv {
+        conv,
+        layout: Layout::Rows,
+        blocked,
+    };
     // The output is what a stride-1 window over the padded input gives.
     let (ph, pw) = direct.padded();
-    let (c, window) = (&direct.conv, (ph + 1).checked_sub(direct.conv.kh));
-    let fits = window == Some(c.oh) && (pw + 1).checked_sub(c.kw) == Some(c.ow);
-    Ok((fits && direct.lanes_well_used()).then_some(direct))
+    let c = &direct.conv;
+    if (ph + 1).checked_sub(c.kh) != Some(c.oh) || (pw + 1).checked_sub(c.kw) != Some(c.ow) {
+        return Ok(None);
+    }
+    let rows = direct.lanes_used();
+    direct.layout = Layout::Run;
+    if rows >= direct.lanes_used() {
+        direct.layout = Layout::Rows;
+    }
+    Ok((direct.lanes_used() >= 0.75).then_some(direct))
 }
 
 /// Whether this machine runs [`DirectConv`] faster than tract's own path.

@@ -29,29 +29,44 @@ fn equals_tracts_convolution() {
         ((1, 2, 20, 20), (3, 3, 2), PaddingSpec::Valid),
     ];
     assert_swapped_equal(&cases, 1, MOST_TERMS, swap_in_always);
+    // Both layouts were among them.
+    let layouts: Vec<Layout> = cases
+        .iter()
+        .map(|(i, k, p)| layout_of(&conv_model(*i, *k, p.clone(), 1)))
+        .collect();
+    assert!(layouts.contains(&Layout::Rows) && layouts.contains(&Layout::Run));
 }
 
-/// The portable path gives the same bits as the one this host takes:
-/// both fuse each multiply-add, in the same order.
+/// The layout a case gets.
+fn layout_of(model: &TypedModel) -> Layout {
+    let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
+    direct_for(model, node).unwrap().unwrap().layout
+}
+
+/// The portable path gives the same bits as the one this host takes, in
+/// both layouts: both fuse each multiply-add, in the same order.
 #[test]
 fn portable_path_equals_the_detected_one() {
-    let model = conv_model(
-        (1, 6, 13, 21),
-        (19, 3, 3),
-        PaddingSpec::Explicit(tvec![1, 0], tvec![1, 2]),
-        1,
-    );
-    let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
-    let direct = direct_for(&model, node).unwrap().unwrap();
-    let (ph, pw) = direct.padded();
-    let mut padded = vec![0f32; 6 * ph * pw];
-    direct.pad_into(&data(6 * 13 * 21, 13), &mut padded);
-    let taps = direct.tap_offsets();
-    let mut detected = vec![0f32; 19 * direct.conv.oh * pw];
-    let mut portable = detected.clone();
-    direct.convolve(&padded, &taps, &mut detected);
-    direct.convolve_portable(&padded, &taps, &mut portable);
-    assert_eq!(detected, portable);
+    let cases = [
+        ((1, 6, 13, 21), (19, 3, 3), Layout::Run),
+        ((1, 3, 8, 32), (5, 3, 3), Layout::Rows),
+    ];
+    for (input, kernel, layout) in cases {
+        let (_, c, h, w) = input;
+        let model = conv_model(input, kernel, pad(1, 1), 1);
+        assert_eq!(layout_of(&model), layout);
+        let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
+        let direct = direct_for(&model, node).unwrap().unwrap();
+        let (ph, pw) = direct.padded();
+        let mut padded = vec![0f32; c * ph * pw];
+        direct.pad_into(&data(c * h * w, 13), &mut padded);
+        let (taps, steps) = (direct.tap_offsets(), direct.steps());
+        let mut detected = vec![0f32; kernel.0 * direct.plane()];
+        let mut portable = detected.clone();
+        direct.convolve(&padded, &taps, &steps, &mut detected);
+        direct.convolve_portable(&padded, &taps, &steps, &mut portable);
+        assert_eq!(detected, portable, "{layout:?}");
+    }
 }
 
 /// Strides other than 1, groups, and shapes where under 3/4 of the
