@@ -2,13 +2,15 @@
 //!
 //! tract lowers a 3×3 convolution to a gather (lazy im2col) feeding its
 //! packed matrix product. On the shipped model's widest convolution (32→64
-//! channels, 16×16) that ran at 31 GMAC/s where a direct loop reaches 50:
+//! channels, 16×16) that ran at 31 GMAC/s where a direct loop reaches 50–58:
 //! the gather is redone for every 16 output channels. [`DirectConv`] pads
-//! the input once and computes outputs along the padded rows as one run of
-//! positions (output `p` reads input `p + ky·width + kx`), so every tap is
-//! one contiguous 16-wide load, times 16 output channels' weights in
-//! registers. The columns past a row's end are computed and dropped, so it
-//! is swapped in ([`swap_in`]) only where at least 3/4 of the lanes are
+//! the input once and lays 16 output positions along a vector, so every tap
+//! is one contiguous 16-wide load, times 16 output channels' weights held
+//! in registers. The positions follow the output rows where a row is a
+//! whole number of vectors wide ([`Layout::Rows`]); else they run along
+//! the padded rows (output `p` reads input `p + ky·width + kx`), the
+//! columns past a row's end computed and dropped ([`Layout::Run`]). It is
+//! swapped in ([`swap_in`]) only where at least 3/4 of the lanes are
 //! outputs, and only where AVX-512 runs it.
 
 use tract_onnx::prelude::*;
