@@ -1,5 +1,6 @@
-//! Test helpers of the swapped-in convolutions ([`super::stem`],
-//! [`super::direct`]): one-convolution models and tract's values.
+//! Test helpers of the ops swapped into tract's plans ([`super::pool`],
+//! [`super::stem`], [`super::direct`]): the shipped model, one-convolution
+//! models and tract's values.
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
@@ -12,6 +13,17 @@ pub(crate) fn run(model: TypedModel, input: &Tensor) -> Tensor {
         .unwrap()
         .remove(0)
         .into_tensor()
+}
+
+/// The shipped model, decluttered, for a batch of three 64×64 crops.
+pub(crate) fn shipped_typed() -> TypedModel {
+    let bytes = crate::vision::model::BUILTIN_MODELS[0].onnx;
+    tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .and_then(|m| m.with_input_fact(0, f32::fact([3, 3, 64, 64]).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .unwrap()
 }
 
 pub(crate) fn data(len: usize, seed: usize) -> Vec<f32> {

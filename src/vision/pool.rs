@@ -198,16 +198,7 @@ fn next_clamp_move(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(model: TypedModel, input: &Tensor) -> Tensor {
-        model
-            .into_runnable()
-            .unwrap()
-            .run(tvec!(input.clone().into()))
-            .unwrap()
-            .remove(0)
-            .into_tensor()
-    }
+    use crate::vision::conv_tests::{run, shipped_typed};
 
     /// The same values as tract's own pool, on odd and even sizes, at every
     /// batch size the pipeline uses.
@@ -244,13 +235,7 @@ mod tests {
     /// moved after the pools and the pools swapped, every one of them.
     #[test]
     fn shipped_model_scores_unchanged() {
-        let bytes = crate::vision::model::BUILTIN_MODELS[0].onnx;
-        let typed = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(bytes))
-            .and_then(|m| m.with_input_fact(0, f32::fact([3, 3, 64, 64]).into()))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .unwrap();
+        let typed = shipped_typed();
         let theirs = typed.clone().into_optimized().unwrap();
         let mut ours = typed;
         // ReLU6 (a max and a min) and two ReLUs.

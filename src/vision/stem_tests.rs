@@ -1,6 +1,8 @@
 //! Tests of [`super`]: values against tract's own convolution.
 use super::*;
-use crate::vision::conv_tests::{assert_swapped_equal, conv_model, data, run, values};
+use crate::vision::conv_tests::{
+    assert_swapped_equal, conv_model, data, run, shipped_typed, values,
+};
 use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 
 /// The largest kernel below: 4×5×5 products per output.
@@ -82,13 +84,7 @@ fn leaves_other_convolutions_alone() {
 /// scores as tract's own plan does, within rounding.
 #[test]
 fn shipped_model_scores_unchanged() {
-    let bytes = crate::vision::model::BUILTIN_MODELS[0].onnx;
-    let typed = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .and_then(|m| m.with_input_fact(0, f32::fact([3, 3, 64, 64]).into()))
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .unwrap();
+    let typed = shipped_typed();
     let mut swapped = typed.clone();
     assert_eq!(swap_in(&mut swapped).unwrap(), 1);
     let theirs = typed.clone().into_optimized().unwrap();
