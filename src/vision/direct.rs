@@ -3,14 +3,16 @@
 //! tract lowers a 3×3 convolution to a gather (lazy im2col) feeding its
 //! packed matrix product. On the shipped model's widest convolution (32→64
 //! channels, 16×16) that ran at 31 GMAC/s where a direct loop reaches 50–58:
-//! the gather is redone for every 16 output channels. [`DirectConv`] pads
-//! the input once and lays 16 output positions along a vector, so every tap
-//! is one contiguous 16-wide load, times 16 output channels' weights held
-//! in registers. The positions follow the output rows where a row is a
-//! whole number of vectors wide ([`Layout::Rows`]); else they run along
-//! the padded rows (output `p` reads input `p + ky·width + kx`), the
-//! columns past a row's end computed and dropped ([`Layout::Run`]). It is
-//! swapped in ([`swap_in`]) only where at least 3/4 of the lanes are
+//! the gather is redone for every 16 output channels. [`DirectConv`] lays
+//! 16 output positions along a vector, so every tap is one contiguous
+//! 16-wide load, times 16 output channels' weights held in registers. The
+//! positions follow the output rows of the padded input where a row is a
+//! whole number of vectors wide ([`Layout::Rows`]); else they run through
+//! the whole output, every lane an output, over copies of the input
+//! shifted by each kernel column ([`Layout::Shifted`]). The copies cost
+//! about 5 % at 16×16 and win at 8×8 and 4×4, where a row-wise run would
+//! leave 20–50 % of the lanes idle (BENCHMARKS.md). It is swapped in
+//! ([`swap_in`]) only where at least 3/4 of the lanes are
 //! outputs, and only where AVX-512 runs it.
 
 use tract_onnx::prelude::*;
@@ -27,10 +29,10 @@ enum Layout {
     /// Within each output row (the row a whole number of vectors wide, or
     /// nearly): stored straight into the output.
     Rows,
-    /// Along the padded rows as one run of positions (the columns past a
-    /// row's end computed and dropped): stored in a scratch plane of the
-    /// padded width, then copied out.
-    Run,
+    /// Along the output as one run of positions, every lane an output:
+    /// the input copied once per kernel column, shifted by it and cut to
+    /// the output's width, so output `p` reads `p + ky·ow` of a copy.
+    Shifted,
 }
 
 /// A vector of output positions: where tap (0, 0, 0) reads for its first
@@ -85,8 +87,8 @@ impl DirectConv {
                     })
                 })
                 .collect(),
-            Layout::Run => {
-                let len = (oh - 1) * pw + ow;
+            Layout::Shifted => {
+                let len = oh * ow;
                 (0..len)
                     .step_by(LANES)
                     .map(|p| Step {
@@ -99,18 +101,52 @@ impl DirectConv {
         }
     }
 
-    /// Values per output channel where [`Self::convolve`] stores.
+    /// Values per output channel.
     fn plane(&self) -> usize {
-        match self.layout {
-            Layout::Rows => self.conv.oh * self.conv.ow,
-            Layout::Run => self.conv.oh * self.padded().1,
-        }
+        self.conv.oh * self.conv.ow
     }
 
     /// The share of the vectors' lanes that are outputs.
     fn lanes_used(&self) -> f64 {
         let steps = self.steps();
         (self.conv.oh * self.conv.ow) as f64 / (steps.len() * LANES) as f64
+    }
+
+    /// Values of the input as the layout reads it.
+    fn input_len(&self) -> usize {
+        let (ph, pw) = self.padded();
+        match self.layout {
+            Layout::Rows => self.conv.c_in * ph * pw,
+            Layout::Shifted => self.conv.kw * self.conv.c_in * ph * self.conv.ow,
+        }
+    }
+
+    /// Copies one image into `input` as the layout reads it.
+    fn prepare(&self, image: &[f32], input: &mut [f32]) {
+        match self.layout {
+            Layout::Rows => self.pad_into(image, input),
+            Layout::Shifted => self.shift_into(image, input),
+        }
+    }
+
+    /// Copies one image into `shifted`, `[kx][channel][padded row][ow]`:
+    /// value `x` of copy `kx` is padded column `x + kx` (zero borders).
+    fn shift_into(&self, image: &[f32], shifted: &mut [f32]) {
+        let c = &self.conv;
+        let (ph, ow, left) = (self.padded().0, c.ow, c.pad[1]);
+        shifted.fill(0.0);
+        for kx in 0..c.kw {
+            // Output columns whose padded column `x + kx` is in the image.
+            let lo = left.saturating_sub(kx).min(ow);
+            let hi = (c.w + left).saturating_sub(kx).min(ow).max(lo);
+            for (ch, plane) in image.chunks_exact(c.h * c.w).enumerate() {
+                for (y, row) in plane.chunks_exact(c.w).enumerate() {
+                    let at = ((kx * c.c_in + ch) * ph + y + c.pad[0]) * ow;
+                    let from = lo + kx - left;
+                    shifted[at + lo..at + hi].copy_from_slice(&row[from..from + hi - lo]);
+                }
+            }
+        }
     }
 
     /// Copies one image's channels into `padded` (zero borders).
@@ -125,30 +161,33 @@ impl DirectConv {
         }
     }
 
-    /// Where tap (c, ky, kx) reads, relative to the output position.
+    /// Where tap (c, ky, kx) reads, relative to the step's input.
     fn tap_offsets(&self) -> Vec<usize> {
         let (ph, pw) = self.padded();
         let mut offsets = Vec::with_capacity(self.conv.taps());
         for c in 0..self.conv.c_in {
             for ky in 0..self.conv.kh {
                 for kx in 0..self.conv.kw {
-                    offsets.push((c * ph + ky) * pw + kx);
+                    offsets.push(match self.layout {
+                        Layout::Rows => (c * ph + ky) * pw + kx,
+                        Layout::Shifted => ((kx * self.conv.c_in + c) * ph + ky) * self.conv.ow,
+                    });
                 }
             }
         }
         offsets
     }
 
-    /// The convolution of one padded image into `dst`, [`Self::plane`]
-    /// values per output channel.
-    fn convolve(&self, padded: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
+    /// The convolution of one prepared image ([`Self::prepare`]) into
+    /// `dst`, [`Self::plane`] values per output channel.
+    fn convolve(&self, input: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
         // Every read is `tap + step.input .. + step.lanes`, every write
         // `channel plane + step.output .. + step.lanes`.
         let reach = |f: fn(&Step) -> usize| steps.iter().map(|s| f(s) + s.lanes).max();
         let last_tap = taps.iter().max().copied().unwrap_or(0);
         assert!(
-            reach(|s| s.input).is_none_or(|r| last_tap + r <= padded.len()),
-            "direct conv: padded input too short"
+            reach(|s| s.input).is_none_or(|r| last_tap + r <= input.len()),
+            "direct conv: input too short"
         );
         let plane = self.plane();
         assert!(
@@ -159,13 +198,13 @@ impl DirectConv {
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the feature was just detected; the reads and writes
             // are in bounds by the assertions above.
-            unsafe { self.convolve_avx512(padded, taps, steps, dst) };
+            unsafe { self.convolve_avx512(input, taps, steps, dst) };
             return;
         }
-        self.convolve_portable(padded, taps, steps, dst);
+        self.convolve_portable(input, taps, steps, dst);
     }
 
-    fn convolve_portable(&self, padded: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
+    fn convolve_portable(&self, input: &[f32], taps: &[usize], steps: &[Step], dst: &mut [f32]) {
         let plane = self.plane();
         for block in 0..self.blocked.blocks() {
             let weights = self.blocked.block(block, taps.len());
@@ -176,7 +215,7 @@ impl DirectConv {
                     out.fill(self.blocked.bias[co]);
                     for (t, &off) in taps.iter().enumerate() {
                         let k = weights[t * LANES + lane];
-                        let src = &padded[off + step.input..][..step.lanes];
+                        let src = &input[off + step.input..][..step.lanes];
                         for (o, &s) in out.iter_mut().zip(src) {
                             *o = k.mul_add(s, *o);
                         }
@@ -193,7 +232,7 @@ impl DirectConv {
     #[target_feature(enable = "avx512f")]
     unsafe fn convolve_avx512(
         &self,
-        padded: &[f32],
+        input: &[f32],
         taps: &[usize],
         steps: &[Step],
         dst: &mut [f32],
@@ -214,7 +253,7 @@ impl DirectConv {
                 // and `weights` holds LANES per tap. No closures: they
                 // would not inherit the target feature.
                 unsafe {
-                    let src = padded.as_ptr().add(step.input);
+                    let src = input.as_ptr().add(step.input);
                     let mut acc = [_mm512_setzero_ps(); LANES];
                     for (lane, a) in acc.iter_mut().enumerate() {
                         *a = _mm512_set1_ps(self.blocked.bias[block * LANES + lane]);
@@ -250,26 +289,11 @@ impl EvalOp for DirectConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let (ph, pw) = self.padded();
-        let mut padded = vec![0f32; self.conv.c_in * ph * pw];
-        let mut scratch = match self.layout {
-            Layout::Rows => Vec::new(),
-            Layout::Run => vec![0f32; self.conv.c_out * self.plane()],
-        };
+        let mut prepared = vec![0f32; self.input_len()];
         let (taps, steps) = (self.tap_offsets(), self.steps());
         let out = self.conv.eval_images("DirectConv", &input, |image, out| {
-            self.pad_into(image, &mut padded);
-            match self.layout {
-                Layout::Rows => self.convolve(&padded, &taps, &steps, out),
-                Layout::Run => {
-                    self.convolve(&padded, &taps, &steps, &mut scratch);
-                    // Keep each padded row's first `ow` positions.
-                    let ow = self.conv.ow;
-                    for (o, r) in out.chunks_exact_mut(ow).zip(scratch.chunks_exact(pw)) {
-                        o.copy_from_slice(&r[..ow]);
-                    }
-                }
-            }
+            self.prepare(image, &mut prepared);
+            self.convolve(&prepared, &taps, &steps, out);
         })?;
         Ok(tvec!(out.into_tvalue()))
     }
@@ -303,8 +327,9 @@ fn direct_for(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Direct
     if (ph + 1).checked_sub(c.kh) != Some(c.oh) || (pw + 1).checked_sub(c.kw) != Some(c.ow) {
         return Ok(None);
     }
+    // Rows where they fill as many lanes: they skip the copies.
     let rows = direct.lanes_used();
-    direct.layout = Layout::Run;
+    direct.layout = Layout::Shifted;
     if rows >= direct.lanes_used() {
         direct.layout = Layout::Rows;
     }
