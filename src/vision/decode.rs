@@ -89,8 +89,11 @@ fn more_scans_than(bytes: &[u8], max: usize) -> bool {
     false
 }
 
-/// The largest DCT scale decoded as such: at 1/2 a scaled decode costs
-/// what zune-jpeg's full one does (BENCHMARKS.md, *Scaled decodes*).
+/// The largest DCT scale decoded as such. At 1/2 a scaled decode costs
+/// what zune-jpeg's full one does without SIMD, and with it (3.2 against
+/// 4.6 ms) the model, fed DCT-halved pixels, saw cars later: lanes3 start
+/// error 133 -> 150 s, turned upright 300 -> 467 s (BENCHMARKS.md,
+/// *Scaled decodes*).
 const SCALED_AT_MOST: f64 = 0.25;
 
 /// The largest factor any zone needs to keep `min_px` across (at least
@@ -121,10 +124,10 @@ pub fn scaled_decode_worth_it(width: u32, height: u32, zones: &[[f64; 4]], min_p
 /// denominator of the scale used. The scaling happens inside the inverse
 /// DCT, so a quarter-scale decode does a fraction of the work.
 ///
-/// The scaled decode is libjpeg-turbo's (as mozjpeg, built by `cc`, without
-/// its assembly): on 1440x960 frames 3.7–4.5 ms at 1/4 and 2.7 ms at 1/8,
-/// where jpeg-decoder took 5.2–6.1 ms at either, no faster than zune-jpeg's
-/// full decode (5.1–6.1 ms).
+/// The scaled decode is libjpeg-turbo's (as mozjpeg, built by `cc`, its x86
+/// SIMD assembled where nasm is installed; the same pixels either way): on
+/// 1440x960 frames 2.8 ms at 1/4 and 2.4 at 1/8 with SIMD, 3.6 and 2.6
+/// without, where zune-jpeg's full decode takes 4.6–4.9.
 pub fn decode_jpeg_for_zones(
     bytes: &[u8],
     zones: &[[f64; 4]],
