@@ -93,7 +93,7 @@ fn more_scans_than(bytes: &[u8], max: usize) -> bool {
 /// what zune-jpeg's full one does without SIMD, and with it (3.2 against
 /// 4.6 ms) the model, fed DCT-halved pixels, saw cars later: lanes3 start
 /// error 133 -> 150 s, turned upright 300 -> 467 s (BENCHMARKS.md,
-/// *Scaled decodes*).
+/// *libjpeg-turbo's SIMD*).
 const SCALED_AT_MOST: f64 = 0.25;
 
 /// The largest factor any zone needs to keep `min_px` across (at least
