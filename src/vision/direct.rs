@@ -309,9 +309,9 @@ impl TypedOp for DirectConv {
 
 /// The [`DirectConv`] for a node, if it is a stride-1 convolution
 /// ([`conv::match_conv`]) that op computes well: in the layout that uses
-/// more of the vectors' lanes, at least 3/4 of them (measured: with 89 %
-/// of lanes 1.6x as fast as tract, 80 % 1.2x, 50 % 0.85x; BENCHMARKS.md,
-/// *Direct stride-1*).
+/// more of the vectors' lanes, at least 3/4 of them (measured before the
+/// shifted layout: with 89 % of lanes 1.6x as fast as tract, 80 % 1.2x,
+/// 50 % 0.85x; shifted, all lanes: 1.5x on the 4×4 one; BENCHMARKS.md).
 fn direct_for(model: &TypedModel, node: &TypedNode) -> TractResult<Option<DirectConv>> {
     let Some((conv, blocked)) = conv::match_conv(model, node, 1, LANES)? else {
         return Ok(None);
