@@ -99,6 +99,13 @@ pub fn print_table(opts: &BenchOptions, rows: &[BenchRow]) {
         },
         opts.frames
     );
+    // Which fast paths this build and CPU take: figures differ without them.
+    let on = |yes: bool| if yes { "on" } else { "off" };
+    println!(
+        "libjpeg-turbo SIMD (scaled decodes) {}; direct convolutions (AVX-512) {}",
+        on(crate::vision::decode::scaled_decode_simd()),
+        on(crate::vision::direct::available())
+    );
     println!(
         "| run | frames/s | crops/s | frames/CPU-s | p50 ms | p99 ms | decode ms | crop ms | inference ms | tracking ms | store ms | peak RSS MB | dropped | crops reused |"
     );

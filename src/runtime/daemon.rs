@@ -148,6 +148,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         sensors = config.sensors.len(),
         model = %classifier.name(),
         resumed,
+        jpeg_simd = crate::vision::decode::scaled_decode_simd(),
+        direct_conv = crate::vision::direct::available(),
         "firelane started"
     );
 

@@ -89,6 +89,24 @@ fn more_scans_than(bytes: &[u8], max: usize) -> bool {
     false
 }
 
+unsafe extern "C" {
+    /// libjpeg-turbo's own probe, defined both by its SIMD dispatch and by
+    /// the stub linked in its place when it is built without SIMD (which
+    /// returns 0).
+    fn jsimd_can_idct_4x4() -> std::ffi::c_int;
+}
+
+/// Whether the linked libjpeg-turbo runs its SIMD for the scaled decodes
+/// on this CPU. False where firelane was built without nasm: the plain C,
+/// the same pixels, slower (BENCHMARKS.md, *libjpeg-turbo's SIMD*). The
+/// build says nothing then, so the daemon's start line and `firelane
+/// bench` do.
+pub fn scaled_decode_simd() -> bool {
+    // SAFETY: no arguments, no memory handed over; it reads the CPU's
+    // features once per thread.
+    unsafe { jsimd_can_idct_4x4() != 0 }
+}
+
 /// The largest DCT scale decoded as such. At 1/2 a scaled decode costs
 /// what zune-jpeg's full one does without SIMD, and with it (3.2 against
 /// 4.6 ms) the model, fed DCT-halved pixels, saw cars later: lanes3 start
@@ -283,6 +301,21 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `.ci/run` installs nasm before building and sets
+    /// FIRELANE_EXPECT_JPEG_SIMD, so a CI build (and the package it makes)
+    /// that lost libjpeg-turbo's SIMD fails here instead of running
+    /// quietly slower.
+    #[test]
+    fn scaled_decodes_run_simd_where_the_build_had_nasm() {
+        let simd = scaled_decode_simd();
+        if std::env::var_os("FIRELANE_EXPECT_JPEG_SIMD").is_some() {
+            assert!(simd, "libjpeg-turbo was built without its SIMD (no nasm?)");
+        }
+        // Either way the answer is the same on every thread.
+        let other = std::thread::spawn(scaled_decode_simd).join().unwrap();
+        assert_eq!(simd, other);
+    }
 
     #[test]
     fn scaled_decode_keeps_every_zone_at_least_the_models_size() {
