@@ -136,9 +136,13 @@ impl DirectConv {
         let (ph, ow, left) = (self.padded().0, c.ow, c.pad[1]);
         shifted.fill(0.0);
         for kx in 0..c.kw {
-            // Output columns whose padded column `x + kx` is in the image.
+            // Output columns whose padded column `x + kx` is in the image:
+            // none where the padding is wider than the rest of the kernel.
             let lo = left.saturating_sub(kx).min(ow);
-            let hi = (c.w + left).saturating_sub(kx).min(ow).max(lo);
+            let hi = (c.w + left).saturating_sub(kx).min(ow);
+            if lo >= hi {
+                continue;
+            }
             for (ch, plane) in image.chunks_exact(c.h * c.w).enumerate() {
                 for (y, row) in plane.chunks_exact(c.w).enumerate() {
                     let at = ((kx * c.c_in + ch) * ph + y + c.pad[0]) * ow;

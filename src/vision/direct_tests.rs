@@ -34,6 +34,12 @@ fn equals_tracts_convolution() {
         ((2, 64, 4, 4), (128, 3, 3), pad(1, 1)),
         // A copy with columns past the image on both sides.
         ((1, 3, 6, 5), (17, 3, 5), pad(2, 2)),
+        // Padding wider than the kernel: some copies are all padding.
+        (
+            (1, 2, 10, 1),
+            (4, 3, 4),
+            PaddingSpec::Explicit(tvec![1, 5], tvec![1, 0]),
+        ),
     ];
     assert_swapped_equal(&cases, 1, MOST_TERMS, swap_in_always);
     // Both layouts were among them.
