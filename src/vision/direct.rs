@@ -143,10 +143,11 @@ impl DirectConv {
             if lo >= hi {
                 continue;
             }
+            // The image column output column `lo` reads, in every row.
+            let from = lo + kx - left;
             for (ch, plane) in image.chunks_exact(c.h * c.w).enumerate() {
                 for (y, row) in plane.chunks_exact(c.w).enumerate() {
                     let at = ((kx * c.c_in + ch) * ph + y + c.pad[0]) * ow;
-                    let from = lo + kx - left;
                     shifted[at + lo..at + hi].copy_from_slice(&row[from..from + hi - lo]);
                 }
             }
