@@ -96,7 +96,7 @@ TRAIN_AUGMENTATIONS = [
     "so partial / off-centre cars keep their label and neighbours' cars only show at the edges",
     "horizontal flip (p=0.5); rotation by 90 deg either way (p=0.15: strips run in any direction)",
     "low resolution (p=0.3): down to 18-60 px then back up (small or far zones)",
-    "30% of samples are 'hard' (light p=1, colour cast 0.8, blur 0.8, noise 0.8, JPEG 0.9 at 10-40)",
+    "{hard}% of samples are 'hard' (light p=1, colour cast 0.8, blur 0.8, noise 0.8, JPEG 0.9 at 10-40)",
     "brightness 0.4-1.7 and contrast 0.5-1.5 (p=0.8); gamma 0.55-1.8 (p=0.4)",
     "shadow: random darkened polygon or band, factor 0.35-0.8, soft edge (p=0.35)",
     "haze: blend with a light grey 10-40% (p=0.15)",
@@ -106,6 +106,11 @@ TRAIN_AUGMENTATIONS = [
     "JPEG re-compression quality 15-95 (p=0.6)",
     "random erasing 2-15% area, random colour or noise fill (p=0.3)",
 ]
+
+
+def train_augmentations(hard_share):
+    """The card's list, with the --hard share written in."""
+    return [t.replace("{hard}", f"{round(hard_share * 100):g}") for t in TRAIN_AUGMENTATIONS]
 
 CAMERA_PROFILE = (
     "fixed seed, 3 profiles per patch, each with all of: viewpoint (rotation +-10 deg, scale "
@@ -215,9 +220,10 @@ def scene_occluder(img, rng, free_pick):
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
 
 
-def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None, clean=0.0):
+def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None, clean=0.0, hard_share=0.30):
     w, h = img.size
-    hard = rng.random() < 0.30
+    # The draw is made whatever the share, so a changed --hard moves no other draw.
+    hard = rng.random() < hard_share
     if occluder > 0 and rng.random() < occluder:
         img = scene_occluder(img, rng, free_pick)
     if rng.random() < 0.9:
@@ -537,7 +543,7 @@ def train_model(arch, size, train, val, images, args, log_prefix="", teacher=Non
             idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
             xb = torch.from_numpy(np.stack([
                 preprocess(train_augment_v2(images[train[i][0]], np.random.default_rng([args.seed, epoch, int(i)]),
-                                            neighbour, args.occluder, free_pick, args.clean), size) for i in idx]))
+                                            neighbour, args.occluder, free_pick, args.clean, args.hard), size) for i in idx]))
             yb = torch.from_numpy(ytr[idx]).unsqueeze(1)
             logit = net(xb)
             loss = F.binary_cross_entropy_with_logits(logit, yb, pos_weight=pos_weight)
@@ -621,7 +627,7 @@ def run_proxy(args):
     cam_only = np.mean([v1.roc_auc(a[2], a[3]) for a in per_fold])
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
            "epochs": args.epochs, "kind": "proxy", "occluder": args.occluder, "foliage": args.foliage,
-           "clean": args.clean,
+           "clean": args.clean, "hard": args.hard,
            "proxy_accuracy": res["threshold_val_mixed"]["accuracy"],
            "proxy_auc": round(float(np.mean(aucs)), 5),
            "proxy_camera_only_auc": round(float(cam_only), 5),
@@ -751,7 +757,7 @@ def run_final(args):
     out = {"arch": args.arch, "size": args.size, "tag": args.tag, "teacher": args.teacher, "kd": args.kd,
            "teacher_sha256": v1.sha256(args.teacher.format(fold="final")) if args.teacher else None,
            "epochs": args.epochs, "kind": "final", "threshold": thr, "occluder": args.occluder,
-           "foliage": args.foliage, "clean": args.clean,
+           "foliage": args.foliage, "clean": args.clean, "hard": args.hard,
            "command": "python training/train_v2.py " + " ".join(sys.argv[1:]),
            "macs": macs, "params": nparams, "metrics": m, **info,
            "minutes": round((time.time() - t_start) / 60, 1)}
@@ -802,6 +808,7 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "scene_occluder_p": f.get("occluder", 0.0),
             "occluder_foliage_weight": f.get("foliage", 0.0),
             "clean_share": f.get("clean", 0.0),
+            "hard_share": f.get("hard", 0.30),
             **{k: v for k, v in tract.items() if k in ("tract_ms_per_crop", "tract_vs_v1")}})
     have = {c["candidate"] for c in candidates}
     for fn in sorted(glob.glob(os.path.join(RESULTS, "proxy-*.json"))):
@@ -861,10 +868,11 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "scene_occluder_p": out.get("occluder", 0.0),
             "occluder_foliage_weight": out.get("foliage", 0.0),
             "clean_share": out.get("clean", 0.0),
+            "hard_share": out.get("hard", 0.30),
             "onnx_opset": 17, "onnx_ops": out["onnx_ops"],
             "onnx_note": "TF SAME padding of stride-2 convs folded into Conv pads (no Pad nodes)",
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-            "augmentations": TRAIN_AUGMENTATIONS + ([
+            "augmentations": train_augmentations(out.get("hard", 0.30)) + ([
                 f"scene occluder (p={out.get('occluder')}, applied first): a soft-edged blob of 15-45% of the "
                 "patch cut from a random clear training patch (foliage, trunks, grass, kerbs, asphalt)"
                 + (f", patches drawn with weight 1 + {out.get('foliage')} x their share of saturated green "
@@ -954,6 +962,8 @@ def main():
                     help="probability of the scene-occluder augmentation (blob cut from a clear training patch)")
     ap.add_argument("--foliage", type=float, default=0.0,
                     help="occluder sources weighted 1 + FOLIAGE * foliage share (0 = uniform)")
+    ap.add_argument("--hard", type=float, default=0.30,
+                    help="share of samples that get most degradations at once, JPEG 10-40 (v2 shipped 0.30)")
     ap.add_argument("--clean", type=float, default=0.0,
                     help="share of samples that skip the photometric and degradation augmentations")
     args = ap.parse_args()
