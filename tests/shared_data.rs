@@ -411,10 +411,12 @@ fn turned_point([x, y]: [f64; 2], size: (u32, u32), deg: f64) -> [f64; 2] {
 /// picture at a slant: tiles turn with the strip), and cnrpark-a's bays
 /// turned 30 degrees (each bay's crop turned back square). Measured on the
 /// shipped model: upright F1 1.000, mean start error 300 s; a third 0.973,
-/// 317 s here (267 s when shrunk with Lanczos instead); strips at 20, 30
-/// and 40 degrees 0.973, 300-333 s (upright tiles around them gave 0.947,
-/// 383 s at 20 degrees and 1983 s at 40); bays at 20 and 30 degrees 0.989
-/// and 0.979 (0.939 at 20 with bounding boxes). As recorded: strips 0.973,
+/// 317 s here (267 s when shrunk with Lanczos instead); strips at 30
+/// degrees 0.973, 300 s here; bays at 30 degrees 0.979, 6 s here. Through
+/// `bench/variant.py` (2026-12-05): strips at 20, 30 and 40 degrees 0.947,
+/// 0.973 and 0.973, 317, 333 and 300 s (upright tiles around them gave
+/// 0.947, 383 s at 20 degrees and 1983 s at 40); bays at 20 and 30
+/// degrees 0.979, 13 s (0.939 at 20 with bounding boxes). As recorded: strips 0.973,
 /// 133 s; bays 0.979, 13 s. The bound is two frame intervals: one frame
 /// more or less at a start is the resampling's, not a regression.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
