@@ -86,6 +86,7 @@ def preprocess(img, size):
 
 
 # ------------------------------------------------------------------ augmentation
+HARD_SHARE = 0.30  # share of "hard" samples in every run before --hard existed
 TRAIN_AUGMENTATIONS = [
     "neighbouring-bay context (p=0.6): the bay is pasted on a canvas 1.8x its size; the margins are "
     "a mirror of the bay, and each side (left/right p=0.6, top/bottom p=0.3) is replaced by another "
@@ -111,6 +112,7 @@ TRAIN_AUGMENTATIONS = [
 def train_augmentations(hard_share):
     """The card's list, with the --hard share written in."""
     return [t.replace("{hard}", f"{round(hard_share * 100):g}") for t in TRAIN_AUGMENTATIONS]
+
 
 CAMERA_PROFILE = (
     "fixed seed, 3 profiles per patch, each with all of: viewpoint (rotation +-10 deg, scale "
@@ -220,7 +222,7 @@ def scene_occluder(img, rng, free_pick):
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
 
 
-def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None, clean=0.0, hard_share=0.30):
+def train_augment_v2(img, rng, neighbour, occluder=0.0, free_pick=None, clean=0.0, hard_share=HARD_SHARE):
     w, h = img.size
     # The draw is made whatever the share, so a changed --hard moves no other draw.
     hard = rng.random() < hard_share
@@ -808,7 +810,7 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "scene_occluder_p": f.get("occluder", 0.0),
             "occluder_foliage_weight": f.get("foliage", 0.0),
             "clean_share": f.get("clean", 0.0),
-            "hard_share": f.get("hard", 0.30),
+            "hard_share": f.get("hard", HARD_SHARE),
             **{k: v for k, v in tract.items() if k in ("tract_ms_per_crop", "tract_vs_v1")}})
     have = {c["candidate"] for c in candidates}
     for fn in sorted(glob.glob(os.path.join(RESULTS, "proxy-*.json"))):
@@ -868,11 +870,11 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "scene_occluder_p": out.get("occluder", 0.0),
             "occluder_foliage_weight": out.get("foliage", 0.0),
             "clean_share": out.get("clean", 0.0),
-            "hard_share": out.get("hard", 0.30),
+            "hard_share": out.get("hard", HARD_SHARE),
             "onnx_opset": 17, "onnx_ops": out["onnx_ops"],
             "onnx_note": "TF SAME padding of stride-2 convs folded into Conv pads (no Pad nodes)",
             "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-            "augmentations": train_augmentations(out.get("hard", 0.30)) + ([
+            "augmentations": train_augmentations(out.get("hard", HARD_SHARE)) + ([
                 f"scene occluder (p={out.get('occluder')}, applied first): a soft-edged blob of 15-45% of the "
                 "patch cut from a random clear training patch (foliage, trunks, grass, kerbs, asphalt)"
                 + (f", patches drawn with weight 1 + {out.get('foliage')} x their share of saturated green "
@@ -962,7 +964,7 @@ def main():
                     help="probability of the scene-occluder augmentation (blob cut from a clear training patch)")
     ap.add_argument("--foliage", type=float, default=0.0,
                     help="occluder sources weighted 1 + FOLIAGE * foliage share (0 = uniform)")
-    ap.add_argument("--hard", type=float, default=0.30,
+    ap.add_argument("--hard", type=float, default=HARD_SHARE,
                     help="share of samples that get most degradations at once, JPEG 10-40 (v2 shipped 0.30)")
     ap.add_argument("--clean", type=float, default=0.0,
                     help="share of samples that skip the photometric and degradation augmentations")
