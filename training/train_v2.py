@@ -807,6 +807,8 @@ def write_card(args, onnx_path, digest, out, bays, splits, thr):
             "macs": f["macs"], "params": f["params"], "threshold": f["threshold"],
             "ort_ms_per_crop": f["ort_latency_ms"],
             "distilled_from": os.path.basename(f["teacher"]) if f.get("teacher") else None,
+            # the teacher term's weight: without it the kd30/kd80 rows differ from kd 0.5 only by name
+            "teacher_weight": f.get("kd") if f.get("teacher") else None,
             "scene_occluder_p": f.get("occluder", 0.0),
             "occluder_foliage_weight": f.get("foliage", 0.0),
             "clean_share": f.get("clean", 0.0),

@@ -25,10 +25,12 @@ use crate::vision::Classifier;
 
 pub mod broker;
 mod cluster;
+mod limit;
 mod mqtt;
 mod peer;
 
 pub use cluster::run_cluster;
+pub use limit::{Limit, print_limit, run_limit};
 pub use mqtt::run_mqtt;
 pub use peer::{print_table, run_peer};
 

@@ -15,30 +15,15 @@ pub fn run_peer(opts: &BenchOptions, draft: bool) -> anyhow::Result<BenchRow> {
     if !draft {
         cmd.arg("--no-draft");
     }
-    let out = cmd
-        .arg("--frames")
+    cmd.arg("--frames")
         .arg(opts.work_dir.join("frames"))
         .arg("--zones")
         .arg(opts.work_dir.join("zones.json"))
         .arg("--model")
         .arg(&model)
         .arg("--repeat")
-        .arg(&repeat)
-        .output()
-        .with_context(|| format!("running {} bench/peer.py", opts.python))?;
-    if !out.status.success() {
-        bail!(
-            "bench/peer.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(
-        out.stdout
-            .split(|&b| b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap_or_default(),
-    )
-    .context("bench/peer.py output")?;
+        .arg(&repeat);
+    let v = python_json(cmd, "bench/peer.py")?;
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
     Ok(BenchRow {
         run: format!(
@@ -66,9 +51,30 @@ pub fn run_peer(opts: &BenchOptions, draft: bool) -> anyhow::Result<BenchRow> {
     })
 }
 
+/// Runs a Python script of `bench/` and reads the JSON object on its last
+/// line of output.
+pub(super) fn python_json(
+    mut cmd: std::process::Command,
+    script: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {:?} {script}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(
+        out.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default(),
+    )
+    .with_context(|| format!("{script} output"))
+}
+
 /// The model as a file Python can open: a built-in model (`builtin:NAME`)
 /// is written with its card into the work folder.
-fn peer_model(opts: &BenchOptions) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn peer_model(opts: &BenchOptions) -> anyhow::Result<std::path::PathBuf> {
     use crate::vision::model::{BUILTIN_MODELS, BUILTIN_PREFIX};
     let text = opts.model.to_string_lossy();
     let Some(name) = text.strip_prefix(BUILTIN_PREFIX) else {

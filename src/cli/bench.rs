@@ -132,6 +132,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         crate::bench::run(&opts).await?
     };
     crate::bench::print_table(&opts, &rows);
+    // With the peer, the limit both are measured against (same frames,
+    // zones and model); not with --cluster, which runs no peer.
+    if opts.peer && cluster == 0 {
+        crate::bench::print_limit(&crate::bench::run_limit(&opts)?, &rows);
+    }
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
     }
