@@ -221,7 +221,7 @@ fn shipped_model_matches_its_card_on_held_out_bays() {
         "same held-out set as the card"
     );
     let card_acc = card["accuracy"].as_f64().unwrap();
-    // Rust's resize and JPEG decoder differ slightly from PIL's.
+    // The decoder is the one PIL uses; the resize differs from its by rounding.
     assert!(
         (m.accuracy - card_acc).abs() <= 0.005,
         "accuracy {} vs card {card_acc}",

@@ -107,9 +107,9 @@ pub fn scaled_decode_simd() -> bool {
     unsafe { jsimd_can_idct_4x4() != 0 }
 }
 
-/// The largest DCT scale decoded as such. At 1/2 a scaled decode costs
-/// what zune-jpeg's full one does without SIMD, and with it (3.2 against
-/// 4.6 ms) the model, fed DCT-halved pixels, saw cars later: lanes3 start
+/// The largest DCT scale decoded as such. At 1/2 a scaled decode saves
+/// little over a full one (3.2 against 3.8 ms with SIMD), and the model,
+/// fed DCT-halved pixels, saw cars later: lanes3 start
 /// error 133 -> 150 s, turned upright 300 -> 467 s (BENCHMARKS.md,
 /// *libjpeg-turbo's SIMD*).
 const SCALED_AT_MOST: f64 = 0.25;
@@ -145,7 +145,7 @@ pub fn scaled_decode_worth_it(width: u32, height: u32, zones: &[[f64; 4]], min_p
 /// The scaled decode is libjpeg-turbo's (as mozjpeg, built by `cc`, its x86
 /// SIMD assembled where nasm is installed; the same pixels either way): on
 /// 1440x960 frames 2.8 ms at 1/4 and 2.4 at 1/8 with SIMD, 3.6 and 2.6
-/// without, where zune-jpeg's full decode takes 4.6–4.9.
+/// without, where its full decode takes 3.8 (9.6 without).
 pub fn decode_jpeg_for_zones(
     bytes: &[u8],
     zones: &[[f64; 4]],
@@ -167,24 +167,51 @@ pub fn decode_jpeg_for_zones(
     }
     // Eighths: 1/8 or 1/4.
     let eighths = (need * 8.0).ceil().clamp(1.0, SCALED_AT_MOST * 8.0) as u8;
-    match scaled_decode(bytes, eighths)? {
+    match scaled_decode(bytes, eighths, (width, height))? {
         Some(img) => {
             let denominator = (width / img.width().max(1)).max(1);
             Ok((img, denominator))
         }
         // CMYK cameras are rare: the general decoder handles them.
-        None => decode_jpeg(bytes).map(|img| (img, 1)),
+        None => general_decode(bytes).map(|img| (img, 1)),
     }
 }
 
-/// libjpeg's decode at `eighths`/8 scale, as RGB; `None` for a colour
+/// libjpeg's decode at `eighths`/8 scale, as RGB.
+fn scaled_decode(
+    bytes: &[u8],
+    eighths: u8,
+    checked: (u32, u32),
+) -> Result<Option<RgbImage>, DecodeError> {
+    let mut buf = Vec::new();
+    Ok(libjpeg_into(bytes, eighths, checked, &mut buf)?
+        .map(|(w, h)| RgbImage::from_raw(w, h, buf).expect("decoded size matches")))
+}
+
+/// libjpeg's decode at `eighths`/8 scale, as RGB into `buf` (resized, its
+/// allocation reused), giving the width and height, of a frame whose
+/// header was `checked` at that full size; `None` for a colour
 /// space it cannot turn into RGB. libjpeg reports a fatal error by
 /// unwinding out of its C code (mozjpeg's `unwinding`), caught here: a
 /// corrupt frame is refused, never a panic in a scoring thread.
-fn scaled_decode(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeError> {
+fn libjpeg_into(
+    bytes: &[u8],
+    eighths: u8,
+    checked: (u32, u32),
+    buf: &mut Vec<u8>,
+) -> Result<Option<(u32, u32)>, DecodeError> {
     use mozjpeg::ColorSpace;
-    let run = || -> std::io::Result<Option<RgbImage>> {
+    let mut run = || -> std::io::Result<Option<(u32, u32)>> {
         let mut decoder = mozjpeg::Decompress::builder().from_mem(bytes)?;
+        // The callers checked the header zune-jpeg reads; libjpeg must
+        // read the same one, or a doctored file could pass the pixel
+        // limit with one size and be decoded at another.
+        let (w, h) = decoder.size();
+        if (w as u32, h as u32) != checked {
+            return Err(std::io::Error::other(format!(
+                "libjpeg reads the frame header as {w}x{h}, not as checked"
+            )));
+        }
         if !matches!(
             decoder.color_space(),
             ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB | ColorSpace::JCS_GRAYSCALE
@@ -193,15 +220,21 @@ fn scaled_decode(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeEr
         }
         decoder.scale(eighths);
         let mut started = decoder.rgb()?;
-        let (w, h) = (started.width() as u32, started.height() as u32);
-        let pixels: Vec<u8> = started.read_scanlines()?;
+        let (w, h) = (started.width(), started.height());
+        let size = w * h * 3;
+        if buf.capacity() > 2 * size {
+            // One huge frame must not pin its memory to the thread for good.
+            *buf = Vec::new();
+        }
+        buf.resize(size, 0);
+        // Fewer rows than the header promised is an error here, not a
+        // short image.
+        started.read_scanlines_into(&mut buf[..])?;
         started.finish()?;
-        let short = || std::io::Error::other("decoded fewer pixels than its size");
-        RgbImage::from_raw(w, h, pixels).ok_or_else(short).map(Some)
+        Ok(Some((w as u32, h as u32)))
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(Ok(Some(img))) => Ok(Some(img)),
-        Ok(Ok(None)) => Ok(None),
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut run)) {
+        Ok(Ok(dims)) => Ok(dims),
         Ok(Err(e)) => Err(DecodeError::Corrupt(e.to_string())),
         Err(fatal) => Err(DecodeError::Corrupt(
             fatal
@@ -215,23 +248,16 @@ fn scaled_decode(bytes: &[u8], eighths: u8) -> Result<Option<RgbImage>, DecodeEr
 /// Decodes a whole frame as RGB into `buf` (resized, its allocation
 /// reused: a 1080p frame is 6 MB a scoring thread need not ask for anew
 /// each time) and returns its width and height. The same refusals as
-/// [`decode_jpeg`]; greyscale and CMYK frames take that general path.
+/// [`decode_jpeg`]. libjpeg-turbo, the decoder Pillow uses in training:
+/// on a scenario frame every value equals Pillow's, so the model scores
+/// the pixels it was trained on (zune-jpeg's differ in 8 % of values, by
+/// up to 4 levels). With its SIMD it is also faster than zune-jpeg (3.8
+/// against 4.6 ms on a 1440x960 frame; without nasm 9.6 ms, the same
+/// pixels). CMYK frames take the general decoder.
 pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), DecodeError> {
-    use zune_core::bytestream::ZCursor;
-    use zune_core::colorspace::ColorSpace;
-    use zune_core::options::DecoderOptions;
     check_whole(bytes)?;
-    let corrupt = |e: zune_jpeg::errors::DecodeErrors| DecodeError::Corrupt(e.to_string());
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(corrupt)?;
-    let (width, height) = decoder
-        .dimensions()
-        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
-    let (width, height) = (width as u32, height as u32);
+    let (width, height) = jpeg_dimensions(bytes)
+        .ok_or_else(|| DecodeError::Corrupt("the JPEG header (SOF) cannot be read".into()))?;
     if width as u64 * height as u64 > MAX_PIXELS {
         return Err(DecodeError::TooLarge {
             width,
@@ -239,26 +265,13 @@ pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), D
             max: MAX_PIXELS,
         });
     }
-    if !matches!(
-        decoder.input_colorspace(),
-        Some(ColorSpace::YCbCr | ColorSpace::RGB)
-    ) {
-        let img = decode_jpeg(bytes)?;
-        let dims = img.dimensions();
-        *buf = img.into_raw();
+    if let Some(dims) = libjpeg_into(bytes, 8, (width, height), buf)? {
         return Ok(dims);
     }
-    decoder.set_options(decoder.options().jpeg_set_out_colorspace(ColorSpace::RGB));
-    let size = decoder
-        .output_buffer_size()
-        .ok_or_else(|| DecodeError::Corrupt("no frame header".into()))?;
-    if buf.capacity() > 2 * size {
-        // One huge frame must not pin its memory to the thread for good.
-        *buf = Vec::new();
-    }
-    buf.resize(size, 0);
-    decoder.decode_into(buf).map_err(corrupt)?;
-    Ok((width, height))
+    let img = general_decode(bytes)?;
+    let dims = img.dimensions();
+    *buf = img.into_raw();
+    Ok(dims)
 }
 
 /// Width and height from the JPEG header, without decoding; read with the
@@ -278,21 +291,19 @@ pub fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     decoder.dimensions().map(|(w, h)| (w as u32, h as u32))
 }
 
+/// Decodes a whole frame as RGB, as the scoring threads do
+/// ([`decode_jpeg_into`]): the evidence, the API and `classify` see the
+/// pixels the model scored.
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    check_whole(bytes)?;
-    let mut reader =
-        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg);
-    reader.no_limits();
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max: MAX_PIXELS,
-        });
-    }
+    let mut buf = Vec::new();
+    let (w, h) = decode_jpeg_into(bytes, &mut buf)?;
+    Ok(RgbImage::from_raw(w, h, buf).expect("decoded size matches"))
+}
+
+/// The image crate's decoder (zune-jpeg), for the colour spaces libjpeg
+/// is not asked to turn into RGB (CMYK); the frame was checked whole and
+/// under the pixel limit.
+fn general_decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
         .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     Ok(img.into_rgb8())
@@ -462,6 +473,33 @@ mod tests {
             decode_jpeg_into(&bytes[..bytes.len() / 2], &mut buf),
             Err(DecodeError::Truncated(_))
         ));
+    }
+
+    /// The model was trained on Pillow's pixels (libjpeg-turbo). The
+    /// hashes are of Pillow 13's RGB decode of a demo frame, whole and
+    /// with `draft()` at 1/4: `hashlib.sha256(im.convert("RGB").tobytes())`.
+    #[test]
+    fn decodes_the_pixels_pillow_gives_in_training() {
+        use sha2::{Digest, Sha256};
+        let bytes = include_bytes!("../../samples/demo/frames/street/1780304400000.jpg");
+        let hash = |img: &RgbImage| hex::encode(Sha256::digest(img.as_raw()));
+        let full = decode_jpeg(bytes).unwrap();
+        assert_eq!(full.dimensions(), (960, 540));
+        assert_eq!(
+            hash(&full),
+            "2833e11d7c24acf80bd2824445255587ec04e9a0a19f8665b77e9c5cdc75621b"
+        );
+        let mut buf = vec![7; 10];
+        assert_eq!(decode_jpeg_into(bytes, &mut buf).unwrap(), (960, 540));
+        assert_eq!(&buf, full.as_raw());
+        // A zone of 256x256 px keeps 64 px at 1/4.
+        let zone = [0.0, 0.0, 256.0 / 960.0, 256.0 / 540.0];
+        let (quarter, d) = decode_jpeg_for_zones(bytes, &[zone], 64).unwrap();
+        assert_eq!((quarter.dimensions(), d), ((240, 135), 4));
+        assert_eq!(
+            hash(&quarter),
+            "6ab2949c83fd7a2f80fa7509b9654e4f7d14848eb453cf4f633405a52db96e85"
+        );
     }
 
     #[test]
