@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("full", |b| {
         b.iter(|| decode_jpeg(black_box(&jpeg)).unwrap())
     });
-    // What the scoring threads do: zune-jpeg straight into a buffer kept
+    // What the scoring threads do: libjpeg-turbo straight into a buffer kept
     // from the frame before (no input copy, no fresh 6 MB allocation).
     let mut buf = Vec::new();
     g.bench_function("full_into_reused_buffer", |b| {
