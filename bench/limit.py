@@ -44,21 +44,10 @@ def decode_ms(frames, scale, repeat=3):
     return (time.perf_counter() - start) / n * 1e3, img.size
 
 
-def peer_scale(pipe, data):
-    """The DCT scale the careful peer decodes this frame at (peer.py's rule)."""
-    width, height = Image.open(io.BytesIO(data)).size
-    scale = 1
-    for s in (2, 4, 8):
-        boxes = (peer.bounding_box(p, width, height) for p in pipe.polygons)
-        if all(min(x1 - x0, y1 - y0) / s >= min(pipe.w, pipe.h) for x0, y0, x1, y1 in boxes):
-            scale = s
-    return scale
-
-
 def limit(frames, args):
     card = peer.load_card(args.card or str(Path(args.model).with_suffix(".json")))
     pipe = peer.Pipeline(card, peer.load_zones(args.zones), peer.make_session(args.model))
-    scale = peer_scale(pipe, frames[0])
+    scale = pipe.draft_scale(*Image.open(io.BytesIO(frames[0])).size)
     dec, size = decode_ms(frames, scale)
     batch = pipe.crops(pipe.decode(frames[0]))
     pipe.infer(batch)

@@ -113,17 +113,22 @@ class Pipeline:
         self.session = session
         self.draft = draft
 
+    def draft_scale(self, width, height):
+        """The smallest DCT scale (1, 2, 4, 8) that keeps every zone at least the model's input."""
+        scale = 1
+        for s in (2, 4, 8):
+            if all(
+                min(x1 - x0, y1 - y0) / s >= min(self.w, self.h)
+                for x0, y0, x1, y1 in (bounding_box(p, width, height) for p in self.polygons)
+            ):
+                scale = s
+        return scale
+
     def decode(self, data):
         img = Image.open(io.BytesIO(data))
         if self.draft:
             width, height = img.size
-            scale = 1
-            for s in (2, 4, 8):
-                if all(
-                    min(x1 - x0, y1 - y0) / s >= min(self.w, self.h)
-                    for x0, y0, x1, y1 in (bounding_box(p, width, height) for p in self.polygons)
-                ):
-                    scale = s
+            scale = self.draft_scale(width, height)
             if scale > 1:
                 # draft() picks the largest DCT scale whose size is at least this.
                 img.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))

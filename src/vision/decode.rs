@@ -135,6 +135,22 @@ pub fn scaled_decode_worth_it(width: u32, height: u32, zones: &[[f64; 4]], min_p
     scale_needed(zones, width, height, min_px) <= SCALED_AT_MOST
 }
 
+/// The checks every decode path makes first: a whole JPEG, a readable
+/// header, under the pixel limit; gives its width and height.
+fn checked_header(bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
+    check_whole(bytes)?;
+    let (width, height) = jpeg_dimensions(bytes)
+        .ok_or_else(|| DecodeError::Corrupt("the JPEG header (SOF) cannot be read".into()))?;
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max: MAX_PIXELS,
+        });
+    }
+    Ok((width, height))
+}
+
 /// Decodes at the smallest DCT scale (1/4 or 1/8; else full size) that
 /// still gives every zone at least `min_px` pixels in width and height, so
 /// the crops lose nothing the model's input could use. `zones` are bounding boxes as
@@ -151,22 +167,14 @@ pub fn decode_jpeg_for_zones(
     zones: &[[f64; 4]],
     min_px: u32,
 ) -> Result<(RgbImage, u32), DecodeError> {
-    check_whole(bytes)?;
-    let (width, height) = jpeg_dimensions(bytes)
-        .ok_or_else(|| DecodeError::Corrupt("the JPEG header (SOF) cannot be read".into()))?;
-    if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max: MAX_PIXELS,
-        });
-    }
+    let (width, height) = checked_header(bytes)?;
     let need = scale_needed(zones, width, height, min_px);
-    if need > SCALED_AT_MOST {
-        return decode_jpeg(bytes).map(|img| (img, 1));
-    }
-    // Eighths: 1/8 or 1/4.
-    let eighths = (need * 8.0).ceil().clamp(1.0, SCALED_AT_MOST * 8.0) as u8;
+    // Eighths: 1/8 or 1/4 where every zone allows it, else the whole frame.
+    let eighths = if need > SCALED_AT_MOST {
+        8
+    } else {
+        (need * 8.0).ceil().clamp(1.0, SCALED_AT_MOST * 8.0) as u8
+    };
     match scaled_decode(bytes, eighths, (width, height))? {
         Some(img) => {
             let denominator = (width / img.width().max(1)).max(1);
@@ -255,17 +263,8 @@ fn libjpeg_into(
 /// against 4.6 ms on a 1440x960 frame; without nasm 9.6 ms, the same
 /// pixels). CMYK frames take the general decoder.
 pub fn decode_jpeg_into(bytes: &[u8], buf: &mut Vec<u8>) -> Result<(u32, u32), DecodeError> {
-    check_whole(bytes)?;
-    let (width, height) = jpeg_dimensions(bytes)
-        .ok_or_else(|| DecodeError::Corrupt("the JPEG header (SOF) cannot be read".into()))?;
-    if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max: MAX_PIXELS,
-        });
-    }
-    if let Some(dims) = libjpeg_into(bytes, 8, (width, height), buf)? {
+    let checked = checked_header(bytes)?;
+    if let Some(dims) = libjpeg_into(bytes, 8, checked, buf)? {
         return Ok(dims);
     }
     let img = general_decode(bytes)?;
